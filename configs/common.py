@@ -1,0 +1,41 @@
+"""Fields every experiment shares; each ``configs/NAME.py`` starts from ``base(...)``."""
+
+import ml_collections
+
+VARIANTS = ("paper", "cpu", "smoke")
+
+
+def variant(arg: str | None) -> str:
+    """The variant named after ``:`` in ``--config=configs/NAME.py:VARIANT`` (default ``paper``)."""
+    arg = arg or "paper"
+    if arg not in VARIANTS:
+        raise ValueError(f"config variant: expected one of {VARIANTS}, got {arg!r}")
+    return arg
+
+
+def base(experiment: str) -> ml_collections.ConfigDict:
+    cfg = ml_collections.ConfigDict()
+    cfg.experiment = experiment
+    cfg.variant = "paper"
+    cfg.seed = 0
+    cfg.num_seeds = 1
+    cfg.num_generations = 10  # generations 0 .. num_generations - 1; generation 0 fits D_0
+    cfg.samples_per_generation = 1000  # M
+
+    cfg.mixing = ml_collections.ConfigDict()
+    cfg.mixing.regime = "replace"  # replace | accumulate | accumulate_subsample | keep_real | custom
+    cfg.mixing.alpha = 1.0  # model samples (custom)
+    cfg.mixing.beta = 0.0  # kept from the previous dataset (custom)
+    cfg.mixing.gamma = 0.0  # original data (custom, keep_real)
+
+    cfg.checkpoint = ml_collections.ConfigDict()
+    cfg.checkpoint.every_generations = 10  # also sets how many generations one XLA call scans
+    cfg.checkpoint.max_to_keep = 3  # the latest checkpoints kept; the last one always is
+
+    cfg.log_every_seconds = 10.0
+    # GPUs default to TF32 matmuls; "highest" keeps CPU and GPU in agreement for the statistics.
+    cfg.matmul_precision = "highest"
+    cfg.enable_x64 = False
+    # Devices the seed axis is sharded over: 0 means all of them, 1 keeps one device.
+    cfg.num_devices = 1
+    return cfg
