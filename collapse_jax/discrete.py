@@ -1,0 +1,163 @@
+"""Discrete chains: resample a categorical distribution and refit it by frequencies (Sec. 3.1).
+
+The original distribution q over K states (``cfg.discrete.distribution``):
+  zipf      q_i proportional to (i + 1)^(-zipf_exponent): a few heavy states and a real tail.
+  uniform   q_i = 1 / K.
+  explicit  ``cfg.discrete.probs`` (K non-negative numbers summing to 1).
+
+Data are integer states ``x_N`` (int32). ``fit`` counts them with the pool's 0/1 weights; the state
+keeps the integer counts, so sampling by inverse CDF on their cumulative sum is exact: a lost state
+(count 0) can never come back from rounding, which a float ``categorical`` could not promise.
+
+With pure replace the fitted ``p_n`` is a martingale absorbed in a delta at state i with probability
+q_i (``theory.absorption_probability``); states with ``q_i <= 1/M`` disappear first.
+
+Metrics (finite numbers; -1 is the "not yet" sentinel): support_size, tail_mass (the original mass
+of the tail states ``q_i <= 1/M`` still present), entropy (nats), gini_simpson (1 - sum p^2,
+``theory.expected_gini_simpson``), tv_distance (to q), absorbed (0/1: the fit is a delta now),
+absorbing_state (its state, else -1) and absorbed_generation (the first generation whose fit was a
+delta, else -1; with ``keep_real`` a chain can leave the delta again, and this keeps the first).
+"""
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from collapse_jax import family, theory
+from collapse_jax.errors import require
+from collapse_jax.mixing import Data
+
+DISTRIBUTIONS = ("zipf", "uniform", "explicit")
+
+
+class Truth(NamedTuple):
+    q_K: jax.Array
+    tail_K: jax.Array  # bool: q_i <= 1 / M
+
+
+class State(NamedTuple):
+    counts_K: jax.Array  # int32 counts of the data the model was fitted on
+    generation: jax.Array  # int32: the generation of this fit (-1 before the first)
+    absorbed_generation: jax.Array  # int32: first generation whose fit was a delta, -1 if none
+
+
+def original_probs(cfg) -> np.ndarray:
+    """The original distribution ``q_K`` (float64, sums to 1)."""
+    c = cfg.discrete
+    k = c.num_states
+    if c.distribution == "zipf":
+        q = np.arange(1, k + 1, dtype=float) ** (-float(c.zipf_exponent))
+    elif c.distribution == "uniform":
+        q = np.ones(k)
+    else:
+        q = np.asarray(c.probs, dtype=float)
+    return q / q.sum()
+
+
+def validate(cfg) -> None:
+    c = cfg.discrete
+    k = c.num_states
+    require(isinstance(k, int) and k > 0, "discrete.num_states", "a positive integer", k)
+    require(
+        c.distribution in DISTRIBUTIONS,
+        "discrete.distribution",
+        f"one of {DISTRIBUTIONS}",
+        c.distribution,
+    )
+    require(
+        math.isfinite(c.zipf_exponent) and c.zipf_exponent >= 0,
+        "discrete.zipf_exponent",
+        "a finite exponent >= 0",
+        c.zipf_exponent,
+    )
+    if c.distribution == "explicit":
+        p = np.asarray(c.probs, dtype=float)
+        require(
+            p.shape == (k,), "discrete.probs", f"{k} probabilities (discrete.num_states)", c.probs
+        )
+        require(bool(np.all(p >= 0)), "discrete.probs", "non-negative probabilities", c.probs)
+        require(abs(p.sum() - 1.0) < 1e-6, "discrete.probs", "probabilities summing to 1", c.probs)
+    m = cfg.samples_per_generation
+    require(isinstance(m, int) and m > 0, "samples_per_generation", "a positive integer", m)
+
+
+def reference(cfg) -> Truth:
+    q = original_probs(cfg)
+    return Truth(jnp.asarray(q), jnp.asarray(theory.tail_mask(q, cfg.samples_per_generation)))
+
+
+def _sample_counts(key, counts_K, n: int) -> jax.Array:
+    """``n`` states drawn with probability ``counts / sum(counts)``, exactly (integer CDF)."""
+    cdf_K = jnp.cumsum(counts_K)
+    u_N = jax.random.randint(key, (n,), 0, cdf_K[-1])
+    # side="right": the first state whose cumulative count exceeds u; zero-count states never are.
+    return jnp.searchsorted(cdf_K, u_N, side="right").astype(jnp.int32)
+
+
+def original_data(key, truth: Truth, cfg) -> jax.Array:
+    """D_0 for one seed: ``x_M`` int32 states drawn from q."""
+    return jax.random.categorical(
+        key, jnp.log(truth.q_K), shape=(cfg.samples_per_generation,)
+    ).astype(jnp.int32)
+
+
+def init(key, cfg, data0: Data) -> State:
+    """No model yet (generation -1); generation 0 is ``fit`` on D_0."""
+    del key, data0
+    k = cfg.discrete.num_states
+    minus_one = jnp.asarray(-1, jnp.int32)
+    return State(jnp.zeros((k,), jnp.int32), minus_one, minus_one)
+
+
+def fit(key, state: State, data: Data, cfg) -> State:
+    """Empirical frequencies: weighted counts of each state (0-weight slots count for nothing)."""
+    del key
+    k = cfg.discrete.num_states
+    counts_K = jnp.zeros((k,), data.weight.dtype).at[data.x].add(data.weight)
+    counts_K = jnp.round(counts_K).astype(jnp.int32)
+    generation = state.generation + 1
+    is_delta = jnp.sum(counts_K > 0) == 1
+    first = jnp.where(is_delta, generation, -1)
+    absorbed = jnp.where(state.absorbed_generation >= 0, state.absorbed_generation, first)
+    return State(counts_K, generation, absorbed.astype(jnp.int32))
+
+
+def sample(key, state: State, n: int, cfg) -> jax.Array:
+    return _sample_counts(key, state.counts_K, n)
+
+
+def metrics(state: State, data: Data, origin: family.Origin, cfg) -> dict:
+    del data, cfg
+    truth = origin.truth
+    counts_K = state.counts_K
+    p_K = counts_K / counts_K.sum()
+    present_K = counts_K > 0
+    absorbed = jnp.sum(present_K) == 1
+    # 0 log 0 = 0: mask before the log so no nan appears even in the gradient-free path.
+    plogp_K = jnp.where(present_K, p_K * jnp.log(jnp.where(present_K, p_K, 1.0)), 0.0)
+    q_K = truth.q_K.astype(p_K.dtype)
+    return {
+        "support_size": jnp.sum(present_K),
+        "tail_mass": jnp.sum(jnp.where(present_K & truth.tail_K, q_K, 0.0)),
+        "entropy": 0.0 - jnp.sum(plogp_K),  # 0.0 - x, not -x: a delta reads 0, not -0
+        "gini_simpson": 1.0 - jnp.sum(p_K**2),
+        "tv_distance": 0.5 * jnp.sum(jnp.abs(p_K - q_K)),
+        "absorbed": absorbed.astype(jnp.int32),
+        "absorbing_state": jnp.where(absorbed, jnp.argmax(counts_K), -1).astype(jnp.int32),
+        "absorbed_generation": state.absorbed_generation,
+    }
+
+
+FAMILY = family.Family(
+    name="discrete",
+    validate=validate,
+    reference=reference,
+    original_data=original_data,
+    init=init,
+    fit=fit,
+    sample=sample,
+    metrics=metrics,
+)

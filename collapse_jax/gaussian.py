@@ -1,0 +1,204 @@
+"""Gaussian chains: refit a d-dimensional Gaussian to its own samples (Shumailov et al., Sec. 3.2).
+
+Each generation fits ``N(mean_D, cov_DxD)`` to the pool by the sample mean and covariance and
+draws the next M samples from it. With ``estimator="unbiased"`` (Theorem 3.1) the covariance
+divides by ``n - 1``; with ``"mle"`` it divides by ``n`` (``np.std`` with ddof=0, as in the
+authors' notebook). Weights are the pool's 0/1 slot weights, and ``n = sum(weight)``, so a padded
+accumulate buffer fits exactly as the unpadded data.
+
+Original data D_0 (``cfg.gaussian.source``) all have mean ``mu0 = cfg.gaussian.mean`` (every
+coordinate) and covariance ``sigma0^2 I`` with ``sigma0 = cfg.gaussian.std``:
+
+  normal     N(mu0, sigma0^2 I).
+  student_t  independent Student-t coordinates with ``df`` degrees of freedom, scaled to unit
+             variance, then ``mu0 + sigma0 * t``.
+  mixture    a two-component Gaussian mixture, weights ``(1 - w, w)``, component means
+             ``mixture_separation * sigma0`` apart along ``u = (1, ..., 1) / sqrt(d)``; the
+             components are narrowed along ``u`` so the mixture's covariance is exactly
+             ``sigma0^2 I`` (skewed and, for large separations, bimodal along ``u``).
+
+Theorem 3.1 holds for any D_0 with non-zero variance; since the true moments are the same for every
+source, ``theory.py``'s mean and variance expectations apply to all three.
+
+Metrics (one seed, one generation):
+  d = 1: mean, variance, std, mean_error = (mu_n - mu0)^2, std_error = |sigma_n - sigma0|,
+         w2_squared.
+  d > 1: mean_norm = |mu_n|, cov_trace, cov_logdet, mean_error = |mu_n - mu0|^2, w2_squared.
+``w2_squared`` is the squared Wasserstein-2 distance between the fitted Gaussian and
+``N(mu0, sigma0^2 I)``: that is D_0 itself for ``source="normal"``, and for the other sources the
+Gaussian with D_0's mean and covariance (a lower bound on W2^2 to D_0 itself: Gelbrich's bound).
+"""
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from collapse_jax import family
+from collapse_jax.errors import require
+from collapse_jax.mixing import Data
+
+ESTIMATORS = ("unbiased", "mle")
+SOURCES = ("normal", "student_t", "mixture")
+
+
+class Truth(NamedTuple):
+    """The moments every source shares: mean ``mu0`` per coordinate, covariance ``sigma0^2 I``."""
+
+    mean_D: jax.Array
+    std: float  # sigma0
+
+
+class State(NamedTuple):
+    """A fitted Gaussian."""
+
+    mean_D: jax.Array
+    cov_DxD: jax.Array
+
+
+def _ddof(cfg) -> int:
+    return 1 if cfg.gaussian.estimator == "unbiased" else 0
+
+
+def validate(cfg) -> None:
+    g = cfg.gaussian
+    require(isinstance(g.dim, int) and g.dim > 0, "gaussian.dim", "a positive integer", g.dim)
+    require(g.estimator in ESTIMATORS, "gaussian.estimator", f"one of {ESTIMATORS}", g.estimator)
+    require(g.source in SOURCES, "gaussian.source", f"one of {SOURCES}", g.source)
+    require(math.isfinite(g.mean), "gaussian.mean", "a finite number", g.mean)
+    require(math.isfinite(g.std) and g.std > 0, "gaussian.std", "a positive number", g.std)
+    # Unit variance needs df > 2 (the t variance is df / (df - 2)).
+    require(g.df > 2, "gaussian.df", "degrees of freedom > 2 (finite variance)", g.df)
+    w, sep = g.mixture_weight, g.mixture_separation
+    require(0.0 < w < 1.0, "gaussian.mixture_weight", "a weight in (0, 1)", w)
+    require(sep >= 0.0, "gaussian.mixture_separation", "a separation >= 0", sep)
+    require(
+        w * (1 - w) * sep**2 < 1.0,
+        "gaussian.mixture_separation",
+        f"w(1-w) sep^2 < 1 so the mixture can have unit variance (w={w})",
+        sep,
+    )
+    m = cfg.samples_per_generation
+    # The unbiased estimator divides by n - 1: one sample per generation is undefined.
+    require(
+        isinstance(m, int) and m > _ddof(cfg),
+        "samples_per_generation",
+        f"an integer > {_ddof(cfg)} for estimator {g.estimator}",
+        m,
+    )
+
+
+def reference(cfg) -> Truth:
+    return Truth(jnp.full((cfg.gaussian.dim,), cfg.gaussian.mean), float(cfg.gaussian.std))
+
+
+def _standard_source(key, n: int, cfg) -> jax.Array:
+    """``n`` draws with mean 0 and identity covariance from the configured source."""
+    g, d = cfg.gaussian, cfg.gaussian.dim
+    if g.source == "normal":
+        return jax.random.normal(key, (n, d))
+    if g.source == "student_t":
+        return jax.random.t(key, g.df, (n, d)) * math.sqrt((g.df - 2) / g.df)
+    k_z, k_c = jax.random.split(key)
+    z_NxD = jax.random.normal(k_z, (n, d))
+    u_D = jnp.full((d,), 1 / math.sqrt(d))
+    w, sep = g.mixture_weight, g.mixture_separation
+    # Component offset along u with mean 0 and variance w(1-w)sep^2; the within-component std
+    # along u is narrowed to s so that the total variance along u is s^2 + w(1-w)sep^2 = 1.
+    offset_N = sep * (jax.random.bernoulli(k_c, w, (n,)).astype(z_NxD.dtype) - w)
+    s = math.sqrt(1 - w * (1 - w) * sep**2)
+    along_N = z_NxD @ u_D
+    return z_NxD + ((s - 1) * along_N + offset_N)[:, None] * u_D
+
+
+def original_data(key, truth: Truth, cfg) -> jax.Array:
+    """D_0 for one seed: ``x_MxD``."""
+    z_MxD = _standard_source(key, cfg.samples_per_generation, cfg)
+    return truth.mean_D + truth.std * z_MxD
+
+
+def fit(key, state: State, data: Data, cfg) -> State:
+    """Weighted sample mean and covariance, ddof from the estimator (``key``, ``state`` unused)."""
+    del key, state
+    x_NxD, w_N = data.x, data.weight.astype(data.x.dtype)
+    n = w_N.sum()
+    mean_D = (w_N @ x_NxD) / n
+    # Two-pass: centre first, so tiny late-generation variances are not lost to cancellation.
+    xc_NxD = (x_NxD - mean_D) * jnp.sqrt(w_N)[:, None]
+    cov_DxD = (xc_NxD.T @ xc_NxD) / (n - _ddof(cfg))
+    return State(mean_D, cov_DxD)
+
+
+def init(key, cfg, data0: Data) -> State:
+    """An empty model (zeros); generation 0 is ``fit`` on D_0."""
+    del key
+    d = data0.x.shape[-1]
+    return State(jnp.zeros((d,), data0.x.dtype), jnp.zeros((d, d), data0.x.dtype))
+
+
+def _sqrt_psd(cov_DxD):
+    """Symmetric square root; eigh, not Cholesky, since a collapsed covariance is singular."""
+    if cov_DxD.shape[-1] == 1:
+        return jnp.sqrt(jnp.maximum(cov_DxD, 0.0))
+    lam_D, v_DxD = jnp.linalg.eigh(cov_DxD)
+    return (v_DxD * jnp.sqrt(jnp.maximum(lam_D, 0.0))) @ v_DxD.T
+
+
+def sample(key, state: State, n: int, cfg) -> jax.Array:
+    """``n`` draws ``x_nxD`` from the fitted Gaussian."""
+    z_NxD = jax.random.normal(key, (n, state.mean_D.shape[-1]), state.mean_D.dtype)
+    return state.mean_D + z_NxD @ _sqrt_psd(state.cov_DxD)
+
+
+def w2_squared(mean_D, cov_DxD, truth: Truth) -> jax.Array:
+    """Squared W2 between ``N(mean_D, cov_DxD)`` and ``N(mu0, sigma0^2 I)``.
+
+    In general ``|m1 - m2|^2 + tr(S1 + S2 - 2 (S2^1/2 S1 S2^1/2)^1/2)``; with ``S2 = sigma0^2 I``
+    the trace term is ``tr S1 + d sigma0^2 - 2 sigma0 tr(S1^1/2)``.
+    """
+    s0 = truth.std
+    d = mean_D.shape[-1]
+    if d == 1:
+        sqrt_trace = jnp.sqrt(jnp.maximum(cov_DxD[0, 0], 0.0))
+    else:
+        sqrt_trace = jnp.sqrt(jnp.maximum(jnp.linalg.eigvalsh(cov_DxD), 0.0)).sum()
+    mean_term = jnp.sum((mean_D - truth.mean_D) ** 2)
+    # Written as a sum of a square and a PSD-trace term so it never goes below 0 by rounding.
+    return mean_term + jnp.maximum(jnp.trace(cov_DxD) + d * s0**2 - 2 * s0 * sqrt_trace, 0.0)
+
+
+def metrics(state: State, data: Data, origin: family.Origin, cfg) -> dict:
+    del data
+    truth = origin.truth
+    mean_D, cov_DxD = state.mean_D, state.cov_DxD
+    out = {}
+    mean_error = jnp.sum((mean_D - truth.mean_D) ** 2)
+    if mean_D.shape[-1] == 1:
+        var = cov_DxD[0, 0]
+        std = jnp.sqrt(jnp.maximum(var, 0.0))
+        out |= dict(mean=mean_D[0], variance=var, std=std, mean_error=mean_error)
+        out["std_error"] = jnp.abs(std - truth.std)
+    else:
+        lam_D = jnp.linalg.eigvalsh(cov_DxD)
+        # A collapsed covariance is numerically singular (float rounds the spread to 0 late in the
+        # chain); floor each eigenvalue at the smallest normal float so the log-det stays finite.
+        tiny = jnp.finfo(cov_DxD.dtype).tiny
+        out["mean_norm"] = jnp.linalg.norm(mean_D)
+        out["cov_trace"] = jnp.trace(cov_DxD)
+        out["cov_logdet"] = jnp.sum(jnp.log(jnp.maximum(lam_D, tiny)))
+        out["mean_error"] = mean_error
+    out["w2_squared"] = w2_squared(mean_D, cov_DxD, truth)
+    return out
+
+
+FAMILY = family.Family(
+    name="gaussian",
+    validate=validate,
+    reference=reference,
+    original_data=original_data,
+    init=init,
+    fit=fit,
+    sample=sample,
+    metrics=metrics,
+)
