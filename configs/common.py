@@ -23,7 +23,9 @@ def base(experiment: str) -> ml_collections.ConfigDict:
     cfg.samples_per_generation = 1000  # M
 
     cfg.mixing = ml_collections.ConfigDict()
-    cfg.mixing.regime = "replace"  # replace | accumulate | accumulate_subsample | keep_real | custom
+    cfg.mixing.regime = (
+        "replace"  # replace | accumulate | accumulate_subsample | keep_real | custom
+    )
     cfg.mixing.alpha = 1.0  # model samples (custom)
     cfg.mixing.beta = 0.0  # kept from the previous dataset (custom)
     cfg.mixing.gamma = 0.0  # original data (custom, keep_real)

@@ -10,8 +10,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 @dataclass
@@ -27,7 +27,9 @@ class Run:
 def load_run(workdir) -> Run:
     workdir = Path(workdir)
     config = json.loads((workdir / "config.json").read_text())
-    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line]
+    rows = [
+        json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line
+    ]
     gens = np.array([r["generation"] for r in rows])
     keys = [k for k in rows[0] if k != "generation"] if rows else []
     metrics = {k: np.array([r[k] for r in rows], dtype=float) for k in keys}
@@ -52,3 +54,34 @@ def save(fig, outdir, name) -> Path:
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def _family_module(experiment: str):
+    # Deferred imports keep a Gaussian report from importing the LM stack.
+    if experiment == "gaussian":
+        from collapse_jax.plots import gaussian as mod
+    elif experiment == "discrete":
+        from collapse_jax.plots import discrete as mod
+    elif experiment == "gmm":
+        from collapse_jax.plots import gmm as mod
+    elif experiment == "vae":
+        from collapse_jax.plots import vae as mod
+    elif experiment == "opt_wikitext":
+        from collapse_jax.plots import opt as mod
+    else:
+        raise ValueError(f"experiment: no figures for {experiment!r}")
+    return mod
+
+
+def report(workdir) -> tuple[list[Path], str]:
+    """Write ``workdir/figures/*.png`` and ``workdir/summary.md``; return the paths and summary."""
+    workdir = Path(workdir)
+    for name in ("config.json", "metrics.jsonl"):
+        if not (workdir / name).exists():
+            raise FileNotFoundError(f"{workdir / name}: missing; is this a launch.run workdir?")
+    run = load_run(workdir)
+    mod = _family_module(run.config["experiment"])
+    paths = mod.figures(run, workdir / "figures")
+    summary = mod.summary(run)
+    (workdir / "summary.md").write_text(summary)
+    return paths, summary

@@ -1,0 +1,41 @@
+r"""Run or resume one experiment.
+
+  python -m launch.run --config=configs/gaussian.py:cpu --workdir=runs/gaussian_cpu \
+      [--config.num_seeds=256 ...] [--overwrite]
+
+Writes DIR/config.json, DIR/metrics.jsonl and DIR/checkpoints/ (see DESIGN.md); rerunning the same
+command resumes after the last checkpoint. Bad input ends with one ``error:`` line, exit code 2.
+"""
+
+import sys
+
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from collapse_jax import chain, distributed
+from collapse_jax.errors import CheckpointError, ConfigError, DataError
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "configs/NAME.py[:VARIANT]", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created; resumed if it exists).")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Delete a run of another config in --workdir.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    del argv
+    cfg = _CONFIG.value
+    distributed.initialize_from_flags()
+    jax.config.update("jax_enable_x64", cfg.enable_x64)
+    try:
+        workdir = chain.run(cfg, _WORKDIR.value, overwrite=_OVERWRITE.value)
+    except (ConfigError, DataError, CheckpointError, FloatingPointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    logging.info("done: %s", workdir)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,207 @@
+"""The generic chain on a toy family: vmap == loop, seed streams, resume, workdir checks."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from collapse_jax import chain, family, mixing, rng
+from collapse_jax.errors import CheckpointError, ConfigError
+from configs import common
+
+
+def _toy_fit(key, state, data, cfg):
+    del key, state
+    w = data.weight
+    n = w.sum()
+    mean = (w * data.x).sum() / n
+    var = (w * (data.x - mean) ** 2).sum() / (n - 1)
+    return {"mean": mean, "var": var, "fits": jnp.int32(1)}
+
+
+def _toy_metrics(state, data, origin, cfg):
+    bad = jnp.where(state["var"] < cfg.toy.nan_below_var, jnp.nan, 0.0)
+    return {
+        "mean": state["mean"],
+        "var": state["var"] + bad,
+        "n": data.weight.sum(),
+        "mean0": origin.state0["mean"],
+    }
+
+
+TOY = family.Family(
+    name="toy",
+    validate=lambda cfg: None,
+    reference=lambda cfg: jnp.float32(cfg.toy.sigma),
+    original_data=lambda key, truth, cfg: (
+        truth * jax.random.normal(key, (cfg.samples_per_generation,))
+    ),
+    init=lambda key, cfg, data0: {"mean": 0.0, "var": 1.0, "fits": jnp.int32(0)},
+    fit=_toy_fit,
+    sample=lambda key, state, n, cfg: (
+        state["mean"] + jnp.sqrt(state["var"]) * jax.random.normal(key, (n,))
+    ),
+    metrics=_toy_metrics,
+)
+
+
+@pytest.fixture(autouse=True)
+def _register(monkeypatch):
+    monkeypatch.setitem(family.REGISTRY, "toy", lambda: TOY)
+
+
+def toy_config(**kw) -> ml_collections.ConfigDict:
+    cfg = common.base("toy")
+    cfg.num_seeds = 3
+    cfg.num_generations = 6
+    cfg.samples_per_generation = 8
+    cfg.checkpoint.every_generations = 2
+    cfg.toy = ml_collections.ConfigDict({"sigma": 2.0, "nan_below_var": -1.0})
+    cfg.log_every_seconds = 0.0
+    for k, v in kw.items():
+        node = cfg
+        *path, leaf = k.split(".")
+        for p in path:
+            node = node[p]
+        node[leaf] = v
+    return cfg
+
+
+def _loop_over_seeds(cfg):
+    """The chain written as plain Python loops over seeds and generations (no vmap, no scan)."""
+    plan = mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations)
+    truth = TOY.reference(cfg)
+    out = []
+    for key in rng.seed_keys(cfg.seed, cfg.num_seeds):
+        carry, m = chain._first(TOY, plan, cfg, key, truth)
+        rows = [m]
+        for g in range(1, cfg.num_generations):
+            carry, m = chain._step(TOY, plan, cfg, key, truth, carry, jnp.int32(g))
+            rows.append(m)
+        out.append({k: np.array([r[k] for r in rows]) for k in rows[0]})
+    return {k: np.stack([o[k] for o in out], axis=1) for k in out[0]}
+
+
+@pytest.mark.parametrize("regime", ["replace", "accumulate", "accumulate_subsample", "keep_real"])
+def test_vmapped_chain_equals_loop_over_seeds(regime):
+    cfg = toy_config(**{"mixing.regime": regime})
+    if regime == "keep_real":
+        cfg.mixing.gamma = 0.25
+    got = chain.simulate(cfg)
+    want = _loop_over_seeds(cfg)
+    assert set(got) == set(want)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-6, atol=1e-6, err_msg=k)
+    assert got["mean"].shape == (cfg.num_generations, cfg.num_seeds)
+
+
+def test_accumulate_grows_the_pool():
+    cfg = toy_config(**{"mixing.regime": "accumulate"})
+    n = chain.simulate(cfg)["n"]
+    m = cfg.samples_per_generation
+    np.testing.assert_array_equal(n[:, 0], m * np.arange(1, cfg.num_generations + 1))
+    sub = chain.simulate(toy_config(**{"mixing.regime": "accumulate_subsample"}))["n"]
+    np.testing.assert_array_equal(sub, m)
+
+
+def test_seed_stream_independent_of_seed_count():
+    small = chain.simulate(toy_config(num_seeds=2))
+    big = chain.simulate(toy_config(num_seeds=5))
+    for k in small:
+        np.testing.assert_array_equal(small[k], big[k][:, :2])
+    other = chain.simulate(toy_config(num_seeds=2, seed=1))
+    assert not np.array_equal(other["mean"], small["mean"])
+
+
+def _read(workdir):
+    return (workdir / "metrics.jsonl").read_bytes()
+
+
+def test_run_writes_the_contract_and_resume_is_bitwise(tmp_path):
+    cfg = toy_config()
+    full = chain.run(cfg, tmp_path / "full")
+    rows = [json.loads(x) for x in _read(full).splitlines()]
+    assert [r["generation"] for r in rows] == list(range(cfg.num_generations))
+    assert len(rows[0]["mean"]) == cfg.num_seeds
+    assert json.loads((full / "config.json").read_text())["samples_per_generation"] == 8
+    sim = chain.simulate(cfg)
+    np.testing.assert_array_equal(np.array([r["var"] for r in rows], np.float32), sim["var"])
+
+    # Stop after 3 generations (a checkpoint at 2 and one at the last generation, 2), then resume.
+    part = chain.run(toy_config(num_generations=3), tmp_path / "part")
+    assert [json.loads(x)["generation"] for x in _read(part).splitlines()] == [0, 1, 2]
+    chain.run(cfg, tmp_path / "part")
+    assert _read(part) == _read(full)
+
+
+def test_resume_after_a_kill_mid_write(tmp_path):
+    cfg = toy_config()
+    full = chain.run(cfg, tmp_path / "full")
+    crashed = chain.run(cfg, tmp_path / "crashed")
+    # What a kill -9 can leave: the newest checkpoint never finished (Orbax only renames complete
+    # ones) and metrics of later generations, the last line cut short.
+    import shutil
+
+    shutil.rmtree(crashed / "checkpoints" / "5")
+    with open(crashed / "metrics.jsonl", "ab") as f:
+        f.write(b'{"generation": 6, "mean": [0.1')
+    chain.run(cfg, crashed)
+    assert _read(crashed) == _read(full)
+
+
+def test_other_config_in_workdir_is_refused(tmp_path):
+    chain.run(toy_config(num_generations=2), tmp_path)
+    with pytest.raises(CheckpointError, match=r"samples_per_generation: 8 -> 16"):
+        chain.run(toy_config(num_generations=2, samples_per_generation=16), tmp_path)
+    assert (tmp_path / "checkpoints" / "1").is_dir()  # nothing saved was lost
+    chain.run(toy_config(num_generations=2, samples_per_generation=16), tmp_path, overwrite=True)
+    assert len(json.loads(_read(tmp_path).splitlines()[0])["mean"]) == 3
+
+
+def test_nonfinite_metric_stops_naming_generation_and_seeds(tmp_path):
+    cfg = toy_config(num_generations=12, **{"toy.nan_below_var": 1e9})
+    with pytest.raises(
+        FloatingPointError, match=r"var at generation 0 for seed index\(es\) 0, 1, 2"
+    ):
+        chain.run(cfg, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("num_seeds", 0, "num_seeds: expected a positive integer"),
+        ("samples_per_generation", -5, "samples_per_generation"),
+        ("mixing.regime", "resample", "mixing.regime: expected one of"),
+        ("checkpoint.every_generations", 0, "checkpoint.every_generations"),
+    ],
+)
+def test_bad_common_fields(field, value, match):
+    with pytest.raises(ConfigError, match=match):
+        chain.validate(toy_config(**{field: value}))
+
+
+def test_mixing_weights_must_sum_to_one():
+    cfg = toy_config(**{"mixing.regime": "custom", "mixing.alpha": 0.5, "mixing.beta": 0.4})
+    with pytest.raises(ConfigError, match=r"alpha \+ mixing.beta \+ mixing.gamma: expected 1"):
+        chain.validate(cfg)
+    with pytest.raises(ConfigError, match="use mixing.regime=custom"):
+        chain.validate(toy_config(**{"mixing.gamma": 0.1}))
+
+
+def test_custom_mixing_counts():
+    cfg = toy_config(
+        samples_per_generation=20,
+        **{"mixing.regime": "custom", "mixing.alpha": 0.5, "mixing.beta": 0.3, "mixing.gamma": 0.2},
+    )
+    p = mixing.plan(cfg.mixing, 20, 6)
+    assert (p.num_model, p.num_kept, p.num_original) == (10, 6, 4)
+    assert chain.simulate(cfg)["n"].min() == 20
+
+
+def test_chunk_ends():
+    assert chain.chunk_ends(0, 6, 2) == [2, 4, 5]
+    assert chain.chunk_ends(2, 6, 2) == [4, 5]
+    assert chain.chunk_ends(0, 2, 10) == [1]
