@@ -183,7 +183,9 @@ def prepare_workdir(cfg, workdir, overwrite: bool = False, write: bool = True) -
         try:
             old = json.loads(path.read_text())
         except json.JSONDecodeError as e:
-            raise CheckpointError(f"{path}: not valid JSON ({e}); move it away or pass --overwrite")
+            raise CheckpointError(
+                f"{path}: not valid JSON ({e}); move it away or pass --overwrite"
+            ) from e
         diff = _diff(old, new)
         # Extending a chain to more generations is a resume, not another config, except where
         # the accumulating regimes size their buffer by num_generations.

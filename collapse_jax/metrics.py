@@ -122,5 +122,5 @@ class Progress:
 def _hms(seconds: float) -> str:
     if not np.isfinite(seconds):
         return "?"
-    s = int(round(seconds))
+    s = round(seconds)
     return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"

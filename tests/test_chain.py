@@ -187,7 +187,7 @@ def test_mixing_weights_must_sum_to_one():
     cfg = toy_config(**{"mixing.regime": "custom", "mixing.alpha": 0.5, "mixing.beta": 0.4})
     with pytest.raises(ConfigError, match=r"alpha \+ mixing.beta \+ mixing.gamma: expected 1"):
         chain.validate(cfg)
-    with pytest.raises(ConfigError, match="use mixing.regime=custom"):
+    with pytest.raises(ConfigError, match=r"use mixing\.regime=custom"):
         chain.validate(toy_config(**{"mixing.gamma": 0.1}))
 
 
