@@ -1,5 +1,6 @@
 """``metrics.jsonl`` (one JSON object per generation), the finite guard and the progress line."""
 
+import logging as logging_std
 import os
 import time
 from pathlib import Path
@@ -8,22 +9,34 @@ import numpy as np
 from absl import logging
 
 
-def _fmt(a: np.ndarray) -> str:
-    # str(np.float32) is the shortest repr that round-trips float32: about half the bytes of
-    # tolist()'s float64 digits, which matters at 1000 seeds x 1000 generations.
-    if a.ndim == 0:
-        if a.dtype == np.bool_:
-            return "1" if a else "0"
-        return str(a.item()) if a.dtype.kind in "iu" else str(a)
-    return "[" + ",".join(_fmt(x) for x in a) + "]"
+def _strings(a: np.ndarray) -> np.ndarray:
+    # NumPy's float32 -> str is the shortest repr that round-trips float32 and runs in C: about
+    # half the bytes of tolist()'s float64 digits and 7x faster than formatting in Python, which
+    # matters at 1000 seeds x 1000 generations.
+    a = np.asarray(a)
+    if a.dtype == np.bool_:
+        a = a.astype(np.int8)
+    return a.astype(str)
 
 
-def format_line(generation: int, metrics_S: dict[str, np.ndarray]) -> str:
-    """``{"generation": g, "<metric>": [one value per seed], ...}`` with keys sorted."""
-    parts = [f'"generation": {int(generation)}']
-    for name in sorted(metrics_S):
-        parts.append(f'"{name}": {_fmt(np.asarray(metrics_S[name]))}')
-    return "{" + ", ".join(parts) + "}\n"
+def _nest(x) -> str:
+    if isinstance(x, str):
+        return x
+    if x and isinstance(x[0], str):
+        return "[" + ",".join(x) + "]"
+    return "[" + ",".join(_nest(y) for y in x) + "]"
+
+
+def format_lines(generations, metrics_GxS: dict[str, np.ndarray]) -> list[str]:
+    """One ``{"generation": g, "<metric>": [one value per seed], ...}`` line per generation."""
+    names = sorted(metrics_GxS)
+    cols = [_strings(metrics_GxS[k]).tolist() for k in names]
+    lines = []
+    for i, g in enumerate(generations):
+        parts = [f'"generation": {int(g)}']
+        parts += [f'"{k}": {_nest(c[i])}' for k, c in zip(names, cols, strict=True)]
+        lines.append("{" + ", ".join(parts) + "}\n")
+    return lines
 
 
 class MetricsWriter:
@@ -56,10 +69,7 @@ class MetricsWriter:
         """Append one line per generation; metrics arrays are indexed [generation, seed, ...]."""
         if not self.enabled:
             return
-        lines = [
-            format_line(g, {k: v[i] for k, v in metrics_GxS.items()})
-            for i, g in enumerate(generations)
-        ]
+        lines = format_lines(generations, metrics_GxS)
         with open(self.path, "a") as f:
             f.write("".join(lines))
             f.flush()
@@ -117,6 +127,18 @@ class Progress:
             rate,
             _hms(eta),
         )
+
+
+class _DropOrbaxInfo(logging_std.Filter):
+    def filter(self, record):
+        return record.levelno > logging_std.INFO or "orbax" not in record.pathname
+
+
+def quiet_orbax() -> None:
+    """Keep Orbax's per-save INFO lines out of the progress log (warnings still show)."""
+    logger = logging.get_absl_logger()
+    if not any(isinstance(f, _DropOrbaxInfo) for f in logger.filters):
+        logger.addFilter(_DropOrbaxInfo())
 
 
 def _hms(seconds: float) -> str:
