@@ -24,6 +24,7 @@ _HEAD = "lm_head.weight"
 _SAFETENSORS = "model.safetensors"
 _SAFETENSORS_INDEX = "model.safetensors.index.json"
 _TORCH_BIN = "pytorch_model.bin"
+_TORCH_BIN_INDEX = "pytorch_model.bin.index.json"
 
 
 def key_table(config: opt.OPTConfig) -> list[tuple[str, tuple[str, ...], bool]]:
@@ -61,10 +62,15 @@ def key_table(config: opt.OPTConfig) -> list[tuple[str, tuple[str, ...], bool]]:
     return table
 
 
-def _param_shapes(config: opt.OPTConfig) -> dict[tuple[str, ...], tuple[int, ...]]:
+def _path(keys) -> tuple[str, ...]:
+    return tuple(k.key for k in keys)
+
+
+def _param_shapes(config: opt.OPTConfig):
+    """``init_params``'s tree of ShapeDtypeStructs and its ``{path: shape}``."""
     tree = jax.eval_shape(lambda: opt.init_params(jax.random.key(0), config))
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {tuple(k.key for k in path): tuple(leaf.shape) for path, leaf in flat}
+    return tree, {_path(path): tuple(leaf.shape) for path, leaf in flat}
 
 
 def _first_extra(a, b) -> str | None:
@@ -81,13 +87,13 @@ def params_from_state_dict(
     sd = {k.removeprefix(_PREFIX): v for k, v in state_dict.items()}
     head = sd.pop(_HEAD, None)
     table = key_table(config)
-    shapes = _param_shapes(config)
+    tree, shapes = _param_shapes(config)
     expected = {hf for hf, _, _ in table}
     if (k := _first_extra(expected, sd)) is not None:
-        raise errors.DataError(f"{source}: missing key {_PREFIX}{k}")
+        raise errors.DataError(f"{source}: missing key {k}")
     if (k := _first_extra(sd, expected)) is not None:
         raise errors.DataError(f"{source}: unexpected key {k} for this OPTConfig")
-    params: dict = {}
+    values = {}
     for hf, path, transpose in table:
         value = np.asarray(sd[hf], dtype=np.float32)
         value = value.T if transpose else value
@@ -95,30 +101,24 @@ def params_from_state_dict(
         if value.shape != want:
             got = value.T.shape if transpose else value.shape
             hf_want = want[::-1] if transpose else want
-            raise errors.DataError(
-                f"{source}: key {_PREFIX}{hf}: expected shape {hf_want}, got {got}"
-            )
-        node = params
-        for name in path[:-1]:
-            node = node.setdefault(name, {})
-        node[path[-1]] = np.ascontiguousarray(value)
-    if set(shapes) != {path for _, path, _ in table}:  # the table must cover init_params exactly
+            raise errors.DataError(f"{source}: key {hf}: expected shape {hf_want}, got {got}")
+        values[path] = value
+    if set(shapes) != set(values):  # the table must cover init_params exactly
         raise AssertionError("convert.key_table and opt.init_params disagree")
-    if head is not None and not np.array_equal(
-        np.asarray(head, np.float32), params["decoder"]["embed_tokens"]["embedding"]
-    ):
+    embedding = values[("decoder", "embed_tokens", "embedding")]
+    if head is not None and not np.array_equal(np.asarray(head, np.float32), embedding):
         raise errors.DataError(f"{source}: key {_HEAD}: expected the tied token embedding")
-    return jax.tree.map(jax.numpy.asarray, params)
+    # Mapping over init_params' own tree keeps its exact structure (empty non-affine norms too).
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: jax.numpy.asarray(values[_path(path)]), tree
+    )
 
 
 def state_dict_from_params(params: opt.Params, config: opt.OPTConfig) -> dict[str, np.ndarray]:
     """HF ``OPTForCausalLM`` state dict (``model.``-prefixed, tied head omitted as HF saves it)."""
-    flat = {
-        tuple(k.key for k in path): leaf
-        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
-    }
+    flat = {_path(path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
     table = key_table(config)
-    shapes = _param_shapes(config)
+    _, shapes = _param_shapes(config)
     if (k := _first_extra(shapes, flat)) is not None:
         raise errors.ConfigError(f"params: missing {'/'.join(k)}")
     if (k := _first_extra(flat, shapes)) is not None:
@@ -147,30 +147,43 @@ def save_pretrained(params: opt.Params, config: opt.OPTConfig, directory: str | 
     return directory
 
 
+def _read_index(directory: Path, index_name: str, load_shard) -> dict[str, np.ndarray]:
+    index = json.loads((directory / index_name).read_text())
+    state_dict = {}
+    for shard in sorted(set(index["weight_map"].values())):
+        state_dict.update(load_shard(directory / shard))
+    return state_dict
+
+
+def _load_torch(file: Path) -> dict[str, np.ndarray]:
+    try:
+        import torch
+    except ImportError as e:
+        raise errors.DataError(
+            f"{file}: reading a .bin checkpoint needs torch (not installed)"
+        ) from e
+    state_dict = torch.load(file, map_location="cpu", weights_only=True)
+    return {k: v.float().numpy() for k, v in state_dict.items()}
+
+
+def _load_safetensors(file: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return load_file(str(file))
+
+
 def _read_state_dict(directory: Path) -> dict[str, np.ndarray]:
+    """The checkpoint's arrays; safetensors preferred, sharded checkpoints merged."""
     if (directory / _SAFETENSORS).exists():
-        from safetensors.numpy import load_file
-
-        return load_file(str(directory / _SAFETENSORS))
+        return _load_safetensors(directory / _SAFETENSORS)
     if (directory / _SAFETENSORS_INDEX).exists():
-        from safetensors.numpy import load_file
-
-        index = json.loads((directory / _SAFETENSORS_INDEX).read_text())
-        state_dict = {}
-        for shard in sorted(set(index["weight_map"].values())):
-            state_dict.update(load_file(str(directory / shard)))
-        return state_dict
+        return _read_index(directory, _SAFETENSORS_INDEX, _load_safetensors)
     if (directory / _TORCH_BIN).exists():
-        try:
-            import torch
-        except ImportError as e:
-            raise errors.DataError(
-                f"{directory / _TORCH_BIN}: reading a .bin checkpoint needs torch (not installed)"
-            ) from e
-        sd = torch.load(directory / _TORCH_BIN, map_location="cpu", weights_only=True)
-        return {k: v.float().numpy() for k, v in sd.items()}
+        return _load_torch(directory / _TORCH_BIN)
+    if (directory / _TORCH_BIN_INDEX).exists():
+        return _read_index(directory, _TORCH_BIN_INDEX, _load_torch)
     raise errors.DataError(
-        f"{directory}: expected {_SAFETENSORS}, {_SAFETENSORS_INDEX} or {_TORCH_BIN}"
+        f"{directory}: expected {_SAFETENSORS}, {_TORCH_BIN} or a sharded index of either"
     )
 
 
@@ -182,16 +195,22 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        local = snapshot_download(
-            str(name_or_path),
-            allow_patterns=["config.json", "*.safetensors", "*.safetensors.index.json", "*.bin"],
+        # Hub OPT repos also hold TF and Flax weights: fetch safetensors, else the torch .bin.
+        local = Path(
+            snapshot_download(str(name_or_path), allow_patterns=["config.json", "*.safetensors*"])
         )
+        if not any(local.glob("*.safetensors")):
+            local = Path(
+                snapshot_download(
+                    str(name_or_path), allow_patterns=["config.json", "pytorch_model*.bin*"]
+                )
+            )
     except Exception as e:  # offline, unknown repo, gated: all end the same way for the user
         raise errors.DataError(
             f"{name_or_path}: not a local directory and the hub download failed "
             f"({type(e).__name__}); pass a local directory with config.json and model.safetensors"
         ) from e
-    return Path(local)
+    return local
 
 
 def load_pretrained(

@@ -247,10 +247,15 @@ def param_count(params: Params) -> int:
 # ---------------------------------------------------------------------------------- forward
 
 
+def _lift(v, ndim: int):
+    """A feature vector with leading unit axes (the tests run with rank promotion raising)."""
+    return v.reshape((1,) * (ndim - 1) + v.shape)
+
+
 def _apply_dense(p: Params, x, dtype):
     y = jnp.einsum("...i,io->...o", x, p["kernel"].astype(dtype))
     if "bias" in p:
-        y = y + p["bias"].astype(dtype)
+        y = y + _lift(p["bias"].astype(dtype), y.ndim)
     return y
 
 
@@ -261,7 +266,7 @@ def _apply_layer_norm(p: Params, x, dtype, eps: float = 1e-5):
     var = jnp.square(x32 - mean).mean(-1, keepdims=True)
     y = (x32 - mean) * jax.lax.rsqrt(var + eps)
     if p:
-        y = y * p["scale"] + p["bias"]
+        y = y * _lift(p["scale"], y.ndim) + _lift(p["bias"], y.ndim)
     return y.astype(dtype)
 
 

@@ -1,0 +1,179 @@
+"""The OPT port against transformers' PyTorch OPTForCausalLM, and the KV cache against itself."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import transformers
+
+from collapse_jax import errors
+from collapse_jax.lm import convert, opt
+
+# Float32 parity bound: the two implementations differ only in summation order, which moves
+# logits of magnitude ~1 by a few ulp per layer (~1e-7); 1e-5 leaves two orders of margin while
+# any real semantic slip (position offset, q scaling order, layer-norm placement) is >= 1e-3.
+ATOL = 1e-5
+
+TINY = dict(
+    vocab_size=97,
+    hidden_size=32,
+    num_hidden_layers=2,
+    ffn_dim=48,
+    num_attention_heads=4,
+    max_position_embeddings=40,
+)
+
+# Every structural switch the published OPT checkpoints use (125m: pre-LN; 350m: post-LN with
+# project_in/out), plus the non-affine/bias-free variants transformers supports.
+VARIANTS = {
+    "pre_ln": dict(do_layer_norm_before=True),
+    "post_ln": dict(do_layer_norm_before=False),
+    "pre_ln_proj": dict(do_layer_norm_before=True, word_embed_proj_dim=24),
+    "post_ln_proj": dict(do_layer_norm_before=False, word_embed_proj_dim=24),
+    "no_bias_no_affine": dict(enable_bias=False, layer_norm_elementwise_affine=False),
+}
+
+
+def _ids_and_left_padded_mask(batch, length, vocab, seed=0):
+    ids_BxL = np.random.default_rng(seed).integers(3, vocab, (batch, length))
+    mask_BxL = np.ones((batch, length), np.int64)
+    mask_BxL[1, :3] = 0  # left padding of different lengths, one row all but one token
+    mask_BxL[2, : length - 1] = 0
+    ids_BxL[mask_BxL == 0] = 1
+    return ids_BxL, mask_BxL
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_logits_match_transformers(variant):
+    torch = pytest.importorskip("torch")
+    hf_config = transformers.OPTConfig(**TINY, **VARIANTS[variant], dropout=0.0)
+    # Eager attention adds finfo.min to masked scores, exactly what opt.py does, so even the
+    # fully padded rows (uniform attention) agree.
+    hf_config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    model = transformers.OPTForCausalLM(hf_config).eval()
+    # HF initialises biases and layer norms to 0/1: randomise them so a swapped bias shows.
+    with torch.no_grad():
+        for name, tensor in model.named_parameters():
+            if name.endswith("bias") or "layer_norm" in name:
+                tensor.normal_(0.0, 0.5)
+    config = opt.OPTConfig.from_hf(hf_config)
+    state_dict = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    params = convert.params_from_state_dict(state_dict, config)
+
+    ids_BxL, mask_BxL = _ids_and_left_padded_mask(4, 11, TINY["vocab_size"])
+    with torch.no_grad():
+        want = model(input_ids=torch.tensor(ids_BxL), attention_mask=torch.tensor(mask_BxL))
+    got, cache = jax.jit(opt.forward, static_argnames="config")(
+        params, config=config, input_ids_BxL=ids_BxL, attention_mask_BxT=mask_BxL
+    )
+    assert cache is None
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(got), want.logits.numpy(), rtol=0, atol=ATOL)
+
+
+def _tiny_config(**kw):
+    return opt.OPTConfig(**TINY, word_embed_proj_dim=TINY["hidden_size"], **kw)
+
+
+@pytest.mark.parametrize("do_layer_norm_before", [True, False])
+def test_cached_prefill_and_steps_equal_full_forward(do_layer_norm_before):
+    config = _tiny_config(do_layer_norm_before=do_layer_norm_before)
+    params = opt.init_params(jax.random.key(1), config)
+    b, prompt, new, slots = 3, 5, 4, 12
+    ids_BxL, mask_BxL = _ids_and_left_padded_mask(b, prompt + new, config.vocab_size, seed=1)
+    mask_BxL[:, prompt:] = 1
+    mask_BxL[2, prompt - 1] = 1
+    full_BxLxV, _ = opt.forward(params, config, ids_BxL, mask_BxL)
+    positions_BxL = opt.default_position_ids(jnp.asarray(mask_BxL))
+
+    step = jax.jit(opt.forward, static_argnames="config")
+    cache = opt.init_cache(config, b, slots)
+    mask_BxT = np.zeros((b, slots), np.int64)
+    mask_BxT[:, :prompt] = mask_BxL[:, :prompt]
+    logits, cache = step(
+        params,
+        config=config,
+        input_ids_BxL=ids_BxL[:, :prompt],
+        attention_mask_BxT=mask_BxT,
+        position_ids_BxL=positions_BxL[:, :prompt],
+        cache=cache,
+    )
+    pieces = [logits]
+    for s in range(prompt, prompt + new):
+        mask_BxT[:, s] = 1
+        logits, cache = step(
+            params,
+            config=config,
+            input_ids_BxL=ids_BxL[:, s : s + 1],
+            attention_mask_BxT=mask_BxT,
+            position_ids_BxL=positions_BxL[:, s : s + 1],
+            cache=cache,
+        )
+        pieces.append(logits)
+    assert int(cache.index) == prompt + new
+    cached_BxLxV = np.asarray(jnp.concatenate(pieces, axis=1))
+    real = mask_BxL == 1
+    np.testing.assert_allclose(cached_BxLxV[real], np.asarray(full_BxLxV)[real], atol=ATOL)
+
+
+def test_cache_gather_reorders_rows():
+    config = _tiny_config()
+    cache = opt.init_cache(config, 3, 4)
+    cache = cache.replace(key=tuple(k + jnp.arange(3.0)[:, None, None, None] for k in cache.key))
+    gathered = cache.gather(jnp.array([2, 2, 0]))
+    np.testing.assert_array_equal(np.asarray(gathered.key[1][:, 0, 0, 0]), [2.0, 2.0, 0.0])
+    assert gathered.index.shape == ()
+
+
+def test_dropout_only_in_training():
+    config = _tiny_config(dropout=0.1, attention_dropout=0.1)
+    params = opt.init_params(jax.random.key(2), config)
+    ids_BxL = np.arange(3, 19).reshape(2, 8)
+    eval_a, _ = opt.forward(params, config, ids_BxL, dropout_key=jax.random.key(0))
+    eval_b, _ = opt.forward(params, config, ids_BxL)
+    np.testing.assert_array_equal(np.asarray(eval_a), np.asarray(eval_b))
+    train = lambda k: opt.forward(params, config, ids_BxL, deterministic=False, dropout_key=k)[0]  # noqa: E731
+    train_a, train_b = train(jax.random.key(0)), train(jax.random.key(0))
+    np.testing.assert_array_equal(np.asarray(train_a), np.asarray(train_b))
+    assert not np.allclose(np.asarray(train_a), np.asarray(eval_a))
+    assert not np.allclose(np.asarray(train_a), np.asarray(train(jax.random.key(1))))
+    with pytest.raises(errors.ConfigError, match="dropout_key"):
+        opt.forward(params, config, ids_BxL, deterministic=False)
+
+
+def test_bfloat16_compute_tracks_float32():
+    config = _tiny_config()
+    params = opt.init_params(jax.random.key(3), config)
+    ids_BxL = np.arange(3, 27).reshape(2, 12)
+    f32, _ = opt.forward(params, config, ids_BxL)
+    bf16, _ = opt.forward(params, opt.OPTConfig(**{**vars(config), "dtype": "bfloat16"}), ids_BxL)
+    assert bf16.dtype == jnp.float32
+    # bf16 keeps 8 mantissa bits (relative rounding 2^-9 ~ 2e-3 per op); through ~10 rounded
+    # ops per layer the error is a few percent of the activation scale at most.
+    scale = float(jnp.abs(f32).max())
+    assert float(jnp.abs(bf16 - f32).max()) < 0.05 * scale
+
+
+def test_opt_125m_shape_and_param_count():
+    config = opt.OPTConfig()
+    shapes = jax.eval_shape(lambda: opt.init_params(jax.random.key(0), config))
+    assert opt.param_count(shapes) == 125_239_296
+    assert shapes["decoder"]["embed_positions"]["embedding"].shape == (2050, 768)
+    assert "project_in" not in shapes["decoder"]
+    logits = jax.eval_shape(
+        lambda p: opt.forward(p, config, jnp.zeros((2, 64), jnp.int32))[0], shapes
+    )
+    assert logits.shape == (2, 64, 50272)
+    assert logits.dtype == jnp.float32
+
+
+def test_config_round_trips_through_hf():
+    for variant in VARIANTS.values():
+        config = _tiny_config(**variant) if "word_embed_proj_dim" not in variant else None
+        config = config or opt.OPTConfig(**TINY, **variant)
+        hf_config = transformers.OPTConfig(**config.to_hf_dict())
+        assert opt.OPTConfig.from_hf(hf_config) == config
+        assert opt.OPTConfig.from_hf(config.to_hf_dict()) == config
+    with pytest.raises(errors.ConfigError, match="hidden_size"):
+        opt.OPTConfig(hidden_size=30, num_attention_heads=4)
