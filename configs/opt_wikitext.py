@@ -1,0 +1,160 @@
+"""The paper's recursive LLM experiment: OPT fine-tuned on WikiText-2, then on its own beam search.
+
+    python -m launch.run --config=configs/opt_wikitext.py:cpu --workdir=/tmp/opt_cpu
+    python -m launch.run --config=configs/opt_wikitext.py:cpu_keep10 --workdir=/tmp/opt_cpu_keep10
+    python -m launch.report --workdir=/tmp/opt_cpu
+
+The argument is ``VARIANT`` or ``VARIANT_REGIME``: variants ``paper`` (default), ``cpu``, ``smoke``;
+regimes (Shumailov et al., Fig. 1 and Sec. 4)
+  5ep           (default) fine-tune for ``num_epochs`` epochs on the previous model's beam search
+                only (``mixing.regime=replace``); the paper's 5 epochs.
+  10ep_keep10   twice the epochs and a random 10% of the original blocks in every generation
+                (``mixing.regime=keep_real``, ``gamma=0.1``); the paper's 10 epochs.
+so ``paper_5ep`` = ``paper``, ``paper_10ep_keep10``, ``cpu_keep10`` (= ``cpu_10ep_keep10``), ...
+Any other regime of the chain works through ``--config.mixing.*``.
+
+paper  ``facebook/opt-125m`` on ``wikitext-2-raw-v1`` (every training block), 5 seeds, generations
+       0..9, AdamW 2e-5 with per-epoch cosine to 1e-6, batch 128, 5-way beam search of exactly 64
+       new tokens. Needs the HF hub (or its cache), ``pip install datasets`` and an accelerator.
+       Expected: test perplexity ~34 at generation 0 rising over the generations; histograms of
+       the generated data's perplexity under the generation-0 model shift left with a long right
+       tail (the paper's Fig. 1).
+cpu    the small scratch OPT of ``configs/opt_finetune.py:cpu`` (2 layers, hidden 128, an 8192-token
+       BPE trained on ``../shared/data/wikitext-2/valid.txt``), pre-trained once on the training
+       blocks as the "pretrained" base (cached in the workdir), then the pipeline on 384 blocks, 3
+       generations, 1 seed. About 10-15 minutes on 2 CPU cores. Expected: the generated data scored
+       by the generation-0 model has a much lower median perplexity than the real data and a
+       growing upper tail; test perplexity rises generation after generation; the rare-token mass
+       falls.
+smoke  a tiny model on 32 blocks, 2 generations, 1 seed: seconds (what the tests run).
+
+M (``samples_per_generation`` in the other families) is the number of original training blocks;
+``data.max_train_blocks`` caps it and ``samples_per_generation`` is not used here.
+"""
+
+import ml_collections
+
+from configs import common, opt_finetune
+
+REGIMES = ("5ep", "10ep_keep10", "keep10")
+
+# The paper's Example 1 prompt (a WikiText-2 training passage).
+EXAMPLE_PROMPT = (
+    "some started before 1360 — was typically accomplished by a master mason and a small team of "
+    "itinerant masons, supplemented by local parish labourers, according to Poyntz Wright. But "
+    "other authors reject this model, suggesting instead that leading architects designed the "
+    "parish church towers based on early examples of Perpendicular"
+)
+
+
+def parse(arg: str | None) -> tuple[str, str]:
+    """``VARIANT[_REGIME]`` -> (variant, regime); regime ``keep10`` is ``10ep_keep10``."""
+    arg = arg or "paper"
+    name, _, regime = arg.partition("_")
+    regime = regime or "5ep"
+    if regime not in REGIMES:
+        raise ValueError(
+            f"config argument: expected VARIANT[_REGIME] with REGIME in {REGIMES}, got {arg!r}"
+        )
+    return common.variant(name), "10ep_keep10" if regime == "keep10" else regime
+
+
+def generate_fields() -> ml_collections.ConfigDict:
+    """Beam search of the synthetic blocks (``collapse_jax.lm.decode.beam_search`` keywords)."""
+    gen = ml_collections.ConfigDict()
+    gen.num_beams = 5
+    # The paper's "exactly 64 new tokens": min = max = data.block_size, EOS blocked until then.
+    gen.max_new_tokens = 64
+    gen.min_new_tokens = 64
+    gen.length_penalty = 1.0
+    gen.early_stopping = False
+    gen.repetition_penalty = 1.0  # the paper's ablation: 2.0 (the authors' code hard-coded 3.0)
+    gen.no_repeat_ngram_size = 0
+    gen.batch_size = 64  # prompts per compiled call (times num_beams rows)
+    return gen
+
+
+def tail_fields() -> ml_collections.ConfigDict:
+    tail = ml_collections.ConfigDict()
+    # Rare at level q: the least frequent token types (n-gram types) of the original training
+    # blocks that together hold at most a fraction q of its tokens (n-grams); see lm/pipeline.py.
+    tail.quantiles = (0.1, 0.25)
+    tail.ngram_orders = (2, 3)  # rare n-grams scored on the test set (1 = tokens, always done)
+    tail.distinct_orders = (1, 2, 3, 4)  # distinct-n share of each generation's training data
+    return tail
+
+
+def get_config(arg=None):
+    variant, regime = parse(arg)
+    cfg = common.base("opt_wikitext")
+    cfg.variant = variant
+    cfg.lm_regime = regime  # a label for reports; num_epochs and mixing below are what run
+    cfg.lm = opt_finetune.lm_fields()
+    cfg.data = opt_finetune.data_fields()
+    cfg.tokenizer = opt_finetune.tokenizer_fields()
+    cfg.finetune = opt_finetune.finetune_fields()
+    # Pre-training of the scratch base model (lm.source=scratch only): once per workdir, shared by
+    # all seeds, as every generation of the paper starts from the same pretrained OPT.
+    cfg.pretrain = opt_finetune.finetune_fields()
+    cfg.pretrain.max_train_blocks = 0  # 0: every training block (before data.max_train_blocks)
+    cfg.generate = generate_fields()
+    cfg.tail = tail_fields()
+    cfg.example = ml_collections.ConfigDict()
+    cfg.example.prompt = EXAMPLE_PROMPT
+    cfg.example.max_prompt_tokens = 64  # the prompt's last tokens; prompt + new <= position table
+    cfg.matmul_precision = "default"  # TF32 on GPUs, as the paper's fine-tuning
+    cfg.num_seeds = 5
+    cfg.num_generations = 10
+    cfg.checkpoint.max_to_keep = 2  # per seed: the latest generations' params and datasets
+
+    if variant in ("cpu", "smoke"):
+        cfg.lm.source = "scratch"
+        cfg.data.source = opt_finetune.LOCAL_WIKITEXT
+        cfg.data.train_split = "valid"  # the offline copy has no train split
+        cfg.data.valid_split = ""
+        cfg.data.valid_holdout_fraction = 0.1
+        cfg.tokenizer.source = "train_bpe"
+        cfg.num_seeds = 1
+        # The base: a from-scratch pre-training on all training blocks (before max_train_blocks).
+        cfg.pretrain.learning_rate = 2e-3
+        cfg.pretrain.final_learning_rate = 1e-4
+        cfg.pretrain.schedule_period = "run"
+        cfg.pretrain.batch_size = 32
+        # Each generation fine-tunes the base, more gently than pre-training (the paper's 2e-5 is
+        # for a 125M model that is far from its data; this small one needs a larger step).
+        cfg.finetune.learning_rate = 5e-4
+        cfg.finetune.final_learning_rate = 5e-5
+        cfg.finetune.batch_size = 32
+        cfg.finetune.eval_batch_size = 64
+    if variant == "cpu":
+        cfg.pretrain.num_epochs = 3
+        cfg.data.max_train_blocks = 384
+        cfg.data.max_eval_blocks = 256
+        cfg.finetune.num_epochs = 3
+        cfg.num_generations = 3
+        cfg.generate.batch_size = 128
+    if variant == "smoke":
+        cfg.lm.scratch.hidden_size = 32
+        cfg.lm.scratch.ffn_dim = 64
+        cfg.lm.scratch.num_attention_heads = 2
+        cfg.tokenizer.vocab_size = 1024
+        cfg.pretrain.num_epochs = 1
+        cfg.pretrain.max_train_blocks = 256
+        cfg.data.max_train_blocks = 32
+        cfg.data.max_eval_blocks = 16
+        cfg.finetune.num_epochs = 1
+        cfg.finetune.batch_size = 16
+        cfg.finetune.eval_batch_size = 16
+        cfg.pretrain.batch_size = 64
+        cfg.pretrain.eval_batch_size = 64
+        cfg.num_generations = 2
+        cfg.generate.num_beams = 2
+        cfg.generate.batch_size = 16
+        cfg.example.max_prompt_tokens = 16
+
+    if regime == "10ep_keep10":
+        cfg.finetune.num_epochs *= 2
+        cfg.mixing.regime = "keep_real"
+        cfg.mixing.alpha = 0.9
+        cfg.mixing.gamma = 0.1
+    return cfg
