@@ -1,0 +1,157 @@
+"""Training one VAE (pure, single seed; the chain vmaps it) and the real-MNIST digit classifier.
+
+``train`` is the authors' loop as one XLA computation: a ``lax.scan`` over epochs of a
+``lax.scan`` over batches, Adam with PyTorch's coupled L2 weight decay, the summed BCE + KL loss.
+An epoch is a pass over the filled slots of the pool in a fresh random order, in
+``ceil(slots / batch_size)`` batches (PyTorch's ``DataLoader`` keeps the last partial batch too);
+a batch with no filled slot (the empty tail of an accumulating buffer) changes nothing, Adam's step
+count included.
+
+Fresh samples per batch (the authors' code): with a ``sampler`` (the previous generation's
+parameters), every slot ``i < num_model`` of a batch is replaced by the sampler's decoder
+probabilities for a fresh ``z ~ N(0, I)``; the other slots (real data in the ``keep_real`` regime)
+are read from the pool. The model slots of the pool are never read in that mode.
+"""
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from collapse_jax.mixing import Data
+from collapse_jax.vae import model
+
+NUM_CLASSES = 10
+
+
+def optimizer(vae_cfg) -> optax.GradientTransformation:
+    """``torch.optim.Adam(lr, weight_decay)``: L2 added to the gradient before the Adam moments."""
+    return optax.chain(
+        optax.add_decayed_weights(vae_cfg.weight_decay), optax.adam(vae_cfg.learning_rate)
+    )
+
+
+def to_unit(x_u8):
+    """uint8 pixels -> float32 in [0, 1]."""
+    return x_u8.astype(jnp.float32) / 255.0
+
+
+def to_pixels(p):
+    """Probabilities in [0, 1] -> uint8 (the pool's storage; 1/510 rounding error at most)."""
+    return jnp.round(jnp.clip(p, 0.0, 1.0) * 255.0).astype(jnp.uint8)
+
+
+def decode_chunked(params, z_NxZ, latent_dim: int, chunk: int):
+    """``model.decode`` in chunks of ``chunk`` latents, so 60k samples never hold 60k activations."""
+    n = z_NxZ.shape[0]
+    num_chunks = math.ceil(n / chunk)
+    z = jnp.pad(z_NxZ, ((0, num_chunks * chunk - n), (0, 0)))
+    p = jax.lax.map(
+        lambda zc: model.decode(params, zc, latent_dim), z.reshape(num_chunks, chunk, -1)
+    )
+    return p.reshape(num_chunks * chunk, model.H, model.W)[:n]
+
+
+def train(key, data: Data, vae_cfg, sampler=None, num_model: int = 0):
+    """A fresh VAE trained on ``data``: ``(params, loss_E)``, ``loss_E`` the mean per-image loss of
+    each epoch. ``sampler``/``num_model``: fresh samples per batch (module docstring)."""
+    Z, B, E = vae_cfg.latent_dim, vae_cfg.batch_size, vae_cfg.epochs
+    N = data.x.shape[0]
+    steps = math.ceil(N / B)
+    k_init, k_epochs = jax.random.split(key)
+    params = model.init_params(k_init, Z)
+    opt = optimizer(vae_cfg)
+    filled = jnp.maximum(data.weight.sum(), 1.0)
+
+    def epoch(carry, e):
+        k_perm, k_steps = jax.random.split(jax.random.fold_in(k_epochs, e))
+        # Filled slots in random order, empty ones last; then padded to whole batches.
+        u = jax.random.uniform(k_perm, (N,))
+        order = jnp.argsort(jnp.where(data.weight > 0, u, 2.0))
+        order = jnp.pad(order, (0, steps * B - N)).reshape(steps, B)
+        valid = (jnp.arange(steps * B) < N).reshape(steps, B)
+
+        def step(carry, inputs):
+            params, opt_state = carry
+            b, idx, ok = inputs
+            k_z, k_eps = jax.random.split(jax.random.fold_in(k_steps, b))
+            w = data.weight[idx] * ok
+            x = to_unit(data.x[idx])
+            if sampler is not None:
+                fresh = model.decode(sampler, jax.random.normal(k_z, (B, Z)), Z)
+                x = jnp.where((idx < num_model)[:, None, None], fresh, x)
+            eps = jax.random.normal(k_eps, (B, Z))
+
+            def loss_fn(p):
+                return jnp.sum(w * model.per_image_loss(p, x, eps, Z))
+
+            loss, grads = jax.value_and_grad(loss_fn)(params)
+            updates, new_opt_state = opt.update(grads, opt_state, params)
+            new = (optax.apply_updates(params, updates), new_opt_state)
+            keep = w.sum() > 0
+            carry = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, carry)
+            return carry, loss
+
+        carry, loss_steps = jax.lax.scan(step, carry, (jnp.arange(steps), order, valid))
+        return carry, loss_steps.sum() / filled
+
+    (params, _), loss_E = jax.lax.scan(epoch, (params, opt.init(params)), jnp.arange(E))
+    return params, loss_E
+
+
+# ---------------------------------------------------------------------------------------------
+# A small MLP digit classifier trained once on the real pool: the class balance of each
+# generation's samples under it is the tail measure (digits that become rare, then vanish).
+
+
+class Classifier(NamedTuple):
+    params: dict
+    heldout_accuracy: jax.Array  # on the held-out part of the real pool
+
+
+def classifier_logits(params, x_NxHxW):
+    h = x_NxHxW.reshape(x_NxHxW.shape[0], -1)
+    h = jax.nn.relu(h @ params["w1"] + params["b1"])
+    return h @ params["w2"] + params["b2"]
+
+
+def train_classifier(key, images_NxHxW, labels_N, vae_cfg) -> Classifier:
+    """Adam on cross-entropy over a random ``1 - classifier_heldout`` share of the real pool."""
+    N = images_NxHxW.shape[0]
+    D, Hd, B = model.H * model.W, vae_cfg.classifier_hidden, vae_cfg.classifier_batch_size
+    n_held = max(1, round(vae_cfg.classifier_heldout * N))
+    k_split, k_w1, k_w2, k_epochs = jax.random.split(key, 4)
+    perm = jax.random.permutation(k_split, N)
+    held, tr = perm[:n_held], perm[n_held:]
+    params = {
+        "w1": jax.random.normal(k_w1, (D, Hd)) * jnp.sqrt(2.0 / D),
+        "b1": jnp.zeros((Hd,)),
+        "w2": jax.random.normal(k_w2, (Hd, NUM_CLASSES)) * jnp.sqrt(1.0 / Hd),
+        "b2": jnp.zeros((NUM_CLASSES,)),
+    }
+    opt = optax.adam(vae_cfg.classifier_learning_rate)
+    steps = tr.shape[0] // B  # the remainder differs every epoch, so every image is used
+
+    def epoch(carry, e):
+        order = jax.random.permutation(jax.random.fold_in(k_epochs, e), tr)[: steps * B]
+
+        def step(carry, idx):
+            params, opt_state = carry
+
+            def loss_fn(p):
+                logits = classifier_logits(p, to_unit(images_NxHxW[idx]))
+                return optax.softmax_cross_entropy_with_integer_labels(logits, labels_N[idx]).mean()
+
+            grads = jax.grad(loss_fn)(params)
+            updates, opt_state = opt.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), None
+
+        return jax.lax.scan(step, carry, order.reshape(steps, B))[0], None
+
+    (params, _), _ = jax.lax.scan(
+        epoch, (params, opt.init(params)), jnp.arange(vae_cfg.classifier_epochs)
+    )
+    pred = jnp.argmax(classifier_logits(params, to_unit(images_NxHxW[held])), axis=-1)
+    return Classifier(params, jnp.mean(pred == labels_N[held]))

@@ -1,0 +1,87 @@
+r"""VAE on MNIST (Shumailov et al., Fig. 9): each generation trains a fresh conv VAE on the last one's
+samples; the generation-0 encoder sees the latent distribution shrink.
+
+  python -m launch.run --config=configs/vae.py:cpu --workdir=/tmp/vae_cpu
+  python -m launch.report --workdir=/tmp/vae_cpu
+
+Variants (``:NAME``):
+  paper  the paper's setting: the 60,000 MNIST training images (TFDS ``mnist``, which needs
+         TensorFlow to prepare; or ``--config.vae.source=idx --config.vae.data_dir=DIR`` with the
+         four IDX files), 30 epochs of batch 256, 20 generations, 5 seeds, fresh samples every
+         batch. Accelerator only: about 1.4M images per generation and seed.
+  cpu    the 10,000 MNIST test images of ``../shared/data/mnist`` as the pool, 1 epoch of batch
+         64, 4 generations, 2 seeds: about 80k training images in all, roughly 10-30 minutes on
+         2 busy CPU cores (the conv VAE trains at 50-150 images/s there). Expected:
+         latent_std falls over the generations (the paper: about 0.67 -> 0.43 over 5), the
+         train loss changes, digits get less distinct and class_entropy falls.
+  smoke  seconds; what the tests run (a few batches of 32 images).
+"""
+
+import ml_collections
+
+from configs import common
+
+
+def get_config(arg=None):
+    variant = common.variant(arg)
+    cfg = common.base("vae")
+    cfg.variant = variant
+    cfg.num_seeds = 5
+    cfg.num_generations = 20
+    cfg.samples_per_generation = 60_000  # M: images per epoch (the pool of generation 0)
+    # One generation is hours of a CPU and minutes of a GPU: save every one.
+    cfg.checkpoint.every_generations = 1
+    # PyTorch runs its cuDNN convolutions in TF32 by default too; the statistics here do not
+    # hinge on the last bits of a convolution.
+    cfg.matmul_precision = "default"
+
+    v = cfg.vae = ml_collections.ConfigDict()
+    v.source = "tfds"  # tfds (needs tensorflow to prepare) | idx (a directory of IDX files)
+    v.data_dir = ""  # idx: the directory of the IDX files; relative paths start at the repo root
+    v.prepared_dir = "~/tensorflow_datasets"  # where TFDS writes the array_record files
+    v.split = "train"  # falls back to "test" when data_dir holds only the t10k files
+    v.samples = "fresh_per_batch"  # fresh_per_batch (the authors' code) | fixed_dataset
+    v.latent_dim = 20
+    v.batch_size = 256
+    v.epochs = 30
+    v.learning_rate = 1e-3
+    v.weight_decay = 1e-5  # coupled L2, as torch.optim.Adam(weight_decay=...)
+    v.sample_chunk = 1000  # latents decoded at once by `sample` (bounds activation memory)
+    # Metrics: samples per generation decoded for the statistics below.
+    v.latent_samples = 100  # encoded by the generation-0 encoder (the paper's KDE)
+    v.class_samples = 1000  # classified by the real-data MLP (the tail measure)
+    v.grid_images = 64  # stored as uint8 in metrics.jsonl for the 8x8 sample grids
+    v.kde_points = 121  # KDE grid over [-3, 3]
+    # The digit classifier trained once on the real pool.
+    v.classifier_hidden = 256
+    v.classifier_epochs = 5
+    v.classifier_batch_size = 128
+    v.classifier_learning_rate = 1e-3
+    v.classifier_heldout = 0.1  # share of the pool held out for its accuracy
+
+    if variant == "cpu":
+        cfg.num_seeds = 2
+        cfg.num_generations = 4
+        cfg.samples_per_generation = 10_000
+        v.source = "idx"
+        v.data_dir = "../shared/data/mnist"
+        v.prepared_dir = "~/.cache/collapse_jax/tfds"
+        v.batch_size = 64
+        v.epochs = 1
+    elif variant == "smoke":
+        cfg.num_seeds = 2
+        cfg.num_generations = 3
+        cfg.samples_per_generation = 64
+        v.source = "idx"
+        v.data_dir = "../shared/data/mnist"
+        v.prepared_dir = "~/.cache/collapse_jax/tfds"
+        v.batch_size = 32
+        v.epochs = 1
+        v.sample_chunk = 32
+        v.latent_samples = 8
+        v.class_samples = 16
+        v.grid_images = 4
+        v.kde_points = 11
+        v.classifier_hidden = 16
+        v.classifier_epochs = 1
+    return cfg
