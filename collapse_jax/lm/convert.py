@@ -74,10 +74,11 @@ def _param_shapes(config: opt.OPTConfig):
 
 
 def _first_extra(a, b) -> str | None:
-    extra = sorted(set(a) - set(b))
-    return (
-        None if not extra else f"{extra[0]}" + (f" (+{len(extra) - 1} more)" if extra[1:] else "")
-    )
+    """The first of ``a - b`` (paths joined by '/'), with how many more; None when empty."""
+    extra = sorted("/".join(k) if isinstance(k, tuple) else k for k in set(a) - set(b))
+    if not extra:
+        return None
+    return extra[0] + (f" (+{len(extra) - 1} more)" if extra[1:] else "")
 
 
 def params_from_state_dict(
@@ -120,9 +121,9 @@ def state_dict_from_params(params: opt.Params, config: opt.OPTConfig) -> dict[st
     table = key_table(config)
     _, shapes = _param_shapes(config)
     if (k := _first_extra(shapes, flat)) is not None:
-        raise errors.ConfigError(f"params: missing {'/'.join(k)}")
+        raise errors.ConfigError(f"params: missing {k}")
     if (k := _first_extra(flat, shapes)) is not None:
-        raise errors.ConfigError(f"params: unexpected {'/'.join(k)} for this OPTConfig")
+        raise errors.ConfigError(f"params: unexpected {k} for this OPTConfig")
     out = {}
     for hf, path, transpose in table:
         value = np.asarray(jax.device_get(flat[path]), dtype=np.float32)
