@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
 from collapse_jax import family as family_lib
 from collapse_jax import metrics as metrics_lib
-from collapse_jax import mixing, rng
+from collapse_jax import mixing, rng, sharding
 from collapse_jax.checkpoint import Checkpointer
 from collapse_jax.errors import CheckpointError, ConfigError, require
 from collapse_jax.family import Origin
@@ -97,8 +96,12 @@ def _step(fam, plan, cfg, seed_key, truth, carry: Carry, generation):
     return carry._replace(model=model, pool=pool), metrics
 
 
-def build(cfg, fam=None) -> Steps:
-    """Jit the vmapped steps for ``cfg`` (shapes are static given the config)."""
+def build(cfg, fam=None, mesh=None) -> Steps:
+    """Jit the vmapped steps for ``cfg`` (shapes are static given the config).
+
+    With a ``"seeds"`` mesh (``sharding.seed_mesh``) the seed axis of keys, carry and metrics is
+    split over its devices and the truth and generations are replicated.
+    """
     fam = fam or family_lib.get(cfg.experiment)
     plan = mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations)
 
@@ -113,7 +116,19 @@ def build(cfg, fam=None) -> Steps:
 
         return jax.vmap(one_seed)(keys_S, carry_S)
 
-    return Steps(jax.jit(first), jax.jit(chunk, donate_argnums=(2,)), plan)
+    if mesh is None:
+        return Steps(jax.jit(first), jax.jit(chunk, donate_argnums=(2,)), plan)
+    per_seed, rep = sharding.chain_shardings(mesh)
+    return Steps(
+        jax.jit(first, in_shardings=(per_seed, rep), out_shardings=per_seed),
+        jax.jit(
+            chunk,
+            in_shardings=(per_seed, rep, per_seed, rep),
+            out_shardings=per_seed,
+            donate_argnums=(2,),
+        ),
+        plan,
+    )
 
 
 def _precision(cfg):
@@ -125,8 +140,12 @@ def _precision(cfg):
     return jax.default_matmul_precision(cfg.matmul_precision)
 
 
-def _to_host(tree):
-    return jax.tree.map(np.asarray, jax.device_get(tree))
+def _inputs(cfg, fam, mesh):
+    """``(truth, keys_S)``, placed on ``mesh`` (replicated, split over seeds) when given."""
+    truth = fam.reference(cfg)
+    if mesh is not None:
+        truth = sharding.replicate(truth, mesh)
+    return truth, sharding.seed_keys(cfg, mesh)
 
 
 def simulate(cfg) -> dict[str, np.ndarray]:
@@ -137,17 +156,17 @@ def simulate(cfg) -> dict[str, np.ndarray]:
     validate(cfg)
     fam = family_lib.get(cfg.experiment)
     fam.validate(cfg)
+    mesh = sharding.seed_mesh(cfg)
     with _precision(cfg):
-        steps = build(cfg, fam)
-        truth = fam.reference(cfg)
-        keys_S = rng.seed_keys(cfg.seed, cfg.num_seeds)
+        steps = build(cfg, fam, mesh)
+        truth, keys_S = _inputs(cfg, fam, mesh)
         carry, m0 = steps.first(keys_S, truth)
-        out = {k: [np.asarray(v)[None]] for k, v in m0.items()}
+        out = {k: [v[None]] for k, v in sharding.to_host(m0).items()}
         if cfg.num_generations > 1:
-            gens = jnp.arange(1, cfg.num_generations, dtype=jnp.int32)
+            gens = np.arange(1, cfg.num_generations, dtype=np.int32)
             _, m = steps.chunk(keys_S, truth, carry, gens)
-            for k, v in m.items():
-                out[k].append(np.swapaxes(np.asarray(v), 0, 1))
+            for k, v in sharding.to_host(m).items():
+                out[k].append(np.swapaxes(v, 0, 1))
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
@@ -233,12 +252,12 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
         fam.driver(cfg, workdir)
         return workdir
 
+    mesh = sharding.seed_mesh(cfg)
     writer = metrics_lib.MetricsWriter(workdir / "metrics.jsonl", enabled=is_main)
     G = cfg.num_generations
     with _precision(cfg), Checkpointer(workdir / "checkpoints", cfg.checkpoint.max_to_keep) as ckpt:
-        steps = build(cfg, fam)
-        truth = fam.reference(cfg)
-        keys_S = rng.seed_keys(cfg.seed, cfg.num_seeds)
+        steps = build(cfg, fam, mesh)
+        truth, keys_S = _inputs(cfg, fam, mesh)
         last = ckpt.latest_step()
         if last is not None and last >= G:
             raise CheckpointError(
@@ -247,12 +266,13 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
         writer.truncate(last)
         if last is None:
             carry, m0 = steps.first(keys_S, truth)
-            m0 = {k: np.asarray(v)[None] for k, v in m0.items()}
+            m0 = {k: v[None] for k, v in sharding.to_host(m0).items()}
             _write_or_raise(writer, [0], m0)
             ckpt.save(0, carry, {"generation": 0})
             last = 0
         else:
-            abstract = jax.eval_shape(steps.first, keys_S, truth)[0]
+            # Restored onto this run's devices, whatever the devices of the run that saved it.
+            abstract = sharding.with_sharding(jax.eval_shape(steps.first, keys_S, truth)[0], mesh)
             carry, meta = ckpt.restore(last, abstract)
             if meta.get("generation") != last:
                 raise CheckpointError(f"{workdir}/checkpoints/{last}: metadata names {meta}")
@@ -260,8 +280,8 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
         progress = metrics_lib.Progress(G - 1, last, cfg.log_every_seconds)
         for end in chunk_ends(last, G, cfg.checkpoint.every_generations):
             gens = np.arange(last + 1, end + 1, dtype=np.int32)
-            carry, m = steps.chunk(keys_S, truth, carry, jnp.asarray(gens))
-            m = {k: np.swapaxes(v, 0, 1) for k, v in _to_host(m).items()}
+            carry, m = steps.chunk(keys_S, truth, carry, gens)
+            m = {k: np.swapaxes(v, 0, 1) for k, v in sharding.to_host(m).items()}
             _write_or_raise(writer, gens, m)
             ckpt.save(end, carry, {"generation": end})
             last = end
