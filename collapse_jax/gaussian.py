@@ -109,13 +109,13 @@ def _standard_source(key, n: int, cfg) -> jax.Array:
     offset_N = sep * (jax.random.bernoulli(k_c, w, (n,)).astype(z_NxD.dtype) - w)
     s = math.sqrt(1 - w * (1 - w) * sep**2)
     along_N = z_NxD @ u_D
-    return z_NxD + ((s - 1) * along_N + offset_N)[:, None] * u_D
+    return z_NxD + ((s - 1) * along_N + offset_N)[:, None] * u_D[None, :]
 
 
 def original_data(key, truth: Truth, cfg) -> jax.Array:
     """D_0 for one seed: ``x_MxD``."""
     z_MxD = _standard_source(key, cfg.samples_per_generation, cfg)
-    return truth.mean_D + truth.std * z_MxD
+    return truth.mean_D[None, :] + truth.std * z_MxD
 
 
 def fit(key, state: State, data: Data, cfg) -> State:
@@ -125,7 +125,7 @@ def fit(key, state: State, data: Data, cfg) -> State:
     n = w_N.sum()
     mean_D = (w_N @ x_NxD) / n
     # Two-pass: centre first, so tiny late-generation variances are not lost to cancellation.
-    xc_NxD = (x_NxD - mean_D) * jnp.sqrt(w_N)[:, None]
+    xc_NxD = (x_NxD - mean_D[None, :]) * jnp.sqrt(w_N)[:, None]
     cov_DxD = (xc_NxD.T @ xc_NxD) / (n - _ddof(cfg))
     return State(mean_D, cov_DxD)
 
@@ -142,13 +142,13 @@ def _sqrt_psd(cov_DxD):
     if cov_DxD.shape[-1] == 1:
         return jnp.sqrt(jnp.maximum(cov_DxD, 0.0))
     lam_D, v_DxD = jnp.linalg.eigh(cov_DxD)
-    return (v_DxD * jnp.sqrt(jnp.maximum(lam_D, 0.0))) @ v_DxD.T
+    return (v_DxD * jnp.sqrt(jnp.maximum(lam_D, 0.0))[None, :]) @ v_DxD.T
 
 
 def sample(key, state: State, n: int, cfg) -> jax.Array:
     """``n`` draws ``x_nxD`` from the fitted Gaussian."""
     z_NxD = jax.random.normal(key, (n, state.mean_D.shape[-1]), state.mean_D.dtype)
-    return state.mean_D + z_NxD @ _sqrt_psd(state.cov_DxD)
+    return state.mean_D[None, :] + z_NxD @ _sqrt_psd(state.cov_DxD)
 
 
 def w2_squared(mean_D, cov_DxD, truth: Truth) -> jax.Array:
