@@ -72,6 +72,24 @@ def expected_variance(generation, samples_per_generation, estimator="unbiased", 
     return dim * sigma**2 * variance_ratio(m, estimator) ** (n + 1)
 
 
+def expected_variance_squared(generation, samples_per_generation, estimator="unbiased", sigma=1.0):
+    """``E[sigma_n^4] = sigma^4 ((M-1)(M+1) / c^2)^(n+1)`` (``E[X^2] = k(k+2)``); Gaussian D_0."""
+    n, m = _n_m(generation, samples_per_generation)
+    return sigma**4 * ((m - 1) * (m + 1) / _divisor(m, estimator) ** 2) ** (n + 1)
+
+
+def monte_carlo_horizon(num_seeds, samples_per_generation):
+    """The generation past which a mean over ``num_seeds`` seeds cannot track ``E[sigma_n^2]``.
+
+    ``Var[sigma_n^2] / E[sigma_n^2]^2 = ((M+1)/(M-1))^(n+1) - 1`` (either estimator) grows
+    geometrically: once it exceeds S the seed mean's relative standard error passes 1 and the
+    mean is carried by seeds too rare to have been drawn, so the seed mean falls below the
+    theory line. Returns the n where the relative variance equals S.
+    """
+    m = np.asarray(samples_per_generation, dtype=float)
+    return np.log1p(num_seeds) / np.log((m + 1) / (m - 1)) - 1
+
+
 def expected_std(generation, samples_per_generation, estimator="unbiased", sigma=1.0):
     """``E[sigma_n] = sigma (E[sqrt(chi^2_{M-1})] / sqrt(c))^(n+1)``; exact for Gaussian D_0."""
     n, m = _n_m(generation, samples_per_generation)

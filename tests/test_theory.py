@@ -46,6 +46,9 @@ def test_gaussian_closed_forms(normal_chain):
     n = np.arange(GENERATIONS)
     assert_mean_matches(m["variance"], theory.expected_variance(n, M, est), "E[sigma_n^2]")
     assert_mean_matches(m["std"], theory.expected_std(n, M, est), "E[sigma_n]")
+    assert_mean_matches(
+        m["variance"] ** 2, theory.expected_variance_squared(n, M, est), "E[sigma_n^4]"
+    )
     assert_mean_matches(m["mean_error"], theory.expected_mean_error(n, M, est), "E[(mu_n-mu)^2]")
     assert_mean_matches(
         m["std_error"] ** 2, theory.expected_std_error_squared(n, M, est), "E[(sigma_n-sigma)^2]"
@@ -86,6 +89,14 @@ def test_multivariate_trace_and_mean_error():
     assert_mean_matches(
         m["mean_error"], theory.expected_mean_error(n, M, "mle", dim=3), "E[|mu_n - mu|^2]"
     )
+
+
+def test_monte_carlo_horizon():
+    # At the horizon the relative variance of sigma_n^2, E[sigma^4]/E[sigma^2]^2 - 1, equals S.
+    s, m = 1000, 100
+    n = theory.monte_carlo_horizon(s, m)
+    rel = theory.expected_variance_squared(n, m) / theory.expected_variance(n, m) ** 2 - 1
+    np.testing.assert_allclose(rel, s, rtol=1e-9)
 
 
 def test_mean_chi_matches_scipy():
