@@ -45,7 +45,7 @@ def figures(run, outdir) -> list[Path]:
     axes[0].set_ylabel("states present")
     plots.seed_band(axes[1], n, run.metrics["tail_mass"], label="tail mass", color="C3")
     axes[1].plot([0], [theory.expected_tail_mass_generation0(q, m)], "kx", label="theory, g=0")
-    axes[1].set_ylabel(f"original mass of q_i <= 1/M still present (of {q[q <= 1 / m].sum():.3f})")
+    axes[1].set_ylabel(f"tail mass present (of {q[q <= 1 / m].sum():.3f})")
     for ax in axes:
         ax.set_xlabel("generation")
         ax.set_xscale("symlog", linthresh=1)
