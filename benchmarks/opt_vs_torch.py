@@ -1,0 +1,173 @@
+"""Throughput of the JAX OPT port against transformers' PyTorch OPTForCausalLM, same process.
+
+    python benchmarks/opt_vs_torch.py                 # small config and the OPT-125m shape
+    python benchmarks/opt_vs_torch.py --only=small    # one of them
+    python benchmarks/opt_vs_torch.py --dtype=bfloat16  # our bf16 compute on an accelerator
+
+Both sides run the same config, batch and sequence length from the same weights (converted
+with collapse_jax.lm.convert), float32, in the same process:
+  forward:  logits of a batch (torch under no_grad, ours jitted);
+  training: one AdamW step on the next-token loss with dropout on (torch: loss.backward() and
+            optimizer.step(); ours: one jitted optax step with the state donated).
+Torch gets 2 threads, the number of cores of the reference CPU machine; XLA uses every core.
+The two sides alternate round by round so that load from other processes hits both alike;
+the table reports the median round. Tokens/s counts B * L input tokens per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from collapse_jax.lm import convert, opt
+
+SETUPS = {
+    # A from-scratch CPU model of the size the `cpu` fine-tuning config trains.
+    "small": dict(
+        config=dict(
+            vocab_size=8192,
+            hidden_size=256,
+            num_hidden_layers=4,
+            ffn_dim=1024,
+            num_attention_heads=4,
+            max_position_embeddings=512,
+            word_embed_proj_dim=256,
+        ),
+        batch=16,
+        length=64,
+    ),
+    # facebook/opt-125m's shape with the paper's 64-token blocks and a CPU-sized batch.
+    "opt-125m": dict(config=dict(), batch=4, length=64),
+}
+
+
+def _time(fn, steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return time.perf_counter() - start
+
+
+def _jax_side(config, params, ids_BxL):
+    forward = jax.jit(lambda p, x: opt.forward(p, config, x)[0])
+
+    def loss_fn(p, x_BxL, key):
+        logits_BxLxV, _ = opt.forward(p, config, x_BxL, deterministic=False, dropout_key=key)
+        logp = jax.nn.log_softmax(logits_BxLxV[:, :-1], axis=-1)
+        nll = -jnp.take_along_axis(logp, x_BxL[:, 1:, None], axis=-1)
+        return nll.mean()
+
+    tx = optax.adamw(2e-5, weight_decay=0.01)
+
+    @jax.jit
+    def train_step(state, x_BxL, key):
+        p, opt_state = state
+        loss, grads = jax.value_and_grad(loss_fn)(p, x_BxL, key)
+        updates, opt_state = tx.update(grads, opt_state, p)
+        return (optax.apply_updates(p, updates), opt_state), loss
+
+    train_step = jax.jit(train_step, donate_argnums=0)
+    # The step donates its state: train a copy so `params` stays valid for the forward.
+    state = [(jax.tree.map(jnp.copy, params), tx.init(params))]
+    key = jax.random.key(0)
+    x = jnp.asarray(ids_BxL)
+
+    def run_forward():
+        forward(params, x).block_until_ready()
+
+    def run_train():
+        state[0], loss = train_step(state[0], x, key)
+        loss.block_until_ready()
+
+    return run_forward, run_train
+
+
+def _torch_side(config, params, ids_BxL):
+    import torch
+    import transformers
+
+    hf_config = transformers.OPTConfig(**config.to_hf_dict())
+    model = transformers.OPTForCausalLM(hf_config)
+    state_dict = convert.state_dict_from_params(params, config)
+    state_dict = {k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}
+    model.load_state_dict(state_dict, strict=False)  # lm_head is tied to embed_tokens
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01)
+    x = torch.from_numpy(np.asarray(ids_BxL, np.int64))
+
+    def run_forward():
+        model.eval()
+        with torch.no_grad():
+            model(input_ids=x).logits  # noqa: B018
+
+    def run_train():
+        model.train()
+        loss = model(input_ids=x, labels=x).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return run_forward, run_train
+
+
+def bench(name: str, dtype: str, rounds: int, steps: int) -> list[tuple]:
+    setup = SETUPS[name]
+    config = opt.OPTConfig(**setup["config"], dtype=dtype)
+    b, l = setup["batch"], setup["length"]
+    params = opt.init_params(jax.random.key(0), config)
+    ids_BxL = np.random.default_rng(0).integers(3, config.vocab_size, (b, l)).astype(np.int32)
+    ours = dict(zip(("forward", "train"), _jax_side(config, params, ids_BxL), strict=True))
+    theirs = dict(zip(("forward", "train"), _torch_side(config, params, ids_BxL), strict=True))
+    rows = []
+    for task in ("forward", "train"):
+        for fn in (ours[task], theirs[task]):  # compile / warm the allocator
+            fn()
+            fn()
+        t_ours, t_theirs = [], []
+        for _ in range(rounds):
+            t_ours.append(_time(ours[task], steps))
+            t_theirs.append(_time(theirs[task], steps))
+        tok = b * l * steps
+        ours_tps = tok / statistics.median(t_ours)
+        theirs_tps = tok / statistics.median(t_theirs)
+        rows.append((name, f"B={b} L={l}", task, ours_tps, theirs_tps, ours_tps / theirs_tps))
+        print(
+            f"{name:9s} B={b:<3d} L={l:<4d} {task:8s} jax {ours_tps:10.0f} tok/s   "
+            f"torch {theirs_tps:10.0f} tok/s   ratio {ours_tps / theirs_tps:5.2f}",
+            flush=True,
+        )
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=sorted(SETUPS), default=None)
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3, help="calls per timed round")
+    parser.add_argument("--torch-threads", type=int, default=2)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}; torch {torch.__version__} "
+        f"with {torch.get_num_threads()} threads; compute dtype {args.dtype}"
+    )
+    rows = []
+    for name in [args.only] if args.only else list(SETUPS):
+        rows += bench(name, args.dtype, args.rounds, args.steps)
+    print("\n| setup | shape | task | JAX tok/s | PyTorch tok/s | JAX / PyTorch |")
+    print("| --- | --- | --- | ---: | ---: | ---: |")
+    for name, shape, task, a, b, r in rows:
+        print(f"| {name} | {shape} | {task} | {a:,.0f} | {b:,.0f} | {r:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
