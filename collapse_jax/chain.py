@@ -211,6 +211,8 @@ def prepare_workdir(cfg, workdir, overwrite: bool = False, write: bool = True) -
         grows = old.get("num_generations", 0) <= new["num_generations"]
         if grows and not mixing.plan(cfg.mixing, 1, 1).accumulates:
             diff = [d for d in diff if not d.startswith("num_generations:")]
+        # Seeds give the same results on any number of devices: a run may resume on another.
+        diff = [d for d in diff if not d.startswith("num_devices:")]
         if diff and not overwrite:
             shown = "; ".join(diff[:4]) + ("; ..." if len(diff) > 4 else "")
             raise CheckpointError(
