@@ -1,0 +1,303 @@
+"""Fine-tuning OPT on token blocks with optax, keeping the best checkpoint on validation.
+
+The paper fine-tunes ``facebook/opt-125m`` with HF's Trainer: AdamW (lr 2e-5, weight decay 0.01,
+betas (0.9, 0.999), eps 1e-8), cosine decay to 1e-6, batch 128, and keeps the checkpoint that is
+best on the real validation set ("the best-performing model on the original task"). As HF's
+Trainer, weight decay skips biases and layer-norm parameters (every 1-D leaf), and dropout is on
+while training.
+
+Each epoch visits a fresh permutation of the training blocks in ``N // batch_size`` full batches;
+the last partial batch is dropped (a different remainder each epoch, so every block is seen in
+expectation and one compiled shape serves all steps).
+
+Command (a single fine-tuning run; the recursive pipeline is ``configs/opt_wikitext.py``):
+
+    python -m collapse_jax.lm.finetune --config=configs/opt_finetune.py:cpu --workdir=/tmp/ft
+"""
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from collapse_jax.errors import ConfigError, require
+from collapse_jax.lm import opt, perplexity
+
+SCHEDULE_PERIODS = ("epoch", "run")
+
+
+class TrainState(NamedTuple):
+    params: Any
+    opt_state: Any
+    step: jax.Array  # int32 scalar: optimiser steps taken
+
+
+class Result(NamedTuple):
+    params: Any  # the parameters with the lowest validation loss
+    best_step: int
+    history: list[dict]  # one row per evaluation (step 0 is the starting point)
+
+
+def learning_rate_schedule(ft_cfg, steps_per_epoch: int) -> optax.Schedule:
+    """Cosine from ``learning_rate`` to ``final_learning_rate``, per epoch (restarting) or per run."""
+    require(
+        ft_cfg.schedule_period in SCHEDULE_PERIODS,
+        "finetune.schedule_period",
+        f"one of {SCHEDULE_PERIODS}",
+        ft_cfg.schedule_period,
+    )
+    require(ft_cfg.learning_rate > 0, "finetune.learning_rate", "> 0", ft_cfg.learning_rate)
+    require(
+        0 <= ft_cfg.final_learning_rate <= ft_cfg.learning_rate,
+        "finetune.final_learning_rate",
+        f"in [0, learning_rate={ft_cfg.learning_rate}]",
+        ft_cfg.final_learning_rate,
+    )
+    period = steps_per_epoch * (ft_cfg.num_epochs if ft_cfg.schedule_period == "run" else 1)
+    cosine = optax.cosine_decay_schedule(
+        ft_cfg.learning_rate, period, alpha=ft_cfg.final_learning_rate / ft_cfg.learning_rate
+    )
+    return lambda count: cosine(count % period)
+
+
+def make_optimizer(ft_cfg, steps_per_epoch: int) -> optax.GradientTransformation:
+    """AdamW with the cosine schedule, and global-norm clipping when ``grad_clip_norm`` > 0."""
+    require(ft_cfg.grad_clip_norm >= 0, "finetune.grad_clip_norm", ">= 0", ft_cfg.grad_clip_norm)
+    adamw = optax.adamw(
+        learning_rate_schedule(ft_cfg, steps_per_epoch),
+        b1=ft_cfg.adam_b1,
+        b2=ft_cfg.adam_b2,
+        eps=ft_cfg.adam_eps,
+        weight_decay=ft_cfg.weight_decay,
+        # HF's Trainer decays neither biases nor layer-norm parameters: the 1-D leaves here.
+        mask=lambda params: jax.tree.map(lambda p: p.ndim >= 2, params),
+    )
+    if ft_cfg.grad_clip_norm > 0:
+        return optax.chain(optax.clip_by_global_norm(ft_cfg.grad_clip_norm), adamw)
+    return adamw
+
+
+def make_train_step(config: opt.OPTConfig, optimizer: optax.GradientTransformation) -> Callable:
+    """``step(state, train_NxL, index_B, dropout_key) -> (state, loss)``, jitted, state donated.
+
+    The training blocks stay on the device and the batch is gathered inside the step, so a step
+    moves only ``index_B`` from the host.
+    """
+
+    def loss_fn(params, batch_BxL, dropout_key):
+        losses = perplexity.token_losses(
+            params, config, batch_BxL, deterministic=False, dropout_key=dropout_key
+        )
+        return losses.mean()
+
+    def step(state: TrainState, train_NxL, index_B, dropout_key):
+        loss, grads = jax.value_and_grad(loss_fn)(state.params, train_NxL[index_B], dropout_key)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(params, opt_state, state.step + 1), loss
+
+    return jax.jit(step, donate_argnums=0)
+
+
+def finetune(
+    key: jax.Array,
+    params,
+    config: opt.OPTConfig,
+    train_NxL,
+    valid_MxL,
+    ft_cfg,
+    log: Callable[[dict], None] = lambda row: None,
+) -> Result:
+    """Train for ``ft_cfg.num_epochs`` and return the parameters best on ``valid_MxL``.
+
+    Validation runs after every epoch (and every ``eval_every_steps`` steps when > 0); the step-0
+    evaluation is recorded but not a candidate, as in HF's ``load_best_model_at_end``. ``params``
+    is not modified. ``log`` receives each history row as it is made.
+    """
+    train_NxL = np.asarray(train_NxL, np.int32)
+    num_blocks, batch_size = train_NxL.shape[0], ft_cfg.batch_size
+    require(ft_cfg.num_epochs >= 1, "finetune.num_epochs", ">= 1", ft_cfg.num_epochs)
+    require(
+        0 < batch_size <= num_blocks,
+        "finetune.batch_size",
+        f"in [1, {num_blocks}] (the number of training blocks)",
+        batch_size,
+    )
+    require(
+        ft_cfg.eval_every_steps >= 0, "finetune.eval_every_steps", ">= 0", ft_cfg.eval_every_steps
+    )
+    steps_per_epoch = num_blocks // batch_size
+    optimizer = make_optimizer(ft_cfg, steps_per_epoch)
+    schedule = learning_rate_schedule(ft_cfg, steps_per_epoch)
+    train_step = make_train_step(config, optimizer)
+    shuffle_key, dropout_key = jax.random.split(key)
+
+    # A copy, so donating the state never invalidates the caller's params.
+    params = jax.tree.map(jnp.array, params)
+    state = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
+    train_dev = jnp.asarray(train_NxL)
+
+    def evaluate(epoch: int, step: int, train_losses: list) -> dict:
+        valid = perplexity.block_losses(state.params, config, valid_MxL, ft_cfg.eval_batch_size)
+        row = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": float(np.mean(jax.device_get(train_losses))) if train_losses else None,
+            "valid_loss": float(valid.mean()),
+            "valid_perplexity": float(np.exp(valid.mean())),
+            "learning_rate": float(schedule(max(step - 1, 0))),
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(row)
+        log(row)
+        if not np.isfinite(row["valid_loss"]):
+            raise FloatingPointError(f"fine-tuning: non-finite validation loss at step {step}")
+        return row
+
+    history: list[dict] = []
+    t0 = time.perf_counter()
+    evaluate(0, 0, [])
+    best_loss, best_step, best_params = np.inf, 0, None
+    step = 0
+    for epoch in range(1, ft_cfg.num_epochs + 1):
+        perm_N = np.asarray(
+            jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), num_blocks)
+        )
+        losses = []
+        for i in range(steps_per_epoch):
+            index_B = perm_N[i * batch_size : (i + 1) * batch_size]
+            state, loss = train_step(
+                state, train_dev, index_B, jax.random.fold_in(dropout_key, step)
+            )
+            losses.append(loss)  # kept on the device: no host sync per step
+            step += 1
+            last = i == steps_per_epoch - 1
+            if last or (ft_cfg.eval_every_steps and step % ft_cfg.eval_every_steps == 0):
+                row = evaluate(epoch, step, losses)
+                losses = []
+                if row["valid_loss"] < best_loss:
+                    best_loss, best_step = row["valid_loss"], step
+                    # The state is donated to the next step: keep a copy, not a view.
+                    best_params = jax.tree.map(jnp.copy, state.params)
+    return Result(best_params, best_step, history)
+
+
+# --- a single fine-tuning run from a config (the lead wires it into launch/run.py) ---
+
+
+def build_model(lm_cfg, vocab_size: int, key: jax.Array) -> tuple[opt.OPTConfig, Any]:
+    """``(config, params)``: a scratch OPT sized by ``cfg.lm.scratch``, or an HF checkpoint."""
+    if lm_cfg.source == "scratch":
+        s = lm_cfg.scratch
+        config = opt.OPTConfig(
+            vocab_size=vocab_size,
+            hidden_size=s.hidden_size,
+            num_hidden_layers=s.num_hidden_layers,
+            ffn_dim=s.ffn_dim,
+            num_attention_heads=s.num_attention_heads,
+            max_position_embeddings=s.max_position_embeddings,
+            word_embed_proj_dim=s.hidden_size,
+            dropout=s.dropout,
+            attention_dropout=s.attention_dropout,
+            dtype=lm_cfg.dtype,
+        )
+        return config, opt.init_params(key, config)
+    from collapse_jax.lm import convert
+
+    return convert.load_pretrained(lm_cfg.source.removeprefix("hub:"), dtype=lm_cfg.dtype)
+
+
+def load_data(cfg, tokenizer_dir: Path | None = None):
+    """``(tokenizer, {"train", "valid", "test"} -> blocks_NxL)`` from ``cfg.data``/``cfg.tokenizer``.
+
+    With ``tokenizer_dir`` the tokenizer is also saved there, so a run directory is self-contained.
+    """
+    from collapse_jax.data import wikitext
+    from collapse_jax.lm import tokenizer as tokenizer_lib
+
+    lines = wikitext.split_lines(cfg.data)
+    tok = tokenizer_lib.load(cfg.tokenizer, lines["train"])
+    if tokenizer_dir is not None:
+        tok.save_pretrained(tokenizer_dir)
+    return tok, wikitext.blocks(cfg.data, tok, lines)
+
+
+def run_finetune(cfg, workdir) -> dict:
+    """Fine-tune once as ``cfg`` says; write ``config.json``, ``finetune.jsonl``, ``summary.json``,
+    ``test_sequence_perplexity.npy`` and the best model as an HF directory ``model/``."""
+    workdir = Path(workdir).expanduser().resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(cfg.to_json_best_effort(indent=2) + "\n")
+    model_dir = workdir / "model"
+    with jax.default_matmul_precision(cfg.matmul_precision):
+        tok, blocks = load_data(cfg, model_dir)
+        init_key, train_key = jax.random.split(jax.random.key(cfg.seed))
+        config, params = build_model(cfg.lm, len(tok), init_key)
+        max_id = max(int(b.max()) for b in blocks.values())
+        if max_id >= config.vocab_size:
+            raise ConfigError(
+                f"lm.source={cfg.lm.source}: vocab_size {config.vocab_size} is too small for "
+                f"tokenizer.source={cfg.tokenizer.source} (token id {max_id})"
+            )
+        logging.info(
+            "blocks %s; model %s params",
+            {k: v.shape for k, v in blocks.items()},
+            f"{opt.param_count(params):,}",
+        )
+        eval_bs = cfg.finetune.eval_batch_size
+        test_start = perplexity.split_perplexity(params, config, blocks["test"], eval_bs)
+        log_file = (workdir / "finetune.jsonl").open("w")
+
+        def log(row):
+            log_file.write(json.dumps(row) + "\n")
+            log_file.flush()
+            logging.info("finetune %s", {k: v for k, v in row.items() if v is not None})
+
+        t0 = time.perf_counter()
+        with log_file:
+            result = finetune(
+                train_key, params, config, blocks["train"], blocks["valid"], cfg.finetune, log
+            )
+        train_seconds = time.perf_counter() - t0
+        test_ppl_N = perplexity.sequence_perplexities(
+            result.params, config, blocks["test"], eval_bs
+        )
+    np.save(workdir / "test_sequence_perplexity.npy", test_ppl_N)
+    from collapse_jax.lm import convert
+
+    convert.save_pretrained(result.params, config, model_dir)
+    summary = {
+        "train_seconds": train_seconds,
+        "best_step": result.best_step,
+        "test_perplexity_start": test_start,
+        "test_perplexity": float(np.exp(np.log(test_ppl_N).mean())),
+        "test_unigram_perplexity": perplexity.unigram_perplexity(
+            blocks["train"], blocks["test"], config.vocab_size
+        ),
+        "num_blocks": {k: int(v.shape[0]) for k, v in blocks.items()},
+        "num_params": opt.param_count(params),
+    }
+    (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    logging.info("summary %s", summary)
+    return summary
+
+
+def main(argv):
+    del argv
+    run_finetune(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+    from ml_collections import config_flags
+
+    _CONFIG = config_flags.DEFINE_config_file("config", lock_config=True)
+    _WORKDIR = flags.DEFINE_string("workdir", None, "output directory", required=True)
+    app.run(main)

@@ -1,0 +1,123 @@
+"""One OPT fine-tuning run on WikiText-2 (generation 0 of the paper's LLM experiment).
+
+    python -m collapse_jax.lm.finetune --config=configs/opt_finetune.py:cpu --workdir=/tmp/opt_ft
+
+paper  facebook/opt-125m on wikitext-2-raw-v1 with the paper's hyper-parameters (5 epochs, batch
+       128, AdamW lr 2e-5, weight decay 0.01, cosine to 1e-6). Needs network (or an HF cache) and
+       `pip install datasets`; an accelerator. Expected: test perplexity from ~115 (zero-shot) to
+       ~34 (the paper's Fig. 1 generation 0).
+cpu    a 2-layer OPT (hidden 128) trained from scratch on ../shared/data/wikitext-2/valid.txt with a
+       byte-level BPE (8192 tokens) trained on the same text, 10% of it held out for validation,
+       tested on test.txt. A few minutes on 2 CPU cores; the test perplexity ends far below the
+       unigram baseline (both are in summary.json).
+smoke  a tiny model on a few hundred blocks of the same files; seconds (what the tests run).
+
+The recursive pipeline (configs/opt_wikitext.py) reuses the fields under cfg.lm, cfg.data,
+cfg.tokenizer and cfg.finetune.
+"""
+
+from pathlib import Path
+
+import ml_collections
+
+from configs import common
+
+# The offline copy of WikiText-2 (see its README): ../shared/data from the repository root.
+LOCAL_WIKITEXT = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-2")
+
+
+def lm_fields() -> ml_collections.ConfigDict:
+    lm = ml_collections.ConfigDict()
+    # "hub:NAME" (downloaded once), a local HF checkpoint directory, or "scratch" (lm.scratch).
+    lm.source = "hub:facebook/opt-125m"
+    lm.dtype = "float32"  # compute dtype; "bfloat16" on accelerators (parameters stay float32)
+    lm.scratch = ml_collections.ConfigDict()  # a randomly initialised OPT; vocab from the tokenizer
+    lm.scratch.hidden_size = 128
+    lm.scratch.num_hidden_layers = 2
+    lm.scratch.ffn_dim = 512
+    lm.scratch.num_attention_heads = 4
+    lm.scratch.max_position_embeddings = 128  # >= the 64-token blocks plus 64 generated tokens
+    lm.scratch.dropout = 0.1
+    lm.scratch.attention_dropout = 0.0
+    return lm
+
+
+def data_fields() -> ml_collections.ConfigDict:
+    data = ml_collections.ConfigDict()
+    # "hf:wikitext-2-raw-v1" (needs `pip install datasets`) or a directory of {split}.txt files.
+    data.source = "hf:wikitext-2-raw-v1"
+    data.block_size = 64
+    data.train_split = "train"  # train | valid | test
+    data.valid_split = "valid"  # ignored when valid_holdout_fraction > 0
+    data.test_split = "test"
+    # > 0: validate on this fraction of the training blocks (their tail) instead of valid_split.
+    data.valid_holdout_fraction = 0.0
+    # HF run_clm keeps empty rows (each a lone </s>); we drop them.
+    data.skip_empty_lines = True
+    data.max_train_blocks = 0  # 0 keeps all; > 0 truncates (smoke runs)
+    data.max_eval_blocks = 0  # the same for validation and test
+    return data
+
+
+def tokenizer_fields() -> ml_collections.ConfigDict:
+    tok = ml_collections.ConfigDict()
+    # "hub:NAME", a local HF tokenizer directory, or "train_bpe" (trained on the training text).
+    tok.source = "hub:facebook/opt-125m"
+    tok.vocab_size = 8192  # train_bpe only
+    tok.cache_dir = "~/.cache/collapse_jax/tokenizers"  # train_bpe only; keyed by the text's hash
+    return tok
+
+
+def finetune_fields() -> ml_collections.ConfigDict:
+    ft = ml_collections.ConfigDict()
+    ft.num_epochs = 5
+    ft.batch_size = 128
+    ft.learning_rate = 2e-5
+    ft.final_learning_rate = 1e-6
+    ft.schedule_period = "epoch"  # cosine to final_learning_rate every epoch | once over the "run"
+    ft.weight_decay = 0.01
+    ft.adam_b1 = 0.9
+    ft.adam_b2 = 0.999
+    ft.adam_eps = 1e-8
+    ft.grad_clip_norm = 1.0  # HF Trainer's default max_grad_norm; 0 turns clipping off
+    ft.eval_every_steps = 0  # 0: validate after each epoch only
+    ft.eval_batch_size = 128
+    return ft
+
+
+def get_config(arg=None):
+    v = common.variant(arg)
+    cfg = common.base("opt_finetune")
+    cfg.variant = v
+    cfg.lm = lm_fields()
+    cfg.data = data_fields()
+    cfg.tokenizer = tokenizer_fields()
+    cfg.finetune = finetune_fields()
+    # The statistical families want "highest"; an LM fine-tune on a GPU wants TF32 speed.
+    cfg.matmul_precision = "default"
+
+    if v in ("cpu", "smoke"):
+        cfg.lm.source = "scratch"
+        cfg.data.source = LOCAL_WIKITEXT
+        cfg.data.train_split = "valid"  # the offline copy has no train split
+        cfg.data.valid_split = ""
+        cfg.data.valid_holdout_fraction = 0.1
+        cfg.tokenizer.source = "train_bpe"
+        # From scratch, not fine-tuning: a pre-training learning rate and small batches.
+        cfg.finetune.learning_rate = 2e-3
+        cfg.finetune.final_learning_rate = 1e-4
+        cfg.finetune.schedule_period = "run"
+        cfg.finetune.batch_size = 32
+    if v == "cpu":
+        cfg.finetune.num_epochs = 4
+    if v == "smoke":
+        cfg.lm.scratch.hidden_size = 32
+        cfg.lm.scratch.ffn_dim = 64
+        cfg.lm.scratch.num_attention_heads = 2
+        cfg.tokenizer.vocab_size = 1024
+        cfg.data.max_train_blocks = 256
+        cfg.data.max_eval_blocks = 64
+        cfg.finetune.num_epochs = 2
+        cfg.finetune.batch_size = 32
+        cfg.finetune.eval_batch_size = 32
+    return cfg
