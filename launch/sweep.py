@@ -1,0 +1,161 @@
+r"""Run a config's sweep: one resumable run per value, all under one directory.
+
+  python -m launch.sweep --config=configs/gmm.py:cpu --workdir=runs/gmm_sweep [--dry_run]
+      [--config.FIELD=VALUE ...] [--overwrite]
+
+``cfg.sweep`` maps a field path to the values to try (``cfg.sweep.samples_per_generation =
+[500, 1000]``; nested ``ConfigDict``s give dotted paths, ``cfg.sweep.gmm.tol = [...]`` sweeps
+``gmm.tol``). Several fields give their Cartesian product. Run ``i`` goes to
+``DIR/FIELD=VALUE[,FIELD=VALUE...]/`` and is exactly the run of the printed command
+
+  python -m launch.run --config=... --workdir=DIR/FIELD=VALUE --config.FIELD=VALUE [overrides]
+
+so a sweep stopped anywhere is resumed by rerunning it (finished runs return at once, the
+interrupted one resumes after its last checkpoint), and any one run can be resumed or inspected
+alone. ``--dry_run`` prints those commands (one per line, e.g. for a SLURM array) and runs nothing.
+A config with an empty or absent sweep is a single run in DIR. Runs go one after the other in this
+process, each on every device it is given (``--config.num_devices=0``) and, with the
+``launch.run`` distributed flags, on every host.
+"""
+
+import itertools
+import shlex
+import sys
+from pathlib import Path
+
+import jax
+import ml_collections
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from collapse_jax import chain, distributed
+from collapse_jax.errors import CheckpointError, ConfigError, DataError
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "configs/NAME.py[:VARIANT]", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Sweep directory; one sub-directory per run.")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the launch.run commands, run nothing.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Delete a run of another config in a run dir.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def sweep_fields(cfg) -> dict[str, list]:
+    """``{dotted field path: values}`` from ``cfg.sweep`` (empty when there is no sweep)."""
+    if "sweep" not in cfg:
+        return {}
+    out = {}
+
+    def walk(node, prefix):
+        for k, v in node.items():
+            path = f"{prefix}{k}"
+            if isinstance(v, ml_collections.ConfigDict):
+                walk(v, path + ".")
+            else:
+                if not isinstance(v, list | tuple) or not v:
+                    raise ConfigError(
+                        f"sweep.{path}: expected a non-empty list of values, got {v!r}"
+                    )
+                _get(cfg, path)  # the swept field must exist
+                out[path] = list(v)
+
+    walk(cfg.sweep, "")
+    return out
+
+
+def _get(cfg, path: str):
+    node = cfg
+    for part in path.split("."):
+        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+            raise ConfigError(f"sweep.{path}: the config has no field {path}")
+        node = node[part]
+    return node
+
+
+def _set(cfg, path: str, value) -> None:
+    *parents, leaf = path.split(".")
+    node = cfg
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+
+
+def _text(v) -> str:
+    return str(v).replace(" ", "")
+
+
+def expand(cfg, workdir) -> list[tuple[Path, dict, ml_collections.ConfigDict]]:
+    """``[(run dir, {field: value}, config)]`` for every point of the sweep, in order."""
+    workdir = Path(workdir)
+    fields = sweep_fields(cfg)
+    if not fields:
+        return [(workdir, {}, cfg)]
+    runs = []
+    for values in itertools.product(*fields.values()):
+        point = dict(zip(fields, values, strict=True))
+        run_cfg = cfg.copy_and_resolve_references()
+        for path, v in point.items():
+            _set(run_cfg, path, v)
+        name = ",".join(f"{p}={_text(v)}" for p, v in point.items())
+        runs.append((workdir / name, point, run_cfg))
+    return runs
+
+
+def command(config_arg: str, run_dir: Path, point: dict, extra: list[str]) -> str:
+    """The ``launch.run`` command line of one run."""
+    args = ["python", "-m", "launch.run", f"--config={config_arg}", f"--workdir={run_dir}"]
+    args += [f"--config.{p}={_text(v)}" for p, v in point.items()]
+    return shlex.join(args + extra)
+
+
+def _passthrough(argv: list[str]) -> list[str]:
+    """The user's ``--config.FIELD=VALUE`` overrides and distributed flags, for the commands."""
+    keep = (
+        "--config.",
+        "--overwrite",
+        "--coordinator_address",
+        "--num_processes",
+        "--process_id",
+        "--distributed_auto",
+        "--distributed_timeout_seconds",
+    )
+    return [a for a in argv[1:] if a.startswith(keep)]
+
+
+def _config_arg(argv: list[str]) -> str:
+    for i, a in enumerate(argv):
+        if a.startswith("--config="):
+            return a.split("=", 1)[1]
+        if a == "--config":
+            return argv[i + 1]
+    raise ValueError("--config is required")
+
+
+def main(argv):
+    cfg = _CONFIG.value
+    config_arg = _config_arg(sys.argv)
+    try:
+        runs = expand(cfg, _WORKDIR.value)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    extra = _passthrough(sys.argv)
+    if _DRY_RUN.value:
+        for run_dir, point, _ in runs:
+            print(command(config_arg, run_dir, point, extra))
+        return
+    del argv
+    distributed.initialize_from_flags()
+    jax.config.update("jax_enable_x64", cfg.enable_x64)
+    for i, (run_dir, point, run_cfg) in enumerate(runs):
+        logging.info("sweep run %d/%d: %s -> %s", i + 1, len(runs), point, run_dir)
+        try:
+            chain.run(run_cfg, run_dir, overwrite=_OVERWRITE.value)
+        except (ConfigError, DataError, CheckpointError, FloatingPointError) as e:
+            print(f"error: {run_dir}: {e}", file=sys.stderr)
+            sys.exit(2)
+    logging.info("sweep done: %d runs under %s", len(runs), _WORKDIR.value)
+
+
+if __name__ == "__main__":
+    app.run(main)
