@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse_jax import chain, discrete, family, mixing
+from collapse_jax import chain, discrete, family, mixing, plots
 from collapse_jax.errors import ConfigError
 from configs import discrete as discrete_config
 
@@ -136,9 +136,12 @@ def test_family_shapes_and_finiteness(jit):
         assert jnp.shape(v) == () and np.isfinite(v), k
 
 
-def test_chain_metrics():
+def test_run_metrics_and_report(tmp_path):
+    # The smoke config end to end: chain.run's metrics.jsonl, then the figures and summary.
     cfg = smoke()
-    m = chain.simulate(cfg)
+    chain.run(cfg, tmp_path)
+    run = plots.load_run(tmp_path)
+    m = run.metrics
     g, s = cfg.num_generations, cfg.num_seeds
     for k, v in m.items():
         assert v.shape == (g, s) and np.all(np.isfinite(v)), k
@@ -150,3 +153,7 @@ def test_chain_metrics():
     for seed in np.flatnonzero(last >= 0):
         first = np.flatnonzero(m["absorbed"][:, seed])[0]
         assert first == last[seed]
+    paths, summary = plots.report(tmp_path)
+    assert [p.name for p in paths] == ["support.png", "absorption.png", "diversity.png"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert "Discrete chain" in summary

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from collapse_jax import chain, family, gaussian, mixing
+from collapse_jax import chain, family, gaussian, mixing, plots
 from collapse_jax.errors import ConfigError
 from configs import gaussian as gaussian_config
 
@@ -157,3 +157,15 @@ def test_shapes_and_finiteness(dim, jit):
             assert jnp.shape(v) == () and np.isfinite(v), k
     # W2^2 of the collapsed point mass at 0.25 to N(0, I): |0.25|^2 d + d.
     np.testing.assert_allclose(dead["w2_squared"], dim * (0.0625 + 1.0), rtol=1e-5)
+
+
+def test_run_and_report(tmp_path):
+    # The smoke config end to end: chain.run's metrics.jsonl, then the figures and summary.
+    cfg = gaussian_config.get_config("smoke")
+    chain.run(cfg, tmp_path)
+    run = plots.load_run(tmp_path)
+    assert run.metrics["w2_squared"].shape == (cfg.num_generations, cfg.num_seeds)
+    paths, summary = plots.report(tmp_path)
+    assert [p.name for p in paths] == ["variance.png", "mean.png", "w2.png"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert "| w2_squared |" in summary
