@@ -37,6 +37,8 @@ import ml_collections
 from configs import common, opt_finetune
 
 REGIMES = ("5ep", "10ep_keep10", "keep10")
+# Every variant and regime (tests/test_configs.py builds each).
+VARIANTS = ("paper", "cpu", "smoke", "paper_10ep_keep10", "cpu_keep10", "smoke_keep10")
 
 # The paper's Example 1 prompt (a WikiText-2 training passage).
 EXAMPLE_PROMPT = (
@@ -101,7 +103,9 @@ def get_config(arg=None):
     cfg.tail = tail_fields()
     cfg.example = ml_collections.ConfigDict()
     cfg.example.prompt = EXAMPLE_PROMPT
-    cfg.example.max_prompt_tokens = 64  # the prompt's last tokens; prompt + new <= position table
+    cfg.example.max_prompt_tokens = 64  # the prompt's last tokens, <= data.block_size
+    # Persistent XLA cache: every fine-tuning after the first reuses the compiled step ("" = off).
+    cfg.compilation_cache_dir = "~/.cache/collapse_jax/xla"
     cfg.matmul_precision = "default"  # TF32 on GPUs, as the paper's fine-tuning
     cfg.num_seeds = 5
     cfg.num_generations = 10

@@ -128,13 +128,13 @@ def validate(cfg) -> None:
         dist,
     )
     require(
-        cfg.example.max_prompt_tokens >= 1,
+        1 <= cfg.example.max_prompt_tokens <= d.block_size,
         "example.max_prompt_tokens",
-        ">= 1",
+        f"in [1, data.block_size={d.block_size}]",
         cfg.example.max_prompt_tokens,
     )
     if cfg.lm.source == "scratch":
-        need = max(d.block_size, cfg.example.max_prompt_tokens) + g.max_new_tokens
+        need = d.block_size + g.max_new_tokens
         require(
             cfg.lm.scratch.max_position_embeddings >= need,
             "lm.scratch.max_position_embeddings",
@@ -394,10 +394,19 @@ def continue_blocks(model, params, prompts_NxL: np.ndarray, gen_cfg) -> np.ndarr
     return np.concatenate(out)
 
 
-def example_prompt(cfg, tokenizer) -> np.ndarray:
-    """The last ``example.max_prompt_tokens`` tokens of the paper's Example 1 prompt: ``ids_1xL``."""
+def example_prompt(cfg, tokenizer) -> tuple[np.ndarray, np.ndarray]:
+    """The last ``example.max_prompt_tokens`` tokens of the paper's Example 1 prompt, left-padded
+    to ``data.block_size`` and repeated to ``generate.batch_size`` rows: ``(ids_BxL, mask_BxL)``.
+
+    The shapes of the synthetic data's beam search, so the example reuses its compiled loop.
+    """
     ids = tokenizer(cfg.example.prompt, add_special_tokens=False)["input_ids"]
-    return np.asarray(ids[-cfg.example.max_prompt_tokens :], np.int32)[None]
+    ids = ids[-cfg.example.max_prompt_tokens :]
+    L, B = cfg.data.block_size, cfg.generate.batch_size
+    pad = L - len(ids)
+    ids_L = np.asarray([tokenizer.pad_token_id] * pad + ids, np.int32)
+    mask_L = np.asarray([0] * pad + [1] * len(ids), np.int32)
+    return np.tile(ids_L, (B, 1)), np.tile(mask_L, (B, 1))
 
 
 class SeedCheckpoints(NamedTuple):
@@ -422,7 +431,7 @@ class Context(NamedTuple):
     base_params: Any
     plan: mixing.Plan
     tail: TailReference
-    example_1xL: np.ndarray
+    example_BxL: tuple[np.ndarray, np.ndarray]  # (ids, mask) of the example prompt
     arrays_dir: Path
 
 
@@ -518,7 +527,8 @@ def run_seed_generation(ctx: Context, ckpt: SeedCheckpoints, cache: dict, s: int
     example = decode.beam_search(
         ctx.model,
         params,
-        jnp.asarray(ctx.example_1xL),
+        jnp.asarray(ctx.example_BxL[0]),
+        jnp.asarray(ctx.example_BxL[1]),
         num_beams=cfg.generate.num_beams,
         max_new_tokens=cfg.generate.max_new_tokens,
         min_new_tokens=cfg.generate.min_new_tokens,
@@ -595,6 +605,12 @@ def run_pipeline(cfg, workdir) -> None:
     arrays_dir = workdir / "arrays"
     arrays_dir.mkdir(parents=True, exist_ok=True)
     G, S = cfg.num_generations, cfg.num_seeds
+    if cfg.compilation_cache_dir:
+        # Each fine-tuning jits its own train step; with the persistent cache every generation,
+        # seed and rerun after the first reuses the compiled executable (process-wide setting).
+        path = os.path.expanduser(cfg.compilation_cache_dir)
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     with jax.default_matmul_precision(cfg.matmul_precision):
         corpus = load_corpus(cfg, workdir / "tokenizer")
         plan = mixing.plan(cfg.mixing, corpus.train_MxL.shape[0], G)

@@ -1,0 +1,142 @@
+"""The OPT WikiText pipeline: the smoke variant runs two generations and resumes exactly."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collapse_jax import chain, errors
+from collapse_jax.lm import pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config(arg="smoke"):
+    spec = importlib.util.spec_from_file_location(
+        "cfg_opt_wikitext", ROOT / "configs/opt_wikitext.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.get_config(arg)
+
+
+OUTPUTS = ("metrics.jsonl", "examples.jsonl", "arrays/gen_0_seed_0.npy", "arrays/gen_1_seed_0.npy")
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """An uninterrupted two-generation smoke run."""
+    if not (ROOT.parent / "shared" / "data" / "wikitext-2").is_dir():
+        pytest.skip("../shared/data/wikitext-2 is absent (the smoke variant reads it)")
+    workdir = tmp_path_factory.mktemp("straight")
+    chain.run(_config(), workdir)
+    return workdir
+
+
+def test_two_generations_write_the_output_contract(straight):
+    lines = (straight / "metrics.jsonl").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines] == ['{"generation": 0', '{"generation": 1']
+    from collapse_jax import plots
+
+    run = plots.load_run(straight)
+    m = run.metrics
+    assert all(np.isfinite(v).all() and v.shape == (2, 1) for v in m.values())
+    # Beam search is the mode-seeking decoder: its blocks are more likely under the generation-0
+    # model than the real blocks it was fitted on (the paper's Fig. 1 shift to the left).
+    assert m["data_ppl_q50"][1, 0] < m["data_ppl_q50"][0, 0]
+    # Generation 0 trains on D_0, so its rare-token share is the one that defines the rare set:
+    # at least q by construction.
+    assert m["data_rare_share_q10"][0, 0] >= 0.1
+    ppl1 = np.load(straight / "arrays/gen_1_seed_0.npy")
+    assert ppl1.shape == (32,) and np.isfinite(ppl1).all()
+    assert len((straight / "examples.jsonl").read_text().splitlines()) == 2
+    paths, summary = plots.report(straight)
+    assert {p.name for p in paths} == {
+        "perplexity_histograms.png",
+        "test_perplexity.png",
+        "tail.png",
+    }
+    assert "| 1 |" in summary
+
+
+def test_resume_after_each_step_is_byte_identical(straight, tmp_path, monkeypatch):
+    cfg = _config()
+    # Run generation 0 only, then extend to 2 generations with a crash after generation 1's beam
+    # search (its synthetic data is saved, its fine-tuning is lost), then rerun.
+    cfg.num_generations = 1
+    chain.run(cfg, tmp_path)
+    cfg.num_generations = 2
+
+    calls = {"beam": 0}
+    real_continue, real_metrics = pipeline.continue_blocks, pipeline.model_metrics
+
+    def counting_continue(*a, **k):
+        calls["beam"] += 1
+        return real_continue(*a, **k)
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt("simulated crash after the beam search")
+
+    monkeypatch.setattr(pipeline, "continue_blocks", counting_continue)
+    monkeypatch.setattr(pipeline, "model_metrics", crash)
+    with pytest.raises(KeyboardInterrupt):
+        chain.run(cfg, tmp_path)
+    assert calls["beam"] == 1
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
+
+    monkeypatch.setattr(pipeline, "model_metrics", real_metrics)
+    chain.run(cfg, tmp_path)
+    assert calls["beam"] == 1, "the saved synthetic data must be reused, not regenerated"
+    for name in OUTPUTS:
+        assert (tmp_path / name).read_bytes() == (straight / name).read_bytes(), name
+
+
+def test_rare_classes_take_whole_count_classes():
+    counts = np.array([5, 1, 1, 2, 0, 10])  # 19 tokens
+    # Count-1 types hold 2/19 >= 0.1: they alone are rare at q = 0.1.
+    np.testing.assert_array_equal(
+        pipeline.rare_classes(counts, 0.1), [False, True, True, False, False, False]
+    )
+    # Classes 1, 2 hold 4/19 < 0.25, adding class 5 reaches 9/19.
+    np.testing.assert_array_equal(
+        pipeline.rare_classes(counts, 0.25), [True, True, True, True, False, False]
+    )
+
+
+def test_ngram_keys_are_injective_within_blocks():
+    rng = np.random.default_rng(0)
+    blocks = rng.integers(0, 7, size=(20, 9))
+    keys = pipeline.ngram_keys(blocks, 3, 7)
+    tuples = {tuple(b[i : i + 3]) for b in blocks for i in range(7)}
+    assert keys.shape == (20, 7) and np.unique(keys).size == len(tuples)
+
+
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("generate.max_new_tokens", 32, "generate.max_new_tokens"),
+        ("generate.min_new_tokens", 0, "generate.min_new_tokens"),
+        ("tail.quantiles", (0.1, 1.5), "tail.quantiles"),
+        ("lm.scratch.max_position_embeddings", 100, "max_position_embeddings"),
+    ],
+)
+def test_validate_names_the_bad_field(field, value, match):
+    cfg = _config()
+    node, _, leaf = field.rpartition(".")
+    sub = cfg
+    for part in node.split("."):
+        sub = sub[part]
+    sub[leaf] = value
+    with pytest.raises(errors.ConfigError, match=match):
+        pipeline.validate(cfg)
+
+
+def test_regime_variants():
+    cfg = _config("smoke_keep10")
+    assert cfg.mixing.regime == "keep_real" and cfg.mixing.gamma == 0.1
+    assert cfg.finetune.num_epochs == 2 * _config("smoke").finetune.num_epochs
+    assert _config("paper").mixing.regime == "replace"
+    assert _config("paper_10ep_keep10").finetune.num_epochs == 10
+    with pytest.raises(ValueError, match="REGIME"):
+        _config("cpu_3ep")
