@@ -113,8 +113,8 @@ class Classifier(NamedTuple):
 
 def classifier_logits(params, x_NxHxW):
     h = x_NxHxW.reshape(x_NxHxW.shape[0], -1)
-    h = jax.nn.relu(h @ params["w1"] + params["b1"])
-    return h @ params["w2"] + params["b2"]
+    h = jax.nn.relu(h @ params["w1"] + params["b1"][None, :])
+    return h @ params["w2"] + params["b2"][None, :]
 
 
 def train_classifier(key, images_NxHxW, labels_N, vae_cfg) -> Classifier:

@@ -1,0 +1,192 @@
+"""The VAE family: the paper's architecture, vmapped training, fresh samples, metrics, resume.
+
+Conv training compiles slowly on CPU (tens of seconds on a busy 2-core machine): each test compiles
+at most one ``fit``, on the smoke config (two batches of 32 images per epoch).
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from collapse_jax import chain, mixing
+from collapse_jax.errors import ConfigError
+from collapse_jax.family import Origin
+from collapse_jax.vae import family as vae
+from collapse_jax.vae import model, train
+from configs import vae as vae_config
+
+
+def smoke(**vae_fields):
+    cfg = vae_config.get_config("smoke")
+    cfg.vae.epochs = 3
+    for k, v in vae_fields.items():
+        cfg.vae[k] = v
+    return cfg
+
+
+def synthetic_images(key, n):
+    """Blurry blobs in [0, 255]: cheap stand-ins for digits where real data is not the point."""
+    return jax.random.randint(key, (n, 28, 28), 0, 256).astype(jnp.uint8)
+
+
+def test_parameter_count_is_the_papers():
+    shapes = jax.eval_shape(lambda k: model.init_params(k, 20), jax.random.key(0))
+    assert model.num_params(shapes) == 647_081
+
+
+@pytest.mark.parametrize("use_jit", [False, True])
+def test_forward_shapes_and_finite(use_jit):
+    params = model.init_params(jax.random.key(0), 20)
+    x = train.to_unit(synthetic_images(jax.random.key(1), 3))
+    eps = jax.random.normal(jax.random.key(2), (3, 20))
+    loss_fn = functools.partial(model.per_image_loss, latent_dim=20)
+    dec = functools.partial(model.decode, latent_dim=20)
+    if use_jit:
+        loss_fn, dec = jax.jit(loss_fn), jax.jit(dec)
+    loss = loss_fn(params, x, eps)
+    assert loss.shape == (3,) and bool(jnp.all(jnp.isfinite(loss)))
+    # BCE >= the entropy of the targets >= 0 and KL >= 0.
+    assert bool(jnp.all(loss > 0))
+    p = dec(params, eps)
+    assert p.shape == (3, 28, 28) and bool(jnp.all((p >= 0) & (p <= 1)))
+
+
+def test_matches_pytorch_with_the_same_weights():
+    """The same function as the authors' PyTorch model (k4 s2 p1 convs and transposed convs)."""
+    torch = pytest.importorskip("torch")
+    nn, F = torch.nn, torch.nn.functional
+    params = model.init_params(jax.random.key(0), 20)
+    p = jax.tree.map(lambda a: torch.from_numpy(np.array(a)), params)
+    enc, dec = p["encoder"], p["decoder"]
+    c1, c2 = nn.Conv2d(1, 64, 4, 2, 1), nn.Conv2d(64, 128, 4, 2, 1)
+    d1, d2 = nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.ConvTranspose2d(64, 1, 4, 2, 1)
+    with torch.no_grad():
+        # Flax conv kernels are HWIO, PyTorch's OIHW; transposed conv kernels here are HW(out)(in)
+        # (transpose_kernel=True), PyTorch's (in)(out)HW.
+        c1.weight.copy_(enc["conv1"]["kernel"].permute(3, 2, 0, 1))
+        c2.weight.copy_(enc["conv2"]["kernel"].permute(3, 2, 0, 1))
+        d1.weight.copy_(dec["deconv1"]["kernel"].permute(3, 2, 0, 1))
+        d2.weight.copy_(dec["deconv2"]["kernel"].permute(3, 2, 0, 1))
+        for m, b in (
+            (c1, enc["conv1"]),
+            (c2, enc["conv2"]),
+            (d1, dec["deconv1"]),
+            (d2, dec["deconv2"]),
+        ):
+            m.bias.copy_(b["bias"])
+        x = train.to_unit(synthetic_images(jax.random.key(1), 2))
+        h = F.relu(c2(F.relu(c1(torch.from_numpy(np.array(x))[:, None]))))
+        # Our flatten is (H, W, C); PyTorch's (C, H, W).
+        h = h.permute(0, 2, 3, 1).reshape(2, -1)
+        mu_t = h @ enc["mu"]["kernel"] + enc["mu"]["bias"]
+        z = jax.random.normal(jax.random.key(2), (2, 20))
+        g = F.relu(torch.from_numpy(np.array(z)) @ dec["fc"]["kernel"] + dec["fc"]["bias"])
+        g = g.reshape(2, 7, 7, 128).permute(0, 3, 1, 2)
+        p_t = torch.sigmoid(d2(F.relu(d1(g))))[:, 0]
+    mu, _ = model.encode(params, x, 20)
+    # float32 sums of ~1000 terms in another order: agreement to ~1e-5 relative.
+    np.testing.assert_allclose(np.asarray(mu), mu_t.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(model.decode(params, z, 20)), p_t.numpy(), atol=1e-5)
+
+
+def test_vmapped_fresh_per_batch_fit_equals_per_seed_loop():
+    """Generation >= 1 (fresh samples from the previous model, keep_real share of D_0)."""
+    cfg = smoke()
+    cfg.mixing.regime, cfg.mixing.gamma = "keep_real", 0.25
+    plan = mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations)
+    assert 0 < plan.num_model < cfg.samples_per_generation
+    S, M = 2, cfg.samples_per_generation
+    keys = jax.random.split(jax.random.key(3), S)
+    prev = jax.vmap(lambda k: vae.init(k, cfg, None).replace(fitted=True))(keys)
+    x = jax.vmap(lambda k: synthetic_images(k, M))(jax.random.split(jax.random.key(4), S))
+    data = jax.vmap(mixing.full)(x)
+    fit_keys = jax.random.split(jax.random.key(5), S)
+    single = jax.jit(lambda k, s, d: vae.fit(k, s, d, cfg))
+    batched = jax.jit(jax.vmap(lambda k, s, d: vae.fit(k, s, d, cfg)))
+    out = batched(fit_keys, prev, data)
+    for s in range(S):
+        one = single(
+            fit_keys[s], jax.tree.map(lambda a: a[s], prev), jax.tree.map(lambda a: a[s], data)
+        )
+        # Same ops, with the seed axis folded into the convolutions: float32 reassociation only.
+        for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(out), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b)[s], rtol=2e-4, atol=2e-5)
+    assert out.fitted and bool(jnp.all(jnp.isfinite(out.loss_E)))
+    assert out.loss_E.shape == (S, cfg.vae.epochs)
+
+
+def test_real_data_fit_lowers_the_loss_and_metrics_are_finite(shared_data):
+    del shared_data
+    cfg = smoke()
+    single = jax.jit(lambda k, s, d: vae.fit(k, s, d, cfg))
+    truth = vae.reference(cfg)
+    x0 = vae.original_data(None, truth, cfg)
+    assert x0.shape == (cfg.samples_per_generation, 28, 28) and x0.dtype == jnp.uint8
+    d0 = mixing.full(x0)
+    state0 = vae.init(jax.random.key(0), cfg, d0)
+    fitted = single(jax.random.key(1), state0, d0)
+    loss = np.asarray(fitted.loss_E)
+    # Generation 0 on real digits: from ~543 nats (p = 1/2) the mean loss falls epoch by epoch.
+    assert np.all(np.isfinite(loss)) and loss[-1] < loss[0] - 20, loss
+    m = vae.metrics(fitted, d0, Origin(truth, x0, fitted), cfg)
+    v = cfg.vae
+    shapes = {
+        "train_loss": (),
+        "train_loss_by_epoch": (v.epochs,),
+        "latent_mean": (),
+        "latent_std": (),
+        "latent_kde": (v.kde_points,),
+        "class_share": (10,),
+        "class_entropy": (),
+        "min_class_share": (),
+        "classifier_heldout_accuracy": (),
+        "sample_images": (v.grid_images, 28, 28),
+    }
+    assert {k: tuple(a.shape) for k, a in m.items()} == shapes
+    for k, a in m.items():
+        assert bool(jnp.all(jnp.isfinite(a))), k
+    np.testing.assert_allclose(float(jnp.sum(m["class_share"])), 1.0, rtol=1e-6)
+    # Even the smoke classifier (16 hidden units, one epoch) beats chance by far on real digits.
+    assert float(m["classifier_heldout_accuracy"]) > 0.5
+    s = vae.sample(jax.random.key(2), fitted, 40, cfg)
+    assert s.shape == (40, 28, 28) and s.dtype == jnp.uint8
+
+
+def test_kde_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    values = np.random.default_rng(0).normal(0.2, 0.7, 300).astype(np.float32)
+    grid = np.linspace(-3, 3, 13, dtype=np.float32)
+    ours = np.asarray(vae.gaussian_kde(jnp.asarray(values), jnp.asarray(grid)))
+    np.testing.assert_allclose(ours, stats.gaussian_kde(values)(grid), rtol=1e-4, atol=1e-7)
+
+
+def test_fresh_per_batch_refuses_accumulate():
+    cfg = smoke()
+    cfg.mixing.regime = "accumulate"
+    with pytest.raises(ConfigError, match=r"vae\.samples=fresh_per_batch"):
+        vae.validate(cfg)
+    cfg.vae.samples = "fixed_dataset"
+    vae.validate(cfg)
+    cfg.vae.samples = "bogus"
+    with pytest.raises(ConfigError, match=r"vae\.samples: expected one of"):
+        vae.validate(cfg)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("samples", ["fresh_per_batch", "fixed_dataset"])
+def test_resume_is_exact(shared_data, tmp_path, samples):
+    """4 generations in one go == 2, stop, resume to 4 (metrics.jsonl byte-identical)."""
+    del shared_data
+    cfg = smoke(samples=samples, epochs=1)
+    cfg.num_generations = 4
+    whole = chain.run(cfg, tmp_path / "whole")
+    cfg2 = smoke(samples=samples, epochs=1)
+    cfg2.num_generations = 2
+    chain.run(cfg2, tmp_path / "part")
+    chain.run(cfg, tmp_path / "part")
+    a = (whole / "metrics.jsonl").read_bytes()
+    assert a == (tmp_path / "part" / "metrics.jsonl").read_bytes()
+    assert a.count(b"\n") == 4
