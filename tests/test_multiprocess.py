@@ -3,6 +3,8 @@
 Each process gets 2 forced CPU devices; the Gaussian smoke chain's 8 seeds are split over the 4
 global devices, checkpointed by both processes (Orbax), resumed, and written by process 0 only.
 Its metrics must equal a single-process, single-device run of the same config.
+
+    pytest tests/test_multiprocess.py -m slow
 """
 
 import json
@@ -27,6 +29,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Two JAX start-ups plus a gloo rendezvous: ~20 s of CPU, too much for the default suite.
+@pytest.mark.slow
 def test_two_processes_equal_one(tmp_path):
     import jax
 
