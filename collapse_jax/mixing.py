@@ -116,8 +116,9 @@ def next_pool(key, p: Plan, pool: Data, model_x, data0, generation) -> Data:
     ``model_x`` holds ``p.num_model`` samples; ``data0`` is D_0 (``x`` only).
     """
     if p.accumulates:
-        start = generation * p.samples_per_generation
-        start = (start,) + (0,) * (pool.x.ndim - 1)
+        # All indices int32: under jax_enable_x64 a bare 0 would be int64 next to an int32 start.
+        start = jnp.asarray(generation, jnp.int32) * p.samples_per_generation
+        start = (start,) + (jnp.zeros((), jnp.int32),) * (pool.x.ndim - 1)
         x = jax.lax.dynamic_update_slice(pool.x, model_x.astype(pool.x.dtype), start)
         w = jax.lax.dynamic_update_slice(
             pool.weight, jnp.ones((p.samples_per_generation,), jnp.float32), start[:1]
