@@ -126,3 +126,31 @@ def summary(run) -> str:
             f"| {i} | {q[i]:.4f} | {freq[i]:.4f} | {2 * np.sqrt(q[i] * (1 - q[i]) / s):.4f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def sweep_figure(workdirs, outdir) -> Path:
+    """Support size and tail mass against generation, one seed band per sample size M."""
+    runs = sorted(
+        (plots.load_run(w) for w in workdirs), key=lambda r: r.config["samples_per_generation"]
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for i, run in enumerate(runs):
+        label = f"M={run.config['samples_per_generation']}"
+        plots.seed_band(axes[0], run.generations, run.metrics["support_size"], label, f"C{i}")
+        # Tail mass as a fraction of the tail's original mass: the tail (q_i <= 1/M) differs by M.
+        q, m = _q(run), run.config["samples_per_generation"]
+        total = max(q[q <= 1 / m].sum(), 1e-300)
+        plots.seed_band(axes[1], run.generations, run.metrics["tail_mass"] / total, label, f"C{i}")
+    axes[0].set_ylabel("support size")
+    axes[1].set_ylabel("fraction of the tail's mass present (q_i <= 1/M)")
+    for ax in axes:
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlabel("generation")
+        ax.legend(fontsize=8)
+    fig.suptitle(
+        _title(runs[-1], "support and tail per M").replace(
+            f"M={runs[-1].config['samples_per_generation']}, ", ""
+        ),
+        fontsize=9,
+    )
+    return plots.save(fig, outdir, "discrete_sweep")

@@ -176,3 +176,47 @@ def summary(run) -> str:
             "(`theory.monte_carlo_horizon`).",
         ]
     return "\n".join(lines) + "\n"
+
+
+def sweep_figure(workdirs, outdir) -> Path:
+    """The paper's picture across sample sizes: variance and W2^2 per M, with exact theory.
+
+    Left: median variance per M (dashed; the seed mean collapses with it past the Monte Carlo
+    horizon) against theory exp E[log sigma_n^2]; right: seed-mean W2^2 per M against its exact
+    expectation (log-log). Overlays need pure replace with a normal D_0 in 1-D.
+    """
+    runs = sorted(
+        (plots.load_run(w) for w in workdirs), key=lambda r: r.config["samples_per_generation"]
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for i, run in enumerate(runs):
+        s = _setup(run)
+        n, color = run.generations, f"C{i}"
+        var_key = "variance" if s["dim"] == 1 else "cov_trace"
+        label = f"M={s['m']}"
+        v = run.metrics[var_key]
+        axes[0].plot(n, np.median(v, axis=1), color=color, ls="--", label=f"{label} median")
+        axes[0].plot(n, v.mean(axis=1), color=color, lw=1, alpha=0.6)
+        axes[1].plot(n + 1, run.metrics["w2_squared"].mean(axis=1), color=color, label=label)
+        if s["exact_all"]:
+            axes[0].plot(
+                n, np.exp(theory.expected_log_variance(n, s["m"], s["est"], s["sigma"])), **THEORY
+            )
+            axes[1].plot(
+                n + 1, theory.expected_w2_squared(n, s["m"], s["est"], s["sigma"]), **THEORY
+            )
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("generation")
+    axes[0].set_ylabel("variance: median dashed, mean solid; theory dotted")
+    axes[1].set_xscale("log")
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("generation + 1")
+    axes[1].set_ylabel("E[W2^2] (seed mean); theory dotted")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.suptitle(
+        f"Gaussian chains, {runs[0].metrics['w2_squared'].shape[1]} seeds per M "
+        f"({runs[0].config['gaussian']['estimator']}, {runs[0].config['mixing']['regime']})",
+        fontsize=9,
+    )
+    return plots.save(fig, outdir, "gaussian_sweep")
