@@ -7,6 +7,7 @@ import pytest
 
 from collapse_jax import chain, discrete, family, mixing, plots
 from collapse_jax.errors import ConfigError
+from collapse_jax.plots import discrete as plots_discrete
 from configs import discrete as discrete_config
 
 
@@ -156,4 +157,7 @@ def test_run_metrics_and_report(tmp_path):
     paths, summary = plots.report(tmp_path)
     assert [p.name for p in paths] == ["support.png", "absorption.png", "diversity.png"]
     assert all(p.stat().st_size > 0 for p in paths)
+    # The across-M figure (one workdir per M in a sweep; the same run twice is enough here).
+    sweep = plots_discrete.sweep_figure([tmp_path, tmp_path], tmp_path / "figures")
+    assert sweep.name == "discrete_sweep.png" and sweep.stat().st_size > 0
     assert "Discrete chain" in summary

@@ -8,6 +8,7 @@ import scipy.linalg
 
 from collapse_jax import chain, family, gaussian, mixing, plots
 from collapse_jax.errors import ConfigError
+from collapse_jax.plots import gaussian as plots_gaussian
 from configs import gaussian as gaussian_config
 
 
@@ -168,4 +169,7 @@ def test_run_and_report(tmp_path):
     paths, summary = plots.report(tmp_path)
     assert [p.name for p in paths] == ["variance.png", "mean.png", "w2.png"]
     assert all(p.stat().st_size > 0 for p in paths)
+    # The across-M figure (one workdir per M in a sweep; the same run twice is enough here).
+    sweep = plots_gaussian.sweep_figure([tmp_path, tmp_path], tmp_path / "figures")
+    assert sweep.name == "gaussian_sweep.png" and sweep.stat().st_size > 0
     assert "| w2_squared |" in summary
