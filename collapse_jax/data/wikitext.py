@@ -47,7 +47,7 @@ def token_stream(tokenizer, lines: list[str], skip_empty_lines: bool) -> np.ndar
     """Token ids of every line, concatenated: ``ids_T`` int32."""
     if skip_empty_lines:
         # run_clm keeps "" rows, each a lone </s>; skipping them keeps blocks free of runs of bos.
-        lines = [line for line in lines if line]
+        lines = [line for line in lines if line.strip()]
     if not lines:
         return np.zeros((0,), np.int32)
     ids = tokenizer(lines, add_special_tokens=True)["input_ids"]

@@ -15,6 +15,7 @@ Command (a single fine-tuning run; the recursive pipeline is ``configs/opt_wikit
     python -m collapse_jax.lm.finetune --config=configs/opt_finetune.py:cpu --workdir=/tmp/ft
 """
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 from absl import logging
@@ -84,6 +86,13 @@ def make_optimizer(ft_cfg, steps_per_epoch: int) -> optax.GradientTransformation
     return adamw
 
 
+def _optimizer_key(ft_cfg, steps_per_epoch: int) -> tuple:
+    """The fields the optimizer depends on: a hashable cache key."""
+    fields = ("learning_rate", "final_learning_rate", "schedule_period", "num_epochs")
+    fields += ("weight_decay", "adam_b1", "adam_b2", "adam_eps", "grad_clip_norm")
+    return (steps_per_epoch, *((f, ft_cfg[f]) for f in fields))
+
+
 def make_train_step(config: opt.OPTConfig, optimizer: optax.GradientTransformation) -> Callable:
     """``step(state, train_NxL, index_B, dropout_key) -> (state, loss)``, jitted, state donated.
 
@@ -104,6 +113,22 @@ def make_train_step(config: opt.OPTConfig, optimizer: optax.GradientTransformati
         return TrainState(params, opt_state, state.step + 1), loss
 
     return jax.jit(step, donate_argnums=0)
+
+
+def _optimizer_key(ft_cfg, steps_per_epoch: int) -> tuple:
+    """Everything the optimizer depends on, hashable."""
+    fields = ("learning_rate", "final_learning_rate", "schedule_period", "num_epochs")
+    fields += ("weight_decay", "adam_b1", "adam_b2", "adam_eps", "grad_clip_norm")
+    return (steps_per_epoch, *((f, ft_cfg[f]) for f in fields))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_step(config: opt.OPTConfig, optimizer_key: tuple):
+    """``(optimizer, train_step)`` built once per model config and optimizer: every generation of
+    the recursive pipeline reuses one compiled step instead of tracing a new closure."""
+    steps_per_epoch, *fields = optimizer_key
+    optimizer = make_optimizer(ml_collections.ConfigDict(dict(fields)), steps_per_epoch)
+    return optimizer, make_train_step(config, optimizer)
 
 
 def finetune(
@@ -134,9 +159,8 @@ def finetune(
         ft_cfg.eval_every_steps >= 0, "finetune.eval_every_steps", ">= 0", ft_cfg.eval_every_steps
     )
     steps_per_epoch = num_blocks // batch_size
-    optimizer = make_optimizer(ft_cfg, steps_per_epoch)
+    optimizer, train_step = _cached_step(config, _optimizer_key(ft_cfg, steps_per_epoch))
     schedule = learning_rate_schedule(ft_cfg, steps_per_epoch)
-    train_step = make_train_step(config, optimizer)
     shuffle_key, dropout_key = jax.random.split(key)
 
     # A copy, so donating the state never invalidates the caller's params.
