@@ -8,8 +8,10 @@ paper  facebook/opt-125m on wikitext-2-raw-v1 with the paper's hyper-parameters 
        ~34 (the paper's Fig. 1 generation 0).
 cpu    a 2-layer OPT (hidden 128) trained from scratch on ../shared/data/wikitext-2/valid.txt with a
        byte-level BPE (8192 tokens) trained on the same text, 10% of it held out for validation,
-       tested on test.txt. A few minutes on 2 CPU cores; the test perplexity ends far below the
-       unigram baseline (both are in summary.json).
+       tested on test.txt. A few minutes on 2 idle CPU cores (3.4 CPU-minutes; 21 minutes of wall
+       time measured on a 2-core machine shared with ~15 busy processes). Measured: test perplexity
+       8436 (init) -> 220 after 4 epochs, against 839 for the add-one unigram of the training
+       tokens on the same targets (summary.json).
 smoke  a tiny model on a few hundred blocks of the same files; seconds (what the tests run).
 
 The recursive pipeline (configs/opt_wikitext.py) reuses the fields under cfg.lm, cfg.data,

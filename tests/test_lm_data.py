@@ -1,6 +1,7 @@
 """Tokenizer and WikiText-2 blocks: per-line tokens, concatenated, cut into blocks."""
 
 import importlib.util
+import json
 
 import ml_collections
 import numpy as np
@@ -54,13 +55,25 @@ def test_trained_tokenizer_round_trips_and_prepends_bos(tmp_path):
         assert tokenizer_lib.UNK_ID not in ids  # byte-level: nothing is unknown
     assert len(tok(LINES[0])["input_ids"]) < len(LINES[0].encode())  # merges were learnt
     # Cached by the text's hash: a second load reuses the directory and gives the same ids.
-    (entry,) = [p for p in tmp_path.iterdir()]
+    (entry,) = tmp_path.iterdir()
     again = tokenizer_lib.load(cfg, LINES)
-    assert [p for p in tmp_path.iterdir()] == [entry]
+    assert list(tmp_path.iterdir()) == [entry]
     assert again(LINES[5])["input_ids"] == tok(LINES[5])["input_ids"]
-    # The saved directory is a plain HF tokenizer directory.
+    # The saved directory is a plain HF tokenizer directory for AutoTokenizer (the hub/local path).
     local = tokenizer_lib.load(ml_collections.ConfigDict({"source": str(entry)}))
     assert local(LINES[7])["input_ids"] == tok(LINES[7])["input_ids"]
+    # The same vocabulary in facebook/opt-125m's on-hub layout (slow GPT2Tokenizer files,
+    # add_bos_token) tokenizes identically: the trained tokenizer behaves as OPT's does.
+    opt_dir = tmp_path / "opt_layout"
+    opt_dir.mkdir()
+    tok.backend_tokenizer.model.save(str(opt_dir))  # vocab.json, merges.txt
+    specials = {"bos_token": "</s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "</s>"}
+    (opt_dir / "special_tokens_map.json").write_text(json.dumps(specials))
+    opt_config = {"tokenizer_class": "GPT2Tokenizer", "add_bos_token": True, **specials}
+    (opt_dir / "tokenizer_config.json").write_text(json.dumps(opt_config))
+    opt_like = tokenizer_lib.load(ml_collections.ConfigDict({"source": str(opt_dir)}))
+    for line in (LINES[7], "unseen words: Zürich 東京 ⅔\n"):
+        assert opt_like(line)["input_ids"] == tok(line)["input_ids"]
 
 
 def test_missing_split_file_is_a_data_error_naming_it(tmp_path):

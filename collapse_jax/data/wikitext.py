@@ -34,7 +34,10 @@ def read_lines(source: str, split: str) -> list[str]:
                 f"data.source={source} needs the Hugging Face `datasets` package: "
                 "pip install datasets (or point data.source at a directory of text files)"
             ) from e
-        ds = datasets.load_dataset("wikitext", source.removeprefix("hf:"), split=_HF_SPLITS[split])
+        # "Salesforce/wikitext" is the dataset's current hub id ("wikitext" redirects there).
+        ds = datasets.load_dataset(
+            "Salesforce/wikitext", source.removeprefix("hf:"), split=_HF_SPLITS[split]
+        )
         return list(ds["text"])
     path = Path(source).expanduser() / f"{split}.txt"
     if not path.is_file():
