@@ -39,17 +39,17 @@ def block_losses(params, config: opt.OPTConfig, blocks_NxL, batch_size: int) -> 
     dropped, so each block's value is computed alone and is the same for any ``batch_size``.
     """
     blocks_NxL = np.asarray(blocks_NxL, np.int32)
-    n = blocks_NxL.shape[0]
-    out = []
-    for start in range(0, n, batch_size):
-        batch = blocks_NxL[start : start + batch_size]
-        real = batch.shape[0]
-        if real < batch_size:
-            batch = np.concatenate(
-                [batch, np.broadcast_to(blocks_NxL[:1], (batch_size - real, batch.shape[1]))]
-            )
-        out.append(np.asarray(_block_losses_B(params, config, jnp.asarray(batch)))[:real])
-    return np.concatenate(out).astype(np.float64) if out else np.zeros((0,), np.float64)
+    n, length = blocks_NxL.shape
+    if n == 0:
+        return np.zeros((0,), np.float64)
+    pad = -n % batch_size
+    padded = np.concatenate([blocks_NxL, np.broadcast_to(blocks_NxL[:1], (pad, length))])
+    # Dispatch every batch before reading any back, so the device never waits on the host.
+    losses = [
+        _block_losses_B(params, config, jnp.asarray(padded[start : start + batch_size]))
+        for start in range(0, n + pad, batch_size)
+    ]
+    return np.concatenate(jax.device_get(losses))[:n].astype(np.float64)
 
 
 def sequence_perplexities(params, config: opt.OPTConfig, blocks_NxL, batch_size: int) -> np.ndarray:
