@@ -151,7 +151,7 @@ class OPTConfig:
             layerdrop=0.0,
             tie_word_embeddings=True,
             use_cache=True,
-            torch_dtype="float32",
+            dtype="float32",
         )
         return d
 
@@ -285,30 +285,30 @@ def _attention(p, config, x_BxLxD, mask_Bx1xLxT, layer_cache, index, dropout_key
     q = _apply_dense(p["q_proj"], x_BxLxD, dtype) * jnp.asarray(dh**-0.5, dtype)
     k = _apply_dense(p["k_proj"], x_BxLxD, dtype)
     v = _apply_dense(p["v_proj"], x_BxLxD, dtype)
-    q_BxLxHxK = q.reshape(b, l, h, dh)
-    k_BxTxHxK = k.reshape(b, l, h, dh)
-    v_BxTxHxK = v.reshape(b, l, h, dh)
+    q_BxLxHxDh = q.reshape(b, l, h, dh)
+    k_BxTxHxDh = k.reshape(b, l, h, dh)
+    v_BxTxHxDh = v.reshape(b, l, h, dh)
     new_layer_cache = None
     if layer_cache is not None:
         key_cache, value_cache = layer_cache
         start = (0, index, 0, 0)
-        k_BxTxHxK = jax.lax.dynamic_update_slice(
-            key_cache, k_BxTxHxK.astype(key_cache.dtype), start
+        k_BxTxHxDh = jax.lax.dynamic_update_slice(
+            key_cache, k_BxTxHxDh.astype(key_cache.dtype), start
         )
-        v_BxTxHxK = jax.lax.dynamic_update_slice(
-            value_cache, v_BxTxHxK.astype(value_cache.dtype), start
+        v_BxTxHxDh = jax.lax.dynamic_update_slice(
+            value_cache, v_BxTxHxDh.astype(value_cache.dtype), start
         )
-        new_layer_cache = (k_BxTxHxK, v_BxTxHxK)
+        new_layer_cache = (k_BxTxHxDh, v_BxTxHxDh)
     scores_BxHxLxT = jnp.einsum(
-        "blhk,bthk->bhlt", q_BxLxHxK, k_BxTxHxK, preferred_element_type=jnp.float32
+        "blhk,bthk->bhlt", q_BxLxHxDh, k_BxTxHxDh, preferred_element_type=jnp.float32
     )
     scores_BxHxLxT = jnp.where(mask_Bx1xLxT, scores_BxHxLxT, jnp.finfo(jnp.float32).min)
     probs_BxHxLxT = jax.nn.softmax(scores_BxHxLxT, axis=-1).astype(dtype)
     probs_BxHxLxT = _dropout(
         probs_BxHxLxT, config.attention_dropout, dropout_keys[0], deterministic
     )
-    out_BxLxHxK = jnp.einsum("bhlt,bthk->blhk", probs_BxHxLxT, v_BxTxHxK.astype(dtype))
-    out = _apply_dense(p["out_proj"], out_BxLxHxK.reshape(b, l, h * dh), dtype)
+    out_BxLxHxDh = jnp.einsum("bhlt,bthk->blhk", probs_BxHxLxT, v_BxTxHxDh.astype(dtype))
+    out = _apply_dense(p["out_proj"], out_BxLxHxDh.reshape(b, l, h * dh), dtype)
     return out, new_layer_cache
 
 
