@@ -140,3 +140,66 @@ def test_regime_variants():
     assert _config("paper_10ep_keep10").finetune.num_epochs == 10
     with pytest.raises(ValueError, match="REGIME"):
         _config("cpu_3ep")
+
+
+def test_tail_metrics_match_a_direct_computation():
+    """Rare-token mass and rare n-gram NLLs against a per-occurrence Python loop on a tiny OPT."""
+    import collections
+
+    import jax
+    import ml_collections
+
+    from collapse_jax.lm import opt
+
+    V, L = 13, 8
+    config = opt.OPTConfig(
+        vocab_size=V,
+        hidden_size=16,
+        num_hidden_layers=1,
+        ffn_dim=32,
+        num_attention_heads=2,
+        max_position_embeddings=16,
+        word_embed_proj_dim=16,
+    )
+    params = opt.init_params(jax.random.key(0), config)
+    rng = np.random.default_rng(1)
+    # A skewed unigram so that rare classes exist at both levels.
+    p = 0.6 ** np.arange(V)
+    train = rng.choice(V, size=(40, L), p=p / p.sum()).astype(np.int32)
+    test = rng.choice(V, size=(5, L), p=p / p.sum()).astype(np.int32)
+    cfg = ml_collections.ConfigDict(
+        {
+            "tail": {"quantiles": (0.1, 0.25), "ngram_orders": (2, 3), "distinct_orders": (1,)},
+            "finetune": {"eval_batch_size": 2},  # 5 blocks: the last batch is padded
+        }
+    )
+    corpus = pipeline.Corpus(None, train, test, test, train)
+    tail = pipeline.tail_reference(cfg, corpus, V)
+    got = pipeline.model_metrics(params, config, test, tail, cfg)
+
+    logits, _ = opt.forward(params, config, jax.numpy.asarray(test))
+    logp = np.asarray(jax.nn.log_softmax(logits.astype(np.float32), axis=-1), np.float64)
+    nll = -np.take_along_axis(logp[:, :-1], test[:, 1:, None], axis=-1)[..., 0]
+    np.testing.assert_allclose(got["test_perplexity"], np.exp(nll.mean()), rtol=1e-5)
+    for q in (0.1, 0.25):
+        name = pipeline._qname(q)
+        counts = collections.Counter(train.ravel().tolist())
+        c = np.array([counts.get(v, 0) for v in range(V)])
+        rare = pipeline.rare_classes(c, q)
+        mass = np.exp(logp[:, :-1])[..., rare].sum(-1).mean()
+        np.testing.assert_allclose(got[f"rare_mass_{name}"], mass, rtol=1e-5)
+        for n in (1, 2, 3):
+            grams = collections.Counter(
+                tuple(b[i : i + n]) for b in train.tolist() for i in range(L - n + 1)
+            )
+            keys = list(grams)
+            rare_n = pipeline.rare_classes(np.array([grams[k] for k in keys]), q)
+            rare_set = {k for k, r in zip(keys, rare_n, strict=True) if r}
+            vals = []
+            for b in range(test.shape[0]):
+                for end in range(max(n - 1, 1), L):  # the n-gram's last token
+                    if tuple(test[b, end - n + 1 : end + 1].tolist()) in rare_set:
+                        span = max(n - 1, 1)
+                        vals.append(nll[b, end - span : end].sum())
+            metric = f"rare_token_nll_{name}" if n == 1 else f"rare_{n}gram_nll_{name}"
+            np.testing.assert_allclose(got[metric], np.mean(vals), rtol=1e-5, err_msg=metric)
