@@ -17,7 +17,7 @@ repetition penalty and n-gram ban ignore padded slots (transformers counts the p
 Without padding, and for the paper's fixed 64-token blocks, the two agree exactly.
 
 The model is anything with the ``LanguageModel`` interface: a prefill and one-token steps through
-the same ``apply`` on a fixed-length KV cache whose array leaves are batch-major (gathering beams is
+the same ``next_logits`` on a fixed-length KV cache whose array leaves are batch-major (gathering beams is
 a ``jax.tree.map``). ``opt_model(config)`` adapts ``collapse_jax.lm.opt``.
 """
 
@@ -48,8 +48,8 @@ class LanguageModel(Protocol):
     eos_token_id: int
     pad_token_id: int
 
-    def apply(self, params, input_ids_BxL, attention_mask_BxT, position_ids_BxL, cache):
-        """Write L tokens at ``cache.index``; return (logits_BxLxV float32, new cache)."""
+    def next_logits(self, params, input_ids_BxL, attention_mask_BxT, position_ids_BxL, cache):
+        """Write L tokens at ``cache.index``; return (float32 logits_BxV after the last, cache)."""
 
     def init_cache(self, batch_size: int, max_length: int):
         """An empty cache of ``max_length`` slots."""
@@ -77,10 +77,10 @@ class OPTModel:
     def pad_token_id(self) -> int:
         return self.config.pad_token_id
 
-    def apply(self, params, input_ids_BxL, attention_mask_BxT, position_ids_BxL, cache):
+    def next_logits(self, params, input_ids_BxL, attention_mask_BxT, position_ids_BxL, cache):
         from collapse_jax.lm import opt
 
-        return opt.forward(
+        hidden_BxLxD, cache = opt.hidden_states(
             params,
             self.config,
             input_ids_BxL,
@@ -88,6 +88,9 @@ class OPTModel:
             position_ids_BxL=position_ids_BxL,
             cache=cache,
         )
+        # The LM head on the last position only: a 64-token prefill of 128 prompts would
+        # otherwise materialise 1.6 GB of OPT-125m logits to keep 1/64 of them.
+        return opt.lm_logits(params, self.config, hidden_BxLxD[:, -1:])[:, 0], cache
 
     def init_cache(self, batch_size: int, max_length: int):
         from collapse_jax.lm import opt
@@ -229,10 +232,10 @@ def _prefill(model, params, prompt_ids_BxL, prompt_mask_BxL, max_new_tokens: int
     )
     # transformers' positions: 0, 1, ... over real tokens, -1 on padding (masked anyway).
     positions_BxL = (jnp.cumsum(prompt_mask_BxL, axis=1) * prompt_mask_BxL - 1).astype(jnp.int32)
-    logits_BxLxV, cache = model.apply(params, prompt_ids_BxL, mask_BxT, positions_BxL, cache)
+    logits_BxV, cache = model.next_logits(params, prompt_ids_BxL, mask_BxT, positions_BxL, cache)
     if rows > 1:
         cache = _cache_map(lambda x: jnp.repeat(x, rows, axis=0), cache)
-    return logits_BxLxV[:, -1].astype(jnp.float32), cache
+    return logits_BxV.astype(jnp.float32), cache
 
 
 def _step_logits(model, params, last_R, step, prompt_mask_BxL, cache, rows: int, max_new: int):
@@ -242,10 +245,10 @@ def _step_logits(model, params, last_R, step, prompt_mask_BxL, cache, rows: int,
     new_N = (jnp.arange(max_new) < step).astype(mask_BxL.dtype)
     mask_RxT = jnp.concatenate([mask_BxL, jnp.broadcast_to(new_N, (B * rows, max_new))], axis=1)
     positions_R = jnp.sum(mask_BxL, axis=1).astype(jnp.int32) + step - 1
-    logits_Rx1xV, cache = model.apply(
+    logits_RxV, cache = model.next_logits(
         params, last_R[:, None], mask_RxT, positions_R[:, None], cache
     )
-    return logits_Rx1xV[:, 0].astype(jnp.float32), cache
+    return logits_RxV.astype(jnp.float32), cache
 
 
 def _process(scores_RxV, prompt_RxL, prompt_mask_RxL, new_RxN, step, s: Settings, eos: int):
