@@ -1,5 +1,9 @@
 """Figures of the OPT WikiText pipeline (Shumailov et al., Fig. 1) from one run (one regime).
 
+``launch.report`` draws one run; ``compare`` puts several regimes side by side (the paper's Fig. 1):
+
+  python -m collapse_jax.plots.opt --out=/tmp/fig1 /tmp/opt_cpu /tmp/opt_cpu_keep10
+
 perplexity_histograms  per-block perplexity of each generation's training data under the
                        generation-0 model (generations 0, 1, 2, 3, 5, 9 that exist; log x axis)
 test_perplexity        test perplexity against generation (seed mean, 10-90% band, median)
@@ -44,28 +48,9 @@ def figures(run, outdir) -> list[Path]:
     label = regime_label(run.config)
     paths = []
 
-    arrays = _hist_arrays(run)
-    if arrays:
+    if _hist_arrays(run):
         fig, ax = plt.subplots(figsize=(6.5, 4))
-        lo = min(a.min() for a in arrays.values())
-        hi = max(a.max() for a in arrays.values())
-        bins = np.geomspace(lo, hi * 1.0001, 60)
-        cmap = plt.get_cmap("viridis")
-        for i, (g, a) in enumerate(arrays.items()):
-            ax.hist(
-                a,
-                bins=bins,
-                density=True,
-                histtype="step",
-                lw=1.5,
-                color=cmap(i / max(len(arrays) - 1, 1)),
-                label=f"generation {g}",
-            )
-        ax.set_xscale("log")
-        ax.set_xlabel("perplexity of a training block under the generation-0 model")
-        ax.set_ylabel("density")
-        ax.set_title(label, fontsize=9)
-        ax.legend(fontsize=8)
+        _histograms(ax, run)
         paths.append(plots.save(fig, outdir, "perplexity_histograms"))
 
     x = run.generations
@@ -104,6 +89,43 @@ def figures(run, outdir) -> list[Path]:
     return paths
 
 
+def _histograms(ax, run) -> None:
+    arrays = _hist_arrays(run)
+    if not arrays:
+        return
+    lo = min(a.min() for a in arrays.values())
+    hi = max(a.max() for a in arrays.values())
+    bins = np.geomspace(lo, hi * 1.0001, 60)
+    cmap = plt.get_cmap("viridis")
+    for i, (g, a) in enumerate(arrays.items()):
+        color = cmap(i / max(len(arrays) - 1, 1))
+        ax.hist(a, bins=bins, density=True, histtype="step", lw=1.5, color=color, label=f"gen {g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("perplexity under the generation-0 model")
+    ax.set_ylabel("density")
+    ax.set_title(regime_label(run.config), fontsize=9)
+    ax.legend(fontsize=8)
+
+
+def compare(workdirs, outdir) -> list[Path]:
+    """Fig. 1 of the paper for several runs (regimes): histograms per regime, test perplexity."""
+    runs = [plots.load_run(w) for w in workdirs]
+    fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4), squeeze=False)
+    for ax, run in zip(axes[0], runs, strict=True):
+        _histograms(ax, run)
+    paths = [plots.save(fig, outdir, "compare_perplexity_histograms")]
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for run in runs:
+        plots.seed_band(
+            ax, run.generations, run.metrics["test_perplexity"], regime_label(run.config)
+        )
+    ax.set_xlabel("generation")
+    ax.set_ylabel("test perplexity")
+    ax.legend(fontsize=7)
+    paths.append(plots.save(fig, outdir, "compare_test_perplexity"))
+    return paths
+
+
 def _reference(run) -> dict:
     path = run.workdir / "reference.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -132,3 +154,14 @@ def summary(run) -> str:
         cells = [f"{m[k][i].mean():.4g} ({m[k][i].std():.2g})" for _, k in cols]
         lines.append(f"| {g} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Fig. 1 for several opt_wikitext runs.")
+    parser.add_argument("workdirs", nargs="+")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    for path in compare(args.workdirs, args.out):
+        print(path)
