@@ -16,6 +16,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from collapse_jax import plots
 
@@ -27,7 +28,8 @@ def regime_label(config: dict) -> str:
     data = "model data only" if mix["regime"] == "replace" else f"mixing {mix['regime']}"
     if mix["regime"] == "keep_real":
         data = f"{round(100 * mix['gamma'])}% original data"
-    return f"{config['lm_regime']} ({config['finetune']['num_epochs']} epochs, {data})"
+    n = config["finetune"]["num_epochs"]
+    return f"{config['lm_regime']} ({n} epoch{'s' * (n != 1)}, {data})"
 
 
 def _hist_arrays(run) -> dict[int, np.ndarray]:
@@ -56,6 +58,7 @@ def figures(run, outdir) -> list[Path]:
     x = run.generations
     fig, ax = plt.subplots(figsize=(5, 3.5))
     plots.seed_band(ax, x, run.metrics["test_perplexity"], label="test perplexity")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("generation")
     ax.set_ylabel("test perplexity")
     ax.set_title(label, fontsize=9)
@@ -82,6 +85,7 @@ def figures(run, outdir) -> list[Path]:
         plots.seed_band(axes[2], x, run.metrics[name], label=name)
     axes[2].set_ylabel("distinct n-grams / n-grams of the training data")
     for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("generation")
         ax.legend(fontsize=7)
     fig.suptitle(label, fontsize=9)
