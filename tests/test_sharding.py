@@ -19,6 +19,7 @@ CHECKS = [
     "indivisible_seed_count_is_rejected",
     "checkpoints_restore_across_device_counts",
     "sharded_opt_train_step_equals_unsharded",
+    "sharded_beam_search_equals_unsharded",
     "sub_meshes_are_disjoint",
 ]
 
