@@ -254,6 +254,7 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
         fam.driver(cfg, workdir)
         return workdir
 
+    metrics_lib.quiet_orbax()
     mesh = sharding.seed_mesh(cfg)
     writer = metrics_lib.MetricsWriter(workdir / "metrics.jsonl", enabled=is_main)
     G = cfg.num_generations
