@@ -96,7 +96,7 @@ def precision_cholesky(covariances_KxDxD: jax.Array, reg_covar: float = 0.0) -> 
     floor = max(reg_covar, float(jnp.finfo(covariances_KxDxD.dtype).tiny))
     diag_KxD = jnp.maximum(jnp.diagonal(covariances_KxDxD, axis1=-2, axis2=-1), floor)
     eye = jnp.eye(d, dtype=covariances_KxDxD.dtype)
-    fallback_KxDxD = jnp.sqrt(diag_KxD)[..., None] * eye
+    fallback_KxDxD = jnp.sqrt(diag_KxD)[..., None] * eye[None]
     chol_KxDxD = jnp.where(ok_K[:, None, None], chol_KxDxD, fallback_KxDxD)
     inv_KxDxD = solve_triangular(chol_KxDxD, jnp.broadcast_to(eye, chol_KxDxD.shape), lower=True)
     return jnp.swapaxes(inv_KxDxD, -1, -2)
@@ -124,9 +124,9 @@ def _weighted_log_prob(xc_KxDxN, weights_K, prec_chol_KxDxD) -> jax.Array:
 def _normalise(wlp_KxN) -> tuple[jax.Array, jax.Array]:
     """``(log p(x_n), resp_KxN)``: one exp per component and one log per sample."""
     m_N = jax.lax.stop_gradient(jnp.max(wlp_KxN, axis=0))
-    e_KxN = jnp.exp(wlp_KxN - m_N)
+    e_KxN = jnp.exp(wlp_KxN - m_N[None])
     s_N = e_KxN.sum(0)
-    return m_N + jnp.log(s_N), e_KxN / s_N
+    return m_N + jnp.log(s_N), e_KxN / s_N[None]
 
 
 def log_likelihood(x_NxD, gmm: GMM, weight_N=None) -> jax.Array:
@@ -193,7 +193,7 @@ def _m_step_shifted(data: Data, resp_KxN, xc_KxDxN, shift_KxD, reg_covar: float)
     ``n_k C = s2 - d s1^T - s1 d^T + s0 d d^T``.
     """
     dtype = xc_KxDxN.dtype
-    r_KxN = resp_KxN * _weights_like(data)
+    r_KxN = resp_KxN * _weights_like(data)[None]
     s0_K = r_KxN.sum(-1)
     rxc_KxDxN = r_KxN[:, None] * xc_KxDxN
     s1_KxD = rxc_KxDxN.sum(-1)
@@ -205,7 +205,7 @@ def _m_step_shifted(data: Data, resp_KxN, xc_KxDxN, shift_KxD, reg_covar: float)
     outer_KxDxD = d_KxD[:, :, None] * d_KxD[:, None]
     cov_KxDxD = s2_KxDxD - cross_KxDxD - jnp.swapaxes(cross_KxDxD, -1, -2)
     cov_KxDxD = (cov_KxDxD + s0_K[:, None, None] * outer_KxDxD) / nk_K[:, None, None]
-    cov_KxDxD = cov_KxDxD + reg_covar * jnp.eye(xc_KxDxN.shape[1], dtype=dtype)
+    cov_KxDxD = cov_KxDxD + reg_covar * jnp.eye(xc_KxDxN.shape[1], dtype=dtype)[None]
     return GMM(nk_K / nk_K.sum(), shift_KxD + d_KxD, cov_KxDxD)
 
 
@@ -215,7 +215,7 @@ def m_step(data: Data, resp_KxN: jax.Array, reg_covar: float) -> GMM:
     Two passes: the means first, then the covariances centred on them.
     """
     xt_DxN = data.x.T
-    r_KxN = resp_KxN * _weights_like(data)
+    r_KxN = resp_KxN * _weights_like(data)[None]
     nk_K = r_KxN.sum(-1) + 10 * jnp.finfo(xt_DxN.dtype).eps
     means_KxD = jnp.sum(r_KxN[:, None] * xt_DxN[None], axis=-1) / nk_K[:, None]
     return _m_step_shifted(data, resp_KxN, _centred(data.x, means_KxD), means_KxD, reg_covar)
@@ -258,8 +258,8 @@ def compacting_while_loop(cond_fun, body_fun, operand, init):
     ``vmap`` of a plain ``while_loop`` runs the body for the whole batch until the slowest member
     is done: a chain generation costs S times the slowest seed's EM iterations, and EM's iteration
     counts are heavy-tailed (mean ~50, max over 256 seeds ~250 at M = 1000). This function's
-    batching rule instead runs the batch until at most S/4 members are active, gathers those into
-    a batch of S/4, and so on down to 1, then scatters the results back: the work follows the
+    batching rule instead runs the batch until at most S/8 members are active, gathers those into
+    a batch of S/8, and so on down to 1, then scatters the results back: the work follows the
     sum of iterations, not S times the max. Each member does exactly the iterations of its own
     unbatched loop (a finished member is frozen by a select), so results equal ``vmap`` of the
     plain loop up to floating-point kernel differences between batch sizes.
@@ -284,6 +284,9 @@ def compacting_while_loop(cond_fun, body_fun, operand, init):
     return loop(operand, init)
 
 
+_SHRINK = 8
+
+
 def _compacted_loops(cond_fun, body_fun, operand_B, carry_B, size: int):
     active = jax.vmap(cond_fun)
 
@@ -292,9 +295,8 @@ def _compacted_loops(cond_fun, body_fun, operand_B, carry_B, size: int):
         new = body_fun(op, c)
         return jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, c)
 
-    # Batch sizes of the levels: size, size/4, ..., 1.
-    nxt = size // 4 if size > 1 else 0
-    nxt = max(nxt, 1) if size > 1 else 0
+    # Batch sizes of the levels: size, size/8, ..., 1 (each level is one more compiled loop).
+    nxt = 0 if size == 1 else max(1, size // _SHRINK)
     carry_B = jax.lax.while_loop(
         lambda c: jnp.sum(active(operand_B, c)) > nxt,
         lambda c: jax.vmap(guarded)(operand_B, c),
@@ -334,8 +336,8 @@ def kmeans_plusplus(key, data: Data, num_components: int) -> jax.Array:
     trials = 2 + int(np.log(num_components))
     keys = jax.random.split(key, num_components)
     first = _categorical(keys[0], w_N)
-    d2_N = jnp.sum((x_NxD - x_NxD[first]) ** 2, axis=-1)
-    idx_K = jnp.zeros((num_components,), jnp.int32).at[0].set(first)
+    d2_N = jnp.sum((x_NxD - x_NxD[first][None]) ** 2, axis=-1)
+    idx_K = jnp.zeros((num_components,), jnp.int32).at[0].set(first.astype(jnp.int32))
 
     def body(c, carry):
         idx_K, d2_N = carry
@@ -343,9 +345,9 @@ def kmeans_plusplus(key, data: Data, num_components: int) -> jax.Array:
         # All remaining mass at distance 0 (identical points): fall back to the weights alone.
         p_N = jnp.where(p_N.sum() > 0, p_N, w_N)
         cand_T = _categorical(keys[c], p_N, (trials,))
-        d2_TxN = jnp.minimum(d2_N, _sq_dist_KxN(xt_DxN, x_NxD[cand_T]))
-        best = jnp.argmin(jnp.sum(d2_TxN * w_N, axis=-1))
-        return idx_K.at[c].set(cand_T[best]), d2_TxN[best]
+        d2_TxN = jnp.minimum(d2_N[None], _sq_dist_KxN(xt_DxN, x_NxD[cand_T]))
+        best = jnp.argmin(jnp.sum(d2_TxN * w_N[None], axis=-1))
+        return idx_K.at[c].set(cand_T[best].astype(jnp.int32)), d2_TxN[best]
 
     idx_K, _ = jax.lax.fori_loop(1, num_components, body, (idx_K, d2_N))
     return idx_K
@@ -360,14 +362,16 @@ def kmeans(key, data: Data, num_components: int, *, max_iter: int, tol: float) -
     x_NxD, w_N = data.x, _weights_like(data)
     xt_DxN = x_NxD.T
     n = w_N.sum()
-    mean_D = jnp.sum(w_N * xt_DxN, axis=-1) / n
-    tol_abs = tol * jnp.mean(jnp.sum(w_N * (xt_DxN - mean_D[:, None]) ** 2, axis=-1) / n)
+    mean_D = jnp.sum(w_N[None] * xt_DxN, axis=-1) / n
+    var_D = jnp.sum(w_N[None] * (xt_DxN - mean_D[:, None]) ** 2, axis=-1) / n
+    tol_abs = tol * jnp.mean(var_D)
     centers_KxD = x_NxD[kmeans_plusplus(key, data, num_components)]
 
     def update(op, centers_KxD):
         xt_DxN, w_N, _ = op
         labels_N = jnp.argmin(_sq_dist_KxN(xt_DxN, centers_KxD), axis=0)
-        onehot_KxN = jax.nn.one_hot(labels_N, num_components, dtype=x_NxD.dtype, axis=0) * w_N
+        onehot_KxN = jax.nn.one_hot(labels_N, num_components, dtype=xt_DxN.dtype, axis=0)
+        onehot_KxN = onehot_KxN * w_N[None]
         count_K = onehot_KxN.sum(-1)
         sums_KxD = jnp.sum(onehot_KxN[:, None] * xt_DxN[None], axis=-1)
         # An emptied cluster keeps its centre (sklearn would move it to a far point).
@@ -399,7 +403,7 @@ def initialize(key, data: Data, gmm_cfg) -> GMM:
         resp_KxN = jax.nn.one_hot(labels_N, k, dtype=x_NxD.dtype, axis=0)
     elif method == "random":
         resp_KxN = jax.random.uniform(key, (k, x_NxD.shape[0]), x_NxD.dtype)
-        resp_KxN = resp_KxN / resp_KxN.sum(0)
+        resp_KxN = resp_KxN / resp_KxN.sum(0, keepdims=True)
     else:
         if method == "k-means++":
             idx_K = kmeans_plusplus(key, data, k)
@@ -437,7 +441,7 @@ def sample_gmm(key, gmm: GMM, n: int) -> jax.Array:
     ok_K = jnp.all(jnp.isfinite(chol_KxDxD), axis=(-2, -1))
     diag_KxD = jnp.sqrt(jnp.maximum(jnp.diagonal(gmm.covariances_KxDxD, axis1=-2, axis2=-1), 0))
     eye = jnp.eye(gmm.means_KxD.shape[-1], dtype=dtype)
-    chol_KxDxD = jnp.where(ok_K[:, None, None], chol_KxDxD, diag_KxD[..., None] * eye)
+    chol_KxDxD = jnp.where(ok_K[:, None, None], chol_KxDxD, diag_KxD[..., None] * eye[None])
     eps_nxD = jax.random.normal(k_z, (n, gmm.means_KxD.shape[-1]), dtype)
     return gmm.means_KxD[z_n] + jnp.einsum("nde,ne->nd", chol_KxDxD[z_n], eps_nxD)
 
@@ -508,9 +512,17 @@ def original_data(key, truth: Truth, cfg) -> jax.Array:
 
 
 def init(key, cfg, data0: Data) -> State:
-    """The configured initialisation on D_0 (the start of EM only under ``warm_start``)."""
-    gmm = initialize(key, data0, cfg.gmm)
+    """EM's start under ``warm_start`` (the configured initialisation on D_0), else a placeholder.
+
+    Without warm start every ``fit`` initialises afresh, so the state here only fixes shapes: the
+    data's mean and covariance for every component, equal weights (no k-means to compile twice).
+    """
     dtype = data0.x.dtype
+    if cfg.gmm.warm_start:
+        gmm = initialize(key, data0, cfg.gmm)
+    else:
+        k = cfg.gmm.num_components
+        gmm = m_step(data0, jnp.full((k, data0.x.shape[0]), 1 / k, dtype), cfg.gmm.reg_covar)
     return State(gmm, jnp.asarray(-jnp.inf, dtype), jnp.int32(0), jnp.bool_(False))
 
 

@@ -28,12 +28,18 @@ import ml_collections
 from configs import common
 
 _SEPARATED = "separated"
+VARIANTS = (
+    *common.VARIANTS,
+    *(f"{_SEPARATED}_{v}" if v != "paper" else _SEPARATED for v in common.VARIANTS),
+)
 
 
 def get_config(arg=None):
     name = arg or "paper"
     truth = "blob"
     scale = name
+    if name not in VARIANTS:
+        raise ValueError(f"config variant: expected one of {VARIANTS}, got {name!r}")
     if name.startswith(_SEPARATED):
         truth = "separated"
         scale = name[len(_SEPARATED) + 1 :] or "paper"
