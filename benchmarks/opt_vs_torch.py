@@ -10,6 +10,8 @@ with collapse_jax.lm.convert), float32, in the same process:
   training: one AdamW step on the next-token loss with dropout on (torch: loss.backward() and
             optimizer.step(); ours: one jitted optax step with the state donated).
 Torch gets 2 threads, the number of cores of the reference CPU machine; XLA uses every core.
+On a machine loaded by other processes torch's OpenMP pool degrades far more than XLA's (busy
+waiting on descheduled threads): compare with --torch-threads=1 there before trusting a ratio.
 The two sides alternate round by round so that load from other processes hits both alike;
 the table reports the median round. Tokens/s counts B * L input tokens per call.
 """
@@ -65,7 +67,6 @@ def _jax_side(config, params, ids_BxL):
 
     tx = optax.adamw(2e-5, weight_decay=0.01)
 
-    @jax.jit
     def train_step(state, x_BxL, key):
         p, opt_state = state
         loss, grads = jax.value_and_grad(loss_fn)(p, x_BxL, key)
