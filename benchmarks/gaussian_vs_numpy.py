@@ -31,6 +31,7 @@ def ours(seeds: int, generations: int, samples: int) -> tuple[float, float, dict
     cfg = gaussian_config.get_config("paper")
     cfg.num_seeds, cfg.num_generations, cfg.samples_per_generation = seeds, generations, samples
     cfg.gaussian.estimator = "mle"
+    cfg.enable_x64 = jax.config.jax_enable_x64  # float32 unless JAX_ENABLE_X64=1 (NumPy: float64)
     fam = family.get("gaussian")
     with jax.default_matmul_precision(cfg.matmul_precision):
         steps = chain.build(cfg, fam)
