@@ -121,3 +121,15 @@ def test_sweep_runs_are_the_runs_of_their_commands(tmp_path):
         direct.samples_per_generation = point["samples_per_generation"]
         chain.run(direct, run_dir)  # the command's config: accepted as the same run (a resume)
         assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_fsdp_spec_splits_the_largest_divisible_axis_of_large_leaves():
+    from jax.sharding import PartitionSpec as P
+
+    from collapse_jax import sharding
+
+    assert sharding.fsdp_spec((50272, 768), 8) == P("data")  # embedding: the vocab axis
+    assert sharding.fsdp_spec((768, 3072), 8) == P(None, "data")  # fc1: the wider axis
+    assert sharding.fsdp_spec((50271, 768), 8) == P(None, "data")  # vocab not divisible
+    assert sharding.fsdp_spec((768,), 8) == P()  # a bias: too small to be worth splitting
+    assert sharding.fsdp_spec((1000, 999), 8) == P()  # nothing divisible: replicated
