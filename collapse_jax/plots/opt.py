@@ -103,10 +103,14 @@ def _histograms(ax, run) -> None:
     cmap = plt.get_cmap("viridis")
     for i, (g, a) in enumerate(arrays.items()):
         color = cmap(i / max(len(arrays) - 1, 1))
-        ax.hist(a, bins=bins, density=True, histtype="step", lw=1.5, color=color, label=f"gen {g}")
+        # Fractions per (geometric) bin, not a density in x: comparable on the log axis.
+        weights = np.full(a.shape, 1.0 / a.size)
+        ax.hist(
+            a, bins=bins, weights=weights, histtype="step", lw=1.5, color=color, label=f"gen {g}"
+        )
     ax.set_xscale("log")
     ax.set_xlabel("perplexity under the generation-0 model")
-    ax.set_ylabel("density")
+    ax.set_ylabel("fraction of blocks")
     ax.set_title(regime_label(run.config), fontsize=9)
     ax.legend(fontsize=8)
 
