@@ -32,6 +32,8 @@ VARIANTS = {
     "post_ln_proj": dict(do_layer_norm_before=False, word_embed_proj_dim=24),
     "no_bias_no_affine": dict(enable_bias=False, layer_norm_elementwise_affine=False),
 }
+# Checkpoints fine-tuned before transformers 4.20.1 drop the decoder's final layer norm.
+HF_ONLY_VARIANTS = {"removed_final_norm": dict(_remove_final_layer_norm=True)}
 
 
 def _ids_and_left_padded_mask(batch, length, vocab, seed=0):
@@ -43,10 +45,11 @@ def _ids_and_left_padded_mask(batch, length, vocab, seed=0):
     return ids_BxL, mask_BxL
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("variant", sorted(VARIANTS) + sorted(HF_ONLY_VARIANTS))
 def test_logits_match_transformers(variant):
     torch = pytest.importorskip("torch")
-    hf_config = transformers.OPTConfig(**TINY, **VARIANTS[variant], dropout=0.0)
+    switches = {**VARIANTS, **HF_ONLY_VARIANTS}[variant]
+    hf_config = transformers.OPTConfig(**TINY, **switches, dropout=0.0)
     # Eager attention adds finfo.min to masked scores, exactly what opt.py does, so even the
     # fully padded rows (uniform attention) agree.
     hf_config._attn_implementation = "eager"
@@ -58,6 +61,9 @@ def test_logits_match_transformers(variant):
             if name.endswith("bias") or "layer_norm" in name:
                 tensor.normal_(0.0, 0.5)
     config = opt.OPTConfig.from_hf(hf_config)
+    assert config.has_final_layer_norm == (
+        variant in ("pre_ln", "pre_ln_proj", "no_bias_no_affine")
+    )
     state_dict = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     params = convert.params_from_state_dict(state_dict, config)
 
@@ -169,11 +175,13 @@ def test_opt_125m_shape_and_param_count():
 
 
 def test_config_round_trips_through_hf():
-    for variant in VARIANTS.values():
-        config = _tiny_config(**variant) if "word_embed_proj_dim" not in variant else None
-        config = config or opt.OPTConfig(**TINY, **variant)
+    configs = [opt.OPTConfig(**{**TINY, "word_embed_proj_dim": 32, **v}) for v in VARIANTS.values()]
+    configs.append(_tiny_config(remove_final_layer_norm=True, dropout=0.0))
+    for config in configs:
         hf_config = transformers.OPTConfig(**config.to_hf_dict())
         assert opt.OPTConfig.from_hf(hf_config) == config
         assert opt.OPTConfig.from_hf(config.to_hf_dict()) == config
     with pytest.raises(errors.ConfigError, match="hidden_size"):
         opt.OPTConfig(hidden_size=30, num_attention_heads=4)
+    with pytest.raises(errors.ConfigError, match="tie_word_embeddings"):
+        opt.OPTConfig.from_hf({**opt.OPTConfig().to_hf_dict(), "tie_word_embeddings": False})
