@@ -76,6 +76,15 @@ def _opt():
     return pipeline.FAMILY
 
 
+def _opt_finetune():
+    from collapse_jax.lm import finetune
+
+    def driver(cfg, workdir):
+        finetune.run_finetune(cfg, workdir)
+
+    return Family(name="opt_finetune", validate=finetune.validate, driver=driver)
+
+
 # Imports are deferred so a Gaussian run never imports transformers.
 REGISTRY: dict[str, Callable[[], Family]] = {
     "gaussian": _gaussian,
@@ -83,6 +92,7 @@ REGISTRY: dict[str, Callable[[], Family]] = {
     "gmm": _gmm,
     "vae": _vae,
     "opt_wikitext": _opt,
+    "opt_finetune": _opt_finetune,
 }
 
 

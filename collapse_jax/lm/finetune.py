@@ -47,6 +47,16 @@ class Result(NamedTuple):
     history: list[dict]  # one row per evaluation (step 0 is the starting point)
 
 
+def validate(cfg) -> None:
+    """Check ``cfg.finetune`` before any data or model is loaded (one ConfigError line)."""
+    ft = cfg.finetune
+    require(ft.num_epochs >= 1, "finetune.num_epochs", ">= 1", ft.num_epochs)
+    require(ft.batch_size >= 1, "finetune.batch_size", ">= 1", ft.batch_size)
+    require(ft.eval_batch_size >= 1, "finetune.eval_batch_size", ">= 1", ft.eval_batch_size)
+    require(ft.eval_every_steps >= 0, "finetune.eval_every_steps", ">= 0", ft.eval_every_steps)
+    make_optimizer(ft, steps_per_epoch=1)
+
+
 def learning_rate_schedule(ft_cfg, steps_per_epoch: int) -> optax.Schedule:
     """Cosine from ``learning_rate`` to ``final_learning_rate``, per epoch (restarting) or per run."""
     require(
