@@ -61,9 +61,10 @@ def _jax_side(config, params, ids_BxL):
 
     def loss_fn(p, x_BxL, key):
         logits_BxLxV, _ = opt.forward(p, config, x_BxL, deterministic=False, dropout_key=key)
-        logp = jax.nn.log_softmax(logits_BxLxV[:, :-1], axis=-1)
-        nll = -jnp.take_along_axis(logp, x_BxL[:, 1:, None], axis=-1)
-        return nll.mean()
+        nll_BxL = optax.softmax_cross_entropy_with_integer_labels(
+            logits_BxLxV[:, :-1], x_BxL[:, 1:]
+        )
+        return nll_BxL.mean()
 
     tx = optax.adamw(2e-5, weight_decay=0.01)
 
