@@ -119,6 +119,7 @@ def test_ngram_keys_are_injective_within_blocks():
         ("generate.min_new_tokens", 0, "generate.min_new_tokens"),
         ("tail.quantiles", (0.1, 1.5), "tail.quantiles"),
         ("lm.scratch.max_position_embeddings", 100, "max_position_embeddings"),
+        ("finetune.num_epochs", 0, "finetune.num_epochs"),
     ],
 )
 def test_validate_names_the_bad_field(field, value, match):

@@ -83,7 +83,8 @@ def _qname(q: float) -> str:
 
 
 def validate(cfg) -> None:
-    """Raise ``ConfigError`` naming any bad pipeline field (fine-tuning fields: ``finetune.py``)."""
+    """Raise ``ConfigError`` naming any bad pipeline field, before any data or model is loaded."""
+    finetune.validate(cfg)
     g, d = cfg.generate, cfg.data
     require(
         isinstance(g.num_beams, int) and g.num_beams >= 1,
