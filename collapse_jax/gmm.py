@@ -10,8 +10,9 @@ check one against the other (``tests/test_gmm.py`` does, in float64):
   stop     when the change of the lower bound (the weighted mean log-likelihood of the data under
            the parameters before the last M-step, sklearn's ``lower_bound_``) is below ``tol``, or
            after ``max_iter`` iterations. Under ``vmap`` a converged seed keeps its parameters
-           while the others iterate: the batching rule of ``lax.while_loop`` selects the old carry
-           for every seed whose predicate is false.
+           while the others iterate (a select on its done flag), and the loop gathers the seeds
+           still running into smaller batches as the others finish (``compacting_while_loop``),
+           so a generation costs the seeds' summed iterations, not S times the slowest seed's.
 
 Every sum over samples carries the pool's 0/1 weights ``w_n``, so a padded accumulate buffer fits
 exactly as the unpadded data, k-means initialisation included.
@@ -49,6 +50,9 @@ from collapse_jax.errors import require
 from collapse_jax.mixing import Data
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+# EM unrolls its D x D algebra over coordinates (fast for the low-dimensional GMMs of the paper);
+# the traced program grows as D^2.
+MAX_DIM = 16
 
 
 class GMM(NamedTuple):
@@ -102,23 +106,29 @@ def precision_cholesky(covariances_KxDxD: jax.Array, reg_covar: float = 0.0) -> 
     return jnp.swapaxes(inv_KxDxD, -1, -2)
 
 
-def _centred(x_NxD, means_KxD) -> jax.Array:
-    """``x_n - mu_k`` as ``[K, D, N]``.
+def _centred(x_NxD, means_KxD) -> list[jax.Array]:
+    """``x_n - mu_k`` coordinate by coordinate: D arrays ``[K, N]``.
 
-    Samples are the minor axis throughout EM: with D = 2 an ``[N, D]`` layout leaves XLA's CPU
-    loops two lanes wide and turns contractions over D into tiny batched matmuls (20x slower).
+    The D x D algebra of EM is unrolled in Python over coordinates (D is small and static, see
+    ``MAX_DIM``) and samples are the minor axis: every op is then an elementwise ``[K, N]`` loop or
+    a row sum that XLA fuses and vectorises. An ``[N, D]`` layout with einsums over D runs tiny
+    batched contractions on CPU and was 5-20x slower at D = 2.
     """
-    return x_NxD.T[None] - means_KxD[:, :, None]
+    xt_DxN = x_NxD.T
+    return [xt_DxN[i][None] - means_KxD[:, i][:, None] for i in range(x_NxD.shape[-1])]
 
 
-def _weighted_log_prob(xc_KxDxN, weights_K, prec_chol_KxDxD) -> jax.Array:
+def _weighted_log_prob(xc_D, weights_K, prec_chol_KxDxD) -> jax.Array:
     """``log w_k + log N(x_n | mu_k, C_k)`` as ``[K, N]``, from the centred samples."""
-    d = xc_KxDxN.shape[1]
-    y_KxDxN = jnp.sum(prec_chol_KxDxD[:, :, :, None] * xc_KxDxN[:, :, None, :], axis=1)
+    d = len(xc_D)
+    maha_KxN = 0.0
+    for e in range(d):
+        # y = (x - mu) U with U upper triangular: y_e sums over i <= e.
+        y_KxN = sum(prec_chol_KxDxD[:, i, e][:, None] * xc_D[i] for i in range(e + 1))
+        maha_KxN = maha_KxN + y_KxN * y_KxN
     # log det of the precision factor is the sum of log diag(U_k): -1/2 log det C_k.
     log_det_K = jnp.sum(jnp.log(jnp.diagonal(prec_chol_KxDxD, axis1=-2, axis2=-1)), axis=-1)
-    log_gauss_KxN = -0.5 * (d * math.log(2 * math.pi) + jnp.sum(y_KxDxN**2, axis=1))
-    return log_gauss_KxN + (log_det_K + jnp.log(weights_K))[:, None]
+    return -0.5 * (d * math.log(2 * math.pi) + maha_KxN) + (log_det_K + jnp.log(weights_K))[:, None]
 
 
 def _normalise(wlp_KxN) -> tuple[jax.Array, jax.Array]:
@@ -171,10 +181,10 @@ def l2_distance_sq(a: GMM, b: GMM) -> jax.Array:
 
 
 def _e_step(data: Data, gmm: GMM, prec_chol_KxDxD):
-    xc_KxDxN = _centred(data.x, gmm.means_KxD)
-    lp_N, resp_KxN = _normalise(_weighted_log_prob(xc_KxDxN, gmm.weights_K, prec_chol_KxDxD))
+    xc_D = _centred(data.x, gmm.means_KxD)
+    lp_N, resp_KxN = _normalise(_weighted_log_prob(xc_D, gmm.weights_K, prec_chol_KxDxD))
     w_N = _weights_like(data)
-    return jnp.sum(w_N * lp_N) / jnp.sum(w_N), resp_KxN, xc_KxDxN
+    return jnp.sum(w_N * lp_N) / jnp.sum(w_N), resp_KxN, xc_D
 
 
 def e_step(data: Data, gmm: GMM) -> tuple[jax.Array, jax.Array]:
@@ -183,7 +193,7 @@ def e_step(data: Data, gmm: GMM) -> tuple[jax.Array, jax.Array]:
     return lower_bound, resp_KxN
 
 
-def _m_step_shifted(data: Data, resp_KxN, xc_KxDxN, shift_KxD, reg_covar: float) -> GMM:
+def _m_step_shifted(data: Data, resp_KxN, xc_D, shift_KxD, reg_covar: float) -> GMM:
     """The M-step from samples centred on any per-component ``shift_KxD`` (``xc = x - shift``).
 
     One pass over the data. Algebraically sklearn's two-pass formulas; numerically as good while
@@ -192,12 +202,16 @@ def _m_step_shifted(data: Data, resp_KxN, xc_KxDxN, shift_KxD, reg_covar: float)
     ``mu - shift = d = (s1 - 10 eps shift) / n_k`` and
     ``n_k C = s2 - d s1^T - s1 d^T + s0 d d^T``.
     """
-    dtype = xc_KxDxN.dtype
+    d = len(xc_D)
+    dtype = xc_D[0].dtype
     r_KxN = resp_KxN * _weights_like(data)[None]
     s0_K = r_KxN.sum(-1)
-    rxc_KxDxN = r_KxN[:, None] * xc_KxDxN
-    s1_KxD = rxc_KxDxN.sum(-1)
-    s2_KxDxD = jnp.sum(rxc_KxDxN[:, :, None] * xc_KxDxN[:, None], axis=-1)
+    rxc_D = [r_KxN * xc for xc in xc_D]
+    s1_KxD = jnp.stack([rxc.sum(-1) for rxc in rxc_D], axis=-1)
+    s2 = {(i, j): (rxc_D[i] * xc_D[j]).sum(-1) for i in range(d) for j in range(i, d)}
+    s2_KxDxD = jnp.stack(
+        [jnp.stack([s2[min(i, j), max(i, j)] for j in range(d)], -1) for i in range(d)], -2
+    )
     floor = 10 * jnp.finfo(dtype).eps  # sklearn's guard against an empty component
     nk_K = s0_K + floor
     d_KxD = (s1_KxD - floor * shift_KxD) / nk_K[:, None]
@@ -205,7 +219,7 @@ def _m_step_shifted(data: Data, resp_KxN, xc_KxDxN, shift_KxD, reg_covar: float)
     outer_KxDxD = d_KxD[:, :, None] * d_KxD[:, None]
     cov_KxDxD = s2_KxDxD - cross_KxDxD - jnp.swapaxes(cross_KxDxD, -1, -2)
     cov_KxDxD = (cov_KxDxD + s0_K[:, None, None] * outer_KxDxD) / nk_K[:, None, None]
-    cov_KxDxD = cov_KxDxD + reg_covar * jnp.eye(xc_KxDxN.shape[1], dtype=dtype)[None]
+    cov_KxDxD = cov_KxDxD + reg_covar * jnp.eye(d, dtype=dtype)[None]
     return GMM(nk_K / nk_K.sum(), shift_KxD + d_KxD, cov_KxDxD)
 
 
@@ -217,15 +231,16 @@ def m_step(data: Data, resp_KxN: jax.Array, reg_covar: float) -> GMM:
     xt_DxN = data.x.T
     r_KxN = resp_KxN * _weights_like(data)[None]
     nk_K = r_KxN.sum(-1) + 10 * jnp.finfo(xt_DxN.dtype).eps
-    means_KxD = jnp.sum(r_KxN[:, None] * xt_DxN[None], axis=-1) / nk_K[:, None]
+    sums_KxD = jnp.stack([(r_KxN * xt_DxN[i][None]).sum(-1) for i in range(xt_DxN.shape[0])], -1)
+    means_KxD = sums_KxD / nk_K[:, None]
     return _m_step_shifted(data, resp_KxN, _centred(data.x, means_KxD), means_KxD, reg_covar)
 
 
 def em_step(data: Data, gmm: GMM, reg_covar: float) -> tuple[GMM, jax.Array]:
     """One E- and M-step: ``(new_gmm, lower_bound of gmm)``, one pass over the data."""
     prec_chol_KxDxD = precision_cholesky(gmm.covariances_KxDxD, reg_covar)
-    lower_bound, resp_KxN, xc_KxDxN = _e_step(data, gmm, prec_chol_KxDxD)
-    new = _m_step_shifted(data, resp_KxN, xc_KxDxN, gmm.means_KxD, reg_covar)
+    lower_bound, resp_KxN, xc_D = _e_step(data, gmm, prec_chol_KxDxD)
+    new = _m_step_shifted(data, resp_KxN, xc_D, gmm.means_KxD, reg_covar)
     return new, lower_bound
 
 
@@ -316,7 +331,8 @@ def _compacted_loops(cond_fun, body_fun, operand_B, carry_B, size: int):
 
 
 def _sq_dist_KxN(xt_DxN, c_KxD) -> jax.Array:
-    return jnp.sum((xt_DxN[None] - c_KxD[:, :, None]) ** 2, axis=1)
+    # Unrolled over coordinates, as _centred.
+    return sum((xt_DxN[i][None] - c_KxD[:, i][:, None]) ** 2 for i in range(xt_DxN.shape[0]))
 
 
 def _categorical(key, p_N, shape=()) -> jax.Array:
@@ -373,7 +389,9 @@ def kmeans(key, data: Data, num_components: int, *, max_iter: int, tol: float) -
         onehot_KxN = jax.nn.one_hot(labels_N, num_components, dtype=xt_DxN.dtype, axis=0)
         onehot_KxN = onehot_KxN * w_N[None]
         count_K = onehot_KxN.sum(-1)
-        sums_KxD = jnp.sum(onehot_KxN[:, None] * xt_DxN[None], axis=-1)
+        sums_KxD = jnp.stack(
+            [(onehot_KxN * xt_DxN[i][None]).sum(-1) for i in range(xt_DxN.shape[0])], -1
+        )
         # An emptied cluster keeps its centre (sklearn would move it to a far point).
         return jnp.where(
             count_K[:, None] > 0, sums_KxD / jnp.maximum(count_K, 1e-30)[:, None], centers_KxD
@@ -458,9 +476,11 @@ def validate(cfg) -> None:
     g = cfg.gmm
     k, d = g.num_components, g.dim
     require(isinstance(k, int) and k > 0, "gmm.num_components", "a positive integer", k)
-    require(isinstance(d, int) and d > 0, "gmm.dim", "a positive integer", d)
+    require(isinstance(d, int) and 0 < d <= MAX_DIM, "gmm.dim", f"an integer in [1, {MAX_DIM}]", d)
     require(g.tol > 0, "gmm.tol", "a positive number", g.tol)
-    require(isinstance(g.max_iter, int) and g.max_iter >= 0, "gmm.max_iter", ">= 0", g.max_iter)
+    # At least one iteration: the lower bound (a metric) is -inf before the first E-step.
+    mi = g.max_iter
+    require(isinstance(mi, int) and mi > 0, "gmm.max_iter", "a positive integer", mi)
     require(g.reg_covar >= 0, "gmm.reg_covar", "a number >= 0", g.reg_covar)
     require(g.init_params in INIT_PARAMS, "gmm.init_params", f"one of {INIT_PARAMS}", g.init_params)
     km = g.kmeans_max_iter

@@ -47,9 +47,15 @@ def _problem(kind, seed):
 @pytest.fixture(scope="module")
 def em64():
     """EM jitted once in float64 (sklearn's precision) with fixed tol and max_iter."""
-    with jax.enable_x64(True):
-        f = jax.jit(partial(gmm.em, tol=1e-6, max_iter=200, reg_covar=1e-6))
-        yield lambda x, init: f(mixing.full(jnp.asarray(x)), jax.tree.map(jnp.asarray, init))
+    f = jax.jit(partial(gmm.em, tol=1e-6, max_iter=200, reg_covar=1e-6))
+
+    def call(x, init):
+        # The x64 context only around the call: it must not leak into the other tests.
+        with jax.enable_x64(True):
+            out = f(mixing.full(jnp.asarray(x)), jax.tree.map(jnp.asarray, init))
+            return jax.tree.map(np.asarray, out)
+
+    return call
 
 
 def _sklearn(x, init, **kw):
@@ -77,8 +83,7 @@ def _sklearn(x, init, **kw):
 def test_em_matches_sklearn_from_the_same_init(em64, kind, seed):
     x, init = _problem(kind, seed)
     sk = _sklearn(x, init)
-    with jax.enable_x64(True):
-        ours = jax.tree.map(np.asarray, em64(x, init))
+    ours = em64(x, init)
     # The same arithmetic in float64: only rounding differs, amplified by the iterations and
     # by the conditioning (the flat problem's covariances have condition number ~1e8), so the
     # parameters agree to ~1e-9 relative and the iteration counts exactly.
@@ -106,13 +111,17 @@ def test_em_never_decreases_the_lower_bound():
             assert b[-1] > b[0] + 0.1  # and it did climb
 
 
+# float32 EM jitted once for the tests below (one compile per data shape).
+_em32 = jax.jit(partial(gmm.em, tol=1e-5, max_iter=50, reg_covar=1e-6))
+
+
 def test_weights_equal_a_padded_buffer():
     # The accumulate regimes pass a 0/1-weighted buffer: EM on it must equal EM on the filled part.
     x, init = _problem("plain", 5)
     rng = np.random.default_rng(0)
     x_pad = np.concatenate([x, rng.normal(size=(N // 2, D)) * 1e3]).astype(np.float32)
     w_pad = np.concatenate([np.ones(N), np.zeros(N // 2)]).astype(np.float32)
-    f = partial(gmm.em, tol=1e-5, max_iter=50, reg_covar=1e-6)
+    f = _em32
     init = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), init)
     a = f(mixing.full(jnp.asarray(x, jnp.float32)), init)
     b = f(mixing.Data(jnp.asarray(x_pad), jnp.asarray(w_pad)), init)
@@ -164,9 +173,7 @@ def test_collapse_and_empty_components_stay_finite():
     )
     x, init = _problem("far_component", 4)
     init = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), init)
-    st = gmm.em(
-        mixing.full(jnp.asarray(x, jnp.float32)), init, tol=1e-5, max_iter=50, reg_covar=1e-6
-    )
+    st = _em32(mixing.full(jnp.asarray(x, jnp.float32)), init)
     w = np.asarray(st.gmm.weights_K)
     assert np.isfinite(w).all() and np.isfinite(np.asarray(st.lower_bound))
     # sklearn's behaviour: n_k floors at 10 eps, so the weight is ~10 eps / N and C = reg_covar I.
@@ -216,6 +223,7 @@ def _rows(workdir):
     return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # four compiled chains in float64: ~1 min on 2 busy cores
 def test_vmapped_chain_equals_a_loop_over_seeds():
     # float64: in float32 the convergence test |change| < tol can flip on the last bit between
     # kernels of different batch sizes (one EM iteration more), which float64 rounding cannot.
