@@ -273,8 +273,8 @@ def compacting_while_loop(cond_fun, body_fun, operand, init):
     ``vmap`` of a plain ``while_loop`` runs the body for the whole batch until the slowest member
     is done: a chain generation costs S times the slowest seed's EM iterations, and EM's iteration
     counts are heavy-tailed (mean ~50, max over 256 seeds ~250 at M = 1000). This function's
-    batching rule instead runs the batch until at most S/8 members are active, gathers those into
-    a batch of S/8, and so on down to 1, then scatters the results back: the work follows the
+    batching rule instead runs the batch until at most S/4 members are active, gathers those into
+    a batch of S/4, and so on down to 1, then scatters the results back: the work follows the
     sum of iterations, not S times the max. Each member does exactly the iterations of its own
     unbatched loop (a finished member is frozen by a select), so results equal ``vmap`` of the
     plain loop up to floating-point kernel differences between batch sizes.
@@ -299,7 +299,7 @@ def compacting_while_loop(cond_fun, body_fun, operand, init):
     return loop(operand, init)
 
 
-_SHRINK = 8
+_SHRINK = 4
 
 
 def _compacted_loops(cond_fun, body_fun, operand_B, carry_B, size: int):
@@ -310,7 +310,7 @@ def _compacted_loops(cond_fun, body_fun, operand_B, carry_B, size: int):
         new = body_fun(op, c)
         return jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, c)
 
-    # Batch sizes of the levels: size, size/8, ..., 1 (each level is one more compiled loop).
+    # Batch sizes of the levels: size, size/4, ..., 1 (each level is one more compiled loop).
     nxt = 0 if size == 1 else max(1, size // _SHRINK)
     carry_B = jax.lax.while_loop(
         lambda c: jnp.sum(active(operand_B, c)) > nxt,
