@@ -123,7 +123,7 @@ def snapshots(run, outdir, seed: int = 0, num_points: int = 500) -> Path | None:
             ax.plot(e[0], e[1], color="k", lw=0.8)
         ax.set_title(f"generation {g}", fontsize=9)
         ax.set_aspect("equal", adjustable="datalim")
-    fig.suptitle(f"seed {seed}: samples of GMM_n ({_label(run)})", fontsize=9)
+    fig.suptitle(f"seed {seed}: samples of GMM_n ({_label(run)})", fontsize=9, y=1.04)
     return plots.save(fig, outdir, "snapshots")
 
 
