@@ -13,6 +13,10 @@ sys.path.insert(0, str(ROOT))
 
 flags.FLAGS.mark_as_parsed()
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# Many tests build the same programs (each chain.build makes new jit objects): XLA's persistent
+# cache compiles each once per machine, shared by the xdist workers. Results are unaffected.
+jax.config.update("jax_compilation_cache_dir", str(ROOT / ".cache" / "jax_tests"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 @pytest.fixture
