@@ -84,6 +84,10 @@ def finetune_fields() -> ml_collections.ConfigDict:
     ft.grad_clip_norm = 1.0  # HF Trainer's default max_grad_norm; 0 turns clipping off
     ft.eval_every_steps = 0  # 0: validate after each epoch only
     ft.eval_batch_size = 128
+    # Data-parallel devices for the batch (0: all; batch_size must be a multiple); fsdp also
+    # splits parameters and optimiser state over them (for models larger than one device).
+    ft.num_devices = 1
+    ft.fsdp = False
     return ft
 
 

@@ -216,6 +216,26 @@ def sharded_beam_search_equals_unsharded():
 
 
 @check
+def finetune_with_num_devices_equals_single_device():
+    """``finetune.num_devices`` / ``finetune.fsdp`` through the whole fine-tuning loop."""
+    finetune, config, _, params, train_NxL = _tiny_opt()
+    from configs import opt_finetune
+
+    ft = ml_collections.ConfigDict(opt_finetune.finetune_fields())
+    ft.num_epochs, ft.batch_size, ft.eval_batch_size = 2, 16, 8
+    ft.learning_rate, ft.final_learning_rate = 1e-3, 1e-4
+    valid_MxL = train_NxL[:8]
+    curves = {}
+    for nd, fsdp in ((1, False), (0, False), (0, True)):
+        ft.num_devices, ft.fsdp = nd, fsdp
+        r = finetune.finetune(jax.random.key(3), params, config, train_NxL, valid_MxL, ft)
+        curves[(nd, fsdp)] = np.array([h["valid_loss"] for h in r.history])
+    for k, v in curves.items():
+        # Same steps, same dropout masks (partitionable threefry): only reduction order differs.
+        np.testing.assert_allclose(v, curves[(1, False)], rtol=1e-5, atol=1e-5, err_msg=str(k))
+
+
+@check
 def sub_meshes_are_disjoint():
     meshes = sharding.sub_meshes(4)
     ids = [d.id for m in meshes for d in m.devices.flat]

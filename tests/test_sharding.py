@@ -20,6 +20,7 @@ CHECKS = [
     "checkpoints_restore_across_device_counts",
     "sharded_opt_train_step_equals_unsharded",
     "sharded_beam_search_equals_unsharded",
+    "finetune_with_num_devices_equals_single_device",
     "sub_meshes_are_disjoint",
 ]
 

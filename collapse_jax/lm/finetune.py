@@ -54,6 +54,9 @@ def validate(cfg) -> None:
     require(ft.batch_size >= 1, "finetune.batch_size", ">= 1", ft.batch_size)
     require(ft.eval_batch_size >= 1, "finetune.eval_batch_size", ">= 1", ft.eval_batch_size)
     require(ft.eval_every_steps >= 0, "finetune.eval_every_steps", ">= 0", ft.eval_every_steps)
+    require(
+        ft.num_devices >= 0, "finetune.num_devices", "0 (all) or a positive integer", ft.num_devices
+    )
     make_optimizer(ft, steps_per_epoch=1)
 
 
@@ -177,6 +180,15 @@ def finetune(
     params = jax.tree.map(jnp.array, params)
     state = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
     train_dev = jnp.asarray(train_NxL)
+    mesh = None
+    if ft_cfg.num_devices != 1:
+        # Data parallel over a "data" axis: batches split, params and optimiser state replicated
+        # (or split leaf-wise with fsdp); jit follows the input shardings, same step function.
+        from collapse_jax import sharding
+
+        mesh = sharding.mesh_1d(sharding.DATA, ft_cfg.num_devices)
+        state = sharding.put(state, sharding.state_shardings(mesh, state, ft_cfg.fsdp))
+        train_dev = sharding.replicate(train_NxL, mesh)
 
     def evaluate(epoch: int, step: int, train_losses: list) -> dict:
         valid = perplexity.block_losses(state.params, config, valid_MxL, ft_cfg.eval_batch_size)
@@ -207,6 +219,8 @@ def finetune(
         losses = []
         for i in range(steps_per_epoch):
             index_B = perm_N[i * batch_size : (i + 1) * batch_size]
+            if mesh is not None:
+                index_B = sharding.shard_batch(mesh, index_B)
             state, loss = train_step(
                 state, train_dev, index_B, jax.random.fold_in(dropout_key, step)
             )
