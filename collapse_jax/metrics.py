@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from absl import logging
 
+from collapse_jax.errors import CheckpointError
+
 
 def _strings(a: np.ndarray) -> list:
     # 9 significant digits round-trip every float32 exactly; "{:.9g}" is the fastest exact
@@ -59,8 +61,14 @@ class MetricsWriter:
         keep = []
         if last_generation is not None:
             data = self.path.read_bytes()
-            for line in data.split(b"\n")[:-1]:  # the last piece is partial or empty
-                g = int(line[len(b'{"generation": ') :].split(b",", 1)[0].rstrip(b"}"))
+            for i, line in enumerate(data.split(b"\n")[:-1]):  # the last piece is partial
+                try:
+                    g = int(line[len(b'{"generation": ') :].split(b",", 1)[0].rstrip(b"}"))
+                except ValueError:
+                    raise CheckpointError(
+                        f"{self.path}: line {i + 1} is not a metrics line; move the file away "
+                        "or pass --overwrite"
+                    ) from None
                 if g <= last_generation:
                     keep.append(line + b"\n")
         tmp = self.path.with_suffix(".jsonl.tmp")

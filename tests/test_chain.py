@@ -205,3 +205,13 @@ def test_chunk_ends():
     assert chain.chunk_ends(0, 6, 2) == [2, 4, 5]
     assert chain.chunk_ends(2, 6, 2) == [4, 5]
     assert chain.chunk_ends(0, 2, 10) == [1]
+
+
+def test_corrupt_metrics_file_is_one_clear_error(tmp_path):
+    cfg = toy_config(num_generations=3)
+    chain.run(cfg, tmp_path)
+    lines = _read(tmp_path).splitlines(keepends=True)
+    (tmp_path / "metrics.jsonl").write_bytes(lines[0] + b"garbage\n" + b"".join(lines[2:]))
+    with pytest.raises(CheckpointError, match=r"metrics.jsonl: line 2 is not a metrics line"):
+        chain.run(toy_config(num_generations=5), tmp_path)
+    assert (tmp_path / "checkpoints" / "2").is_dir()
