@@ -32,24 +32,40 @@ def _block_losses_B(params, config: opt.OPTConfig, blocks_BxL: jax.Array) -> jax
     return token_losses(params, config, blocks_BxL).mean(axis=-1)
 
 
+def padded_batches(x_NxL, batch_size: int):
+    """Yield ``(batch_BxL, real)`` covering ``x_NxL`` in order, every batch ``batch_size`` rows.
+
+    The last batch is padded with copies of row 0 so one compiled shape serves all of them; the
+    caller keeps the first ``real`` rows of each result.
+    """
+    x_NxL = np.asarray(x_NxL)
+    n = x_NxL.shape[0]
+    for start in range(0, n, batch_size):
+        batch = x_NxL[start : start + batch_size]
+        real = batch.shape[0]
+        if real < batch_size:
+            pad = np.broadcast_to(x_NxL[:1], (batch_size - real, *x_NxL.shape[1:]))
+            batch = np.concatenate([batch, pad])
+        yield batch, real
+
+
 def block_losses(params, config: opt.OPTConfig, blocks_NxL, batch_size: int) -> np.ndarray:
     """Mean token loss of every block, ``loss_N`` (float64 on the host).
 
-    One compiled shape: the last batch is padded with copies of block 0 and the padded rows are
-    dropped, so each block's value is computed alone and is the same for any ``batch_size``.
+    One compiled shape (``padded_batches``), so each block's value is computed alone and is the
+    same for any ``batch_size``.
     """
     blocks_NxL = np.asarray(blocks_NxL, np.int32)
-    n, length = blocks_NxL.shape
-    if n == 0:
+    if blocks_NxL.shape[0] == 0:
         return np.zeros((0,), np.float64)
-    pad = -n % batch_size
-    padded = np.concatenate([blocks_NxL, np.broadcast_to(blocks_NxL[:1], (pad, length))])
     # Dispatch every batch before reading any back, so the device never waits on the host.
     losses = [
-        _block_losses_B(params, config, jnp.asarray(padded[start : start + batch_size]))
-        for start in range(0, n + pad, batch_size)
+        (_block_losses_B(params, config, jnp.asarray(batch)), real)
+        for batch, real in padded_batches(blocks_NxL, batch_size)
     ]
-    return np.concatenate(jax.device_get(losses))[:n].astype(np.float64)
+    return np.concatenate([np.asarray(l)[:real] for l, real in jax.device_get(losses)]).astype(
+        np.float64
+    )
 
 
 def sequence_perplexities(params, config: opt.OPTConfig, blocks_NxL, batch_size: int) -> np.ndarray:

@@ -316,13 +316,7 @@ def model_metrics(params, config, test_NxL, tail: TailReference, cfg) -> dict[st
     rare = jnp.asarray(tail.rare_QxV)
     n = test_NxL.shape[0]
     nll, mass = [], []
-    for start in range(0, n, bs):
-        batch = test_NxL[start : start + bs]
-        real = batch.shape[0]
-        if real < bs:
-            batch = np.concatenate(
-                [batch, np.broadcast_to(test_NxL[:1], (bs - real, batch.shape[1]))]
-            )
+    for batch, real in perplexity.padded_batches(test_NxL, bs):
         a, b = jax.device_get(_test_scores_jit(params, config, jnp.asarray(batch), rare))
         nll.append(np.asarray(a, np.float64)[:real])
         mass.append(np.asarray(b, np.float64)[:real])
@@ -364,18 +358,13 @@ def data_metrics(data_ppl_N: np.ndarray, x_NxL: np.ndarray, tail: TailReference,
 def continue_blocks(model, params, prompts_NxL: np.ndarray, gen_cfg) -> np.ndarray:
     """Beam-search ``gen_cfg.max_new_tokens`` new tokens after every prompt: ``new_NxT`` int32.
 
-    One compiled shape: the last batch is padded with copies of prompt 0 and those rows dropped.
+    One compiled shape for every batch (``perplexity.padded_batches``).
     """
     n, bs = prompts_NxL.shape[0], gen_cfg.batch_size
     out = []
     t0 = time.perf_counter()
-    for start in range(0, n, bs):
-        batch = prompts_NxL[start : start + bs]
-        real = batch.shape[0]
-        if real < bs:
-            batch = np.concatenate(
-                [batch, np.broadcast_to(prompts_NxL[:1], (bs - real, batch.shape[1]))]
-            )
+    done = 0
+    for batch, real in perplexity.padded_batches(prompts_NxL, bs):
         res = decode.beam_search(
             model,
             params,
@@ -389,7 +378,7 @@ def continue_blocks(model, params, prompts_NxL: np.ndarray, gen_cfg) -> np.ndarr
             no_repeat_ngram_size=gen_cfg.no_repeat_ngram_size,
         )
         out.append(np.asarray(jax.device_get(res.tokens_BxN), np.int32)[:real])
-        done = min(start + bs, n)
+        done += real
         rate = done / max(time.perf_counter() - t0, 1e-9)
         logging.info("beam search %d/%d prompts | %.1f prompts/s", done, n, rate)
     return np.concatenate(out)
