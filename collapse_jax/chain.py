@@ -131,13 +131,23 @@ def build(cfg, fam=None, mesh=None) -> Steps:
     )
 
 
-def _precision(cfg):
+def _check_x64(cfg) -> None:
     if cfg.enable_x64 != jax.config.jax_enable_x64:
         raise ConfigError(
             f"enable_x64: the config asks for {cfg.enable_x64} but JAX was started with "
             f"jax_enable_x64={jax.config.jax_enable_x64} (the launcher sets it from the config)"
         )
-    return jax.default_matmul_precision(cfg.matmul_precision)
+
+
+def _resolve(cfg):
+    """Every check that can fail on the config, before anything is written: ``(family, mesh)``."""
+    validate(cfg)
+    fam = family_lib.get(cfg.experiment)
+    fam.validate(cfg)
+    if fam.driver is not None:
+        return fam, None
+    _check_x64(cfg)
+    return fam, sharding.seed_mesh(cfg)
 
 
 def _inputs(cfg, fam, mesh):
@@ -153,11 +163,8 @@ def simulate(cfg) -> dict[str, np.ndarray]:
 
     No workdir, no checkpoints: for tests, notebooks and benchmarks.
     """
-    validate(cfg)
-    fam = family_lib.get(cfg.experiment)
-    fam.validate(cfg)
-    mesh = sharding.seed_mesh(cfg)
-    with _precision(cfg):
+    fam, mesh = _resolve(cfg)
+    with jax.default_matmul_precision(cfg.matmul_precision):
         steps = build(cfg, fam, mesh)
         truth, keys_S = _inputs(cfg, fam, mesh)
         carry, m0 = steps.first(keys_S, truth)
@@ -245,9 +252,7 @@ def chunk_ends(start: int, num_generations: int, every: int) -> list[int]:
 
 def run(cfg, workdir, overwrite: bool = False) -> Path:
     """Run (or resume) ``cfg`` in ``workdir`` following the output contract of DESIGN.md."""
-    validate(cfg)
-    fam = family_lib.get(cfg.experiment)
-    fam.validate(cfg)
+    fam, mesh = _resolve(cfg)
     is_main = jax.process_index() == 0
     workdir = prepare_workdir(cfg, workdir, overwrite, write=is_main)
     if fam.driver is not None:
@@ -255,10 +260,12 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
         return workdir
 
     metrics_lib.quiet_orbax()
-    mesh = sharding.seed_mesh(cfg)
     writer = metrics_lib.MetricsWriter(workdir / "metrics.jsonl", enabled=is_main)
     G = cfg.num_generations
-    with _precision(cfg), Checkpointer(workdir / "checkpoints", cfg.checkpoint.max_to_keep) as ckpt:
+    with (
+        jax.default_matmul_precision(cfg.matmul_precision),
+        Checkpointer(workdir / "checkpoints", cfg.checkpoint.max_to_keep) as ckpt,
+    ):
         steps = build(cfg, fam, mesh)
         truth, keys_S = _inputs(cfg, fam, mesh)
         last = ckpt.latest_step()

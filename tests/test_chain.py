@@ -215,3 +215,10 @@ def test_corrupt_metrics_file_is_one_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match=r"metrics.jsonl: line 2 is not a metrics line"):
         chain.run(toy_config(num_generations=5), tmp_path)
     assert (tmp_path / "checkpoints" / "2").is_dir()
+
+
+def test_bad_device_count_fails_before_anything_is_written(tmp_path):
+    cfg = toy_config(num_devices=jax.device_count() + 1)
+    with pytest.raises(ConfigError, match=r"num_devices: expected"):
+        chain.run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
