@@ -196,6 +196,25 @@ def test_one_beam_equals_greedy():
     np.testing.assert_array_equal(beam.lengths_B, greedy.lengths_B)
 
 
+@pytest.mark.parametrize(
+    "shape, k, levels",
+    [
+        ((8, 40960), 10, 3),  # beam search's 5 x 8192 candidates; many exact ties
+        ((8, 40960), 10, 10**6),  # nearly distinct
+        ((2, 3, 50272), 7, 2),  # OPT-125m's vocabulary: padded tail, extra leading axis
+        ((4, 37), 3, 2),  # too small to chunk: plain lax.top_k
+    ],
+)
+def test_chunked_top_k_equals_lax_top_k_ties_included(shape, k, levels):
+    x = np.random.default_rng(sum(shape)).integers(0, levels, shape).astype(np.float32)
+    x[..., 0, :5] = -np.inf  # banned tokens (-inf from the logits processors)
+    x[..., 1, -3:] = levels  # the maximum at the very end of a row
+    want_values, want_idx = jax.lax.top_k(x, k)
+    got_values, got_idx = jax.jit(decode.top_k, static_argnums=1)(x, k)
+    np.testing.assert_array_equal(got_values, want_values)
+    np.testing.assert_array_equal(got_idx, want_idx)
+
+
 def test_too_long_raises_config_error():
     model = ToyLM(max_positions=16)
     params = model.init_params(jax.random.key(0))

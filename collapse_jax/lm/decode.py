@@ -223,6 +223,14 @@ def _cache_map(fn: Callable, cache):
     return jax.tree.map(lambda x: fn(x) if jnp.ndim(x) > 0 else x, cache)
 
 
+def _take_rows(x, indices_R):
+    """Rows ``indices_R`` of a batch-major array, gathered from its (R, -1) view: XLA:CPU then
+    copies whole rows (measured 1.6x faster than ``x[indices_R]`` on a (40, 4, 128, 32) cache)."""
+    return jnp.take(x.reshape(x.shape[0], -1), indices_R, axis=0).reshape(
+        indices_R.shape + x.shape[1:]
+    )
+
+
 def _prefill(model, params, prompt_ids_BxL, prompt_mask_BxL, max_new_tokens: int, rows: int):
     """Run the prompt once, then copy its cache ``rows`` times: (last logits_BxV, cache_(B*rows))."""
     B, L = prompt_ids_BxL.shape
@@ -313,6 +321,35 @@ def _length_table(s: Settings) -> np.ndarray:
         return (n**s.length_penalty).astype(np.float32)
 
 
+def top_k(x, k: int):
+    """``jax.lax.top_k(x, k)`` over the last axis, exactly (ties included), in two stages.
+
+    The last axis is cut into chunks of ``c`` (about ``sqrt(n / k)``; the tail is padded with
+    -inf); the top k chunks by their maximum are gathered in index order and ``lax.top_k`` runs
+    on those ``k * c`` candidates. Exact under top_k's order (larger first, lower index first
+    among equals): each of the k best elements lies in a chunk whose best element ranks at
+    least as high, and a chunk outside the top k is outranked by the best elements of k other
+    chunks. On XLA:CPU ``lax.top_k`` costs about 1.5 ns per element, so beam search's
+    5 x 8192 candidates per prompt took a sixth of a decoding step; this reads them once for the
+    chunk maxima and sorts 2 * sqrt(n * k) of them.
+    """
+    n = x.shape[-1]
+    c = 1 << max(0, round(np.log2(np.sqrt(n / k))))
+    nc = -(-n // c)
+    if nc <= k or k * c >= n // 2:  # too small to gain
+        return jax.lax.top_k(x, k)
+    lead = x.shape[:-1]
+    if nc * c > n:
+        pad = [(0, 0)] * len(lead) + [(0, nc * c - n)]
+        x = jnp.pad(x, pad, constant_values=-jnp.inf)
+    chunks = x.reshape(*lead, nc, c)
+    _, chunk_idx = jax.lax.top_k(jnp.max(chunks, axis=-1), k)
+    chunk_idx = jnp.sort(chunk_idx, axis=-1)  # candidates in index order keep the tie rule
+    cand = jnp.take_along_axis(chunks, chunk_idx[..., None], axis=-2).reshape(*lead, k * c)
+    values, pos = jax.lax.top_k(cand, k)
+    return values, jnp.take_along_axis(chunk_idx, pos // c, axis=-1) * c + pos % c
+
+
 def _beam_select(state: BeamState, logprobs_BxWxV, s: Settings, eos: int) -> tuple[BeamState, Any]:
     """One beam step from processed log-probs; returns the new state (cache not yet reordered)
     and the origin beam (flat index into B*W) of every new running beam."""
@@ -321,8 +358,8 @@ def _beam_select(state: BeamState, logprobs_BxWxV, s: Settings, eos: int) -> tup
     t = state.step
     denom_N1 = jnp.asarray(_length_table(s))
 
-    acc_BxWV = (logprobs_BxWxV + state.running_scores_BxW[:, :, None]).reshape(B, W * V)
-    top_scores_BxK, top_idx_BxK = jax.lax.top_k(acc_BxWV, 2 * W)
+    acc_BxWxV = logprobs_BxWxV + state.running_scores_BxW[:, :, None]
+    top_scores_BxK, top_idx_BxK = top_k(acc_BxWxV.reshape(B, W * V), 2 * W)
     origin_BxK = top_idx_BxK // V
     token_BxK = (top_idx_BxK % V).astype(jnp.int32)
     cand_tokens_BxKxN = jnp.take_along_axis(state.running_tokens_BxWxN, origin_BxK[:, :, None], 1)
@@ -421,7 +458,9 @@ def _beam_start(model, params, prompt_ids_BxL, prompt_mask_BxL, s: Settings) -> 
     eos = model.eos_token_id
     scores = _beam_scores(logits_RxV, state, prompt_ids_BxL, prompt_mask_BxL, s, eos)
     state, origin_R = _beam_select(state, scores, s, eos)
-    return state.replace(cache=_cache_map(lambda x: x[origin_R], state.cache))
+    return state.replace(
+        cache=_cache_map(functools.partial(_take_rows, indices_R=origin_R), state.cache)
+    )
 
 
 def _beam_body(model, params, prompt_ids_BxL, prompt_mask_BxL, s: Settings, state: BeamState):
@@ -437,7 +476,9 @@ def _beam_body(model, params, prompt_ids_BxL, prompt_mask_BxL, s: Settings, stat
     eos = model.eos_token_id
     scores = _beam_scores(logits_RxV, state, prompt_ids_BxL, prompt_mask_BxL, s, eos)
     state, origin_R = _beam_select(state, scores, s, eos)
-    return state.replace(cache=_cache_map(lambda x: x[origin_R], state.cache))
+    return state.replace(
+        cache=_cache_map(functools.partial(_take_rows, indices_R=origin_R), state.cache)
+    )
 
 
 def _beam_output(state: BeamState) -> BeamOutput:
