@@ -123,6 +123,48 @@ def test_cached_prefill_and_steps_equal_full_forward(do_layer_norm_before):
     np.testing.assert_allclose(cached_BxLxV[real], np.asarray(full_BxLxV)[real], atol=ATOL)
 
 
+def test_forked_cache_shares_the_prompt_and_equals_full_forward():
+    # Three left-padded prompts forked into 2 rows each (beam search's prompt sharing); every row
+    # then feeds its own 2 tokens. Each row must equal the uncached forward of its sequence.
+    config = _tiny_config()
+    params = opt.init_params(jax.random.key(2), config)
+    p, rows, prompt, new = 3, 2, 5, 2
+    ids_PxL, mask_PxL = _ids_and_left_padded_mask(p, prompt, config.vocab_size, seed=2)
+    new_RxN = np.random.default_rng(3).integers(3, config.vocab_size, (p * rows, new))
+    step = jax.jit(opt.forward, static_argnames="config")
+    positions_PxL = opt.default_position_ids(jnp.asarray(mask_PxL))
+    _, cache = step(
+        params,
+        config=config,
+        input_ids_BxL=ids_PxL,
+        attention_mask_BxT=mask_PxL,
+        position_ids_BxL=positions_PxL,
+        cache=opt.init_cache(config, p, prompt),
+    )
+    cache = cache.fork(rows, new)
+    assert cache.prefix_length == prompt and cache.max_length == new
+    mask_RxT = np.concatenate([np.repeat(mask_PxL, rows, 0), np.zeros((p * rows, new))], 1)
+    first_R = np.repeat(np.asarray(positions_PxL)[:, -1], rows) + 1
+    for s in range(new):
+        mask_RxT[:, prompt + s] = 1
+        logits_Rx1xV, cache = step(
+            params,
+            config=config,
+            input_ids_BxL=new_RxN[:, s : s + 1],
+            attention_mask_BxT=mask_RxT,
+            position_ids_BxL=(first_R + s)[:, None],
+            cache=cache,
+        )
+    full_ids = np.concatenate([np.repeat(ids_PxL, rows, 0), new_RxN], 1)
+    full_mask = np.concatenate([np.repeat(mask_PxL, rows, 0), np.ones_like(new_RxN)], 1)
+    want_RxLxV, _ = opt.forward(params, config, full_ids, full_mask)
+    np.testing.assert_allclose(logits_Rx1xV[:, 0], want_RxLxV[:, -1], atol=ATOL)
+    # Reordering rows moves only the own slots; the prompt stays shared.
+    gathered = cache.gather(jnp.array([5, 0, 0, 1, 2, 3]))
+    assert gathered.prefix_key[0] is cache.prefix_key[0]
+    np.testing.assert_array_equal(gathered.key[0][1], cache.key[0][0])
+
+
 def test_cache_gather_reorders_rows():
     config = _tiny_config()
     cache = opt.init_cache(config, 3, 4)

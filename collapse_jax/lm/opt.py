@@ -162,20 +162,55 @@ class KVCache:
 
     ``index`` (int32 scalar) is the next slot to write; every row of the batch writes the same
     slot, so rows of different prompt lengths are left padded and masked.
+
+    An optional read-only ``prefix_key``/``prefix_value`` (P, H, Lp, Dh) per layer is shared by
+    groups of B / P consecutive rows (beam search: the prompt, shared by the W beams of a
+    prompt, see ``fork``). The prefix comes before the T own slots: attention masks then cover
+    Lp + T slots and own slot j is position Lp + j of the sequence.
     """
 
     key: tuple[jax.Array, ...]
     value: tuple[jax.Array, ...]
     index: jax.Array
+    prefix_key: tuple[jax.Array, ...] | None = None
+    prefix_value: tuple[jax.Array, ...] | None = None
 
     @property
     def max_length(self) -> int:
+        """Own slots T (not counting the prefix)."""
         return self.key[0].shape[2]
 
+    @property
+    def prefix_length(self) -> int:
+        return 0 if self.prefix_key is None else self.prefix_key[0].shape[2]
+
     def gather(self, indices_B: jax.Array) -> KVCache:
-        """Rows ``indices_B`` of every key/value (beam reordering); ``index`` is shared."""
-        take = lambda x: jnp.take(x, indices_B, axis=0)  # noqa: E731
+        """Rows ``indices_B`` of every own key/value (beam reordering); ``index`` and the
+        prefix are shared. Rows are gathered from a (B, -1) view: XLA:CPU then copies whole
+        rows (measured 1.6x faster than a gather of the 4-D array)."""
+
+        def take(x):
+            rows = jnp.take(x.reshape(x.shape[0], -1), indices_B, axis=0)
+            return rows.reshape(indices_B.shape + x.shape[1:])
+
         return self.replace(key=jax.tree.map(take, self.key), value=jax.tree.map(take, self.value))
+
+    def fork(self, rows: int, max_length: int) -> KVCache:
+        """Each of the B rows becomes the shared prefix of ``rows`` new rows with ``max_length``
+        empty own slots (every slot of this cache must be written: prefill a cache of exactly
+        the prompt length). Beam search forks the prefilled prompt into its W beams:
+        the prompt's keys and values are then neither copied W times nor reordered each step."""
+        if self.prefix_key is not None:
+            raise ValueError("KVCache.fork: this cache already has a prefix")
+        b, h, _, dh = self.key[0].shape
+        zeros = tuple(jnp.zeros((b * rows, h, max_length, dh), x.dtype) for x in self.key)
+        return KVCache(
+            key=zeros,
+            value=zeros,
+            index=jnp.zeros((), jnp.int32),
+            prefix_key=self.key,
+            prefix_value=self.value,
+        )
 
 
 def init_cache(config: OPTConfig, batch_size: int, max_length: int) -> KVCache:
@@ -300,7 +335,7 @@ def _attention(p, config, x_BxLxD, mask_Bx1xLxT, layer_cache, index, dropout_key
         # The cache is head-major (B, H, T, Dh): both attention products then read it in place.
         # A (B, T, H, Dh) cache made XLA:CPU transpose every layer's whole cache at every
         # decoding step (measured: 3/4 of a small model's step time).
-        key_cache, value_cache = layer_cache
+        key_cache, value_cache, prefix = layer_cache
         start = (0, 0, index, 0)
         k_BxHxTxDh = jax.lax.dynamic_update_slice(
             key_cache, k_BxLxHxDh.transpose(0, 2, 1, 3).astype(key_cache.dtype), start
@@ -312,6 +347,17 @@ def _attention(p, config, x_BxLxD, mask_Bx1xLxT, layer_cache, index, dropout_key
         scores_BxHxLxT = jnp.einsum(
             "blhk,bhtk->bhlt", q_BxLxHxDh, k_BxHxTxDh, preferred_element_type=jnp.float32
         )
+        if prefix is not None:
+            # The G = B / P rows of a group read their shared prefix once, as a batch of queries.
+            prefix_key, prefix_value = prefix
+            p_, lp = prefix_key.shape[0], prefix_key.shape[2]
+            q_PxGxLxHxDh = q_BxLxHxDh.reshape(p_, b // p_, l, h, dh)
+            prefix_scores = jnp.einsum(
+                "pglhk,phsk->pghls", q_PxGxLxHxDh, prefix_key, preferred_element_type=jnp.float32
+            )
+            scores_BxHxLxT = jnp.concatenate(
+                [prefix_scores.reshape(b, h, l, lp), scores_BxHxLxT], axis=-1
+            )
     scores_BxHxLxT = jnp.where(mask_Bx1xLxT, scores_BxHxLxT, jnp.finfo(jnp.float32).min)
     probs_BxHxLxT = jax.nn.softmax(scores_BxHxLxT, axis=-1).astype(dtype)
     probs_BxHxLxT = _dropout(
@@ -319,8 +365,16 @@ def _attention(p, config, x_BxLxD, mask_Bx1xLxT, layer_cache, index, dropout_key
     )
     if layer_cache is None:
         out_BxLxHxDh = jnp.einsum("bhlt,bthk->blhk", probs_BxHxLxT, v_BxLxHxDh.astype(dtype))
-    else:
+    elif prefix is None:
         out_BxLxHxDh = jnp.einsum("bhlt,bhtk->blhk", probs_BxHxLxT, v_BxHxTxDh.astype(dtype))
+    else:
+        out_BxLxHxDh = jnp.einsum(
+            "bhlt,bhtk->blhk", probs_BxHxLxT[..., lp:], v_BxHxTxDh.astype(dtype)
+        )
+        prefix_probs = probs_BxHxLxT[..., :lp].reshape(p_, b // p_, h, l, lp)
+        out_BxLxHxDh = out_BxLxHxDh + jnp.einsum(
+            "pghls,phsk->pglhk", prefix_probs, prefix_value.astype(dtype)
+        ).reshape(b, l, h, dh)
     out = _apply_dense(p["out_proj"], out_BxLxHxDh.reshape(b, l, h * dh), dtype)
     return out, new_layer_cache
 
@@ -384,11 +438,11 @@ def hidden_states(
             raise errors.ConfigError(
                 "position_ids_BxL: expected explicit positions when decoding with a cache, got None"
             )
-        t = cache.max_length
+        t = cache.prefix_length + cache.max_length  # a prefix takes the first slots
         if attention_mask_BxT is None:
             attention_mask_BxT = jnp.ones((b, t), jnp.int32)
         index = cache.index
-        query_slots_L = index + jnp.arange(l)
+        query_slots_L = cache.prefix_length + index + jnp.arange(l)
         key_slots_T = jnp.arange(t)
     causal_LxT = query_slots_L[:, None] >= key_slots_T[None, :]
     mask_Bx1xLxT = causal_LxT[None, None] & (attention_mask_BxT[:, None, None, :] != 0)
@@ -403,7 +457,12 @@ def hidden_states(
 
     new_keys, new_values = [], []
     for i in range(config.num_hidden_layers):
-        layer_cache = None if cache is None else (cache.key[i], cache.value[i])
+        layer_cache = None
+        if cache is not None:
+            prefix = None
+            if cache.prefix_key is not None:
+                prefix = (cache.prefix_key[i], cache.prefix_value[i])
+            layer_cache = (cache.key[i], cache.value[i], prefix)
         layer_key = None if deterministic else jax.random.fold_in(dropout_key, i)
         x_BxLxD, new_layer_cache = _decoder_layer(
             dec["layers"][str(i)],
@@ -425,7 +484,7 @@ def hidden_states(
         x_BxLxD = _apply_dense(dec["project_out"], x_BxLxD, dtype)
     new_cache = None
     if cache is not None:
-        new_cache = KVCache(key=tuple(new_keys), value=tuple(new_values), index=index + l)
+        new_cache = cache.replace(key=tuple(new_keys), value=tuple(new_values), index=index + l)
     return x_BxLxD, new_cache
 
 
@@ -458,8 +517,9 @@ def forward(
 
     Without a cache the mask covers the L inputs (default all ones) and positions default to
     ``default_position_ids(mask)``, so left padding works. With a cache the L inputs are written
-    at slots ``cache.index .. cache.index + L - 1``; ``attention_mask_BxT`` covers all T slots
-    (1 for real past and current tokens) and ``position_ids_BxL`` must be given. Prefill and
+    at slots ``cache.index .. cache.index + L - 1``; ``attention_mask_BxT`` covers all T slots,
+    after the prefix's Lp if the cache has one (1 for real past and current tokens), and
+    ``position_ids_BxL`` must be given. Prefill and
     one-token steps are the same code. Dropout runs only with ``deterministic=False``.
     """
     h, new_cache = hidden_states(
