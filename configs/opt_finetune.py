@@ -70,6 +70,24 @@ def tokenizer_fields() -> ml_collections.ConfigDict:
     return tok
 
 
+def use_offline_data(cfg) -> None:
+    """The scratch OPT on the offline WikiText-2 copy with a BPE trained on it (cpu and smoke)."""
+    cfg.lm.source = "scratch"
+    cfg.data.source = LOCAL_WIKITEXT
+    cfg.data.train_split = "valid"  # the offline copy has no train split
+    cfg.data.valid_split = ""
+    cfg.data.valid_holdout_fraction = 0.1
+    cfg.tokenizer.source = "train_bpe"
+
+
+def use_smoke_model(cfg) -> None:
+    """The tiny scratch model and vocabulary of the smoke variants (seconds on a CPU)."""
+    cfg.lm.scratch.hidden_size = 32
+    cfg.lm.scratch.ffn_dim = 64
+    cfg.lm.scratch.num_attention_heads = 2
+    cfg.tokenizer.vocab_size = 1024
+
+
 def finetune_fields() -> ml_collections.ConfigDict:
     ft = ml_collections.ConfigDict()
     ft.num_epochs = 5
@@ -103,12 +121,7 @@ def get_config(arg=None):
     cfg.matmul_precision = "default"
 
     if v in ("cpu", "smoke"):
-        cfg.lm.source = "scratch"
-        cfg.data.source = LOCAL_WIKITEXT
-        cfg.data.train_split = "valid"  # the offline copy has no train split
-        cfg.data.valid_split = ""
-        cfg.data.valid_holdout_fraction = 0.1
-        cfg.tokenizer.source = "train_bpe"
+        use_offline_data(cfg)
         # From scratch, not fine-tuning: a pre-training learning rate and small batches.
         cfg.finetune.learning_rate = 2e-3
         cfg.finetune.final_learning_rate = 1e-4
@@ -117,10 +130,7 @@ def get_config(arg=None):
     if v == "cpu":
         cfg.finetune.num_epochs = 4
     if v == "smoke":
-        cfg.lm.scratch.hidden_size = 32
-        cfg.lm.scratch.ffn_dim = 64
-        cfg.lm.scratch.num_attention_heads = 2
-        cfg.tokenizer.vocab_size = 1024
+        use_smoke_model(cfg)
         cfg.data.max_train_blocks = 256
         cfg.data.max_eval_blocks = 64
         cfg.finetune.num_epochs = 2
