@@ -17,8 +17,10 @@ repetition penalty and n-gram ban ignore padded slots (transformers counts the p
 Without padding, and for the paper's fixed 64-token blocks, the two agree exactly.
 
 The model is anything with the ``LanguageModel`` interface: a prefill and one-token steps through
-the same ``next_logits`` on a fixed-length KV cache whose array leaves are batch-major (gathering beams is
-a ``jax.tree.map``). ``opt_model(config)`` adapts ``collapse_jax.lm.opt``.
+the same ``next_logits`` on a fixed-length KV cache. A model may share the prompt between beams
+(``fork_cache``) and reorder only what is its own (``reorder_cache``); otherwise every array leaf
+of the cache is batch-major, copied per beam and gathered with a ``jax.tree.map``.
+``opt_model(config)`` adapts ``collapse_jax.lm.opt``, whose ``KVCache`` does the former.
 """
 
 from __future__ import annotations
@@ -240,19 +242,12 @@ def _cache_map(fn: Callable, cache):
     return jax.tree.map(lambda x: fn(x) if jnp.ndim(x) > 0 else x, cache)
 
 
-def _take_rows(x, indices_R):
-    """Rows ``indices_R`` of a batch-major array, gathered from its (R, -1) view (whole rows)."""
-    return jnp.take(x.reshape(x.shape[0], -1), indices_R, axis=0).reshape(
-        indices_R.shape + x.shape[1:]
-    )
-
-
 def _reorder(model, cache, indices_R):
     """The cache rows of the beams kept, through the model's ``reorder_cache`` if it has one."""
     reorder = getattr(model, "reorder_cache", None)
     if reorder is not None:
         return reorder(cache, indices_R)
-    return _cache_map(functools.partial(_take_rows, indices_R=indices_R), cache)
+    return _cache_map(lambda x: jnp.take(x, indices_R, axis=0), cache)
 
 
 def _prefill(model, params, prompt_ids_BxL, prompt_mask_BxL, max_new_tokens: int, rows: int):

@@ -334,7 +334,7 @@ def _attention(p, config, x_BxLxD, mask_Bx1xLxT, layer_cache, index, dropout_key
     else:
         # The cache is head-major (B, H, T, Dh): both attention products then read it in place.
         # A (B, T, H, Dh) cache made XLA:CPU transpose every layer's whole cache at every
-        # decoding step (measured: 3/4 of a small model's step time).
+        # decoding step (measured: 1.3 ms of a 4.2 ms beam-search step on the small OPT).
         key_cache, value_cache, prefix = layer_cache
         start = (0, 0, index, 0)
         k_BxHxTxDh = jax.lax.dynamic_update_slice(
@@ -519,8 +519,8 @@ def forward(
     ``default_position_ids(mask)``, so left padding works. With a cache the L inputs are written
     at slots ``cache.index .. cache.index + L - 1``; ``attention_mask_BxT`` covers all T slots,
     after the prefix's Lp if the cache has one (1 for real past and current tokens), and
-    ``position_ids_BxL`` must be given. Prefill and
-    one-token steps are the same code. Dropout runs only with ``deterministic=False``.
+    ``position_ids_BxL`` must be given. Prefill and one-token steps are the same code. Dropout
+    runs only with ``deterministic=False``.
     """
     h, new_cache = hidden_states(
         params,
