@@ -8,8 +8,10 @@ once per checkpoint interval.
 
 Keys depend only on (cfg.seed, seed index, generation) (``rng.py``): seed s is the same stream
 whatever the number of seeds, and resuming needs no stored keys. Chunks always end on multiples of
-``cfg.checkpoint.every_generations``, so a resumed run makes exactly the calls of an uninterrupted
-one and its ``metrics.jsonl`` is byte-identical.
+``cfg.checkpoint.every_generations`` and on every generation of ``cfg.checkpoint.keep_generations``
+(so each kept generation is a checkpoint, held for good beside the latest ``max_to_keep``): the
+chunk ends are a fixed set given the config, a resumed run makes exactly the calls of an
+uninterrupted one and its ``metrics.jsonl`` is byte-identical.
 """
 
 import dataclasses
@@ -57,6 +59,15 @@ def validate(cfg) -> None:
     keep = cfg.checkpoint.max_to_keep
     require(
         isinstance(keep, int) and keep > 0, "checkpoint.max_to_keep", "a positive integer", keep
+    )
+    kept = cfg.checkpoint.keep_generations
+    require(
+        isinstance(kept, list | tuple)
+        and all(isinstance(g, int) and g >= 0 for g in kept)
+        and len(set(kept)) == len(kept),
+        "checkpoint.keep_generations",
+        "distinct non-negative integers (generations a chain does not reach are not kept)",
+        kept,
     )
     require(cfg.log_every_seconds >= 0, "log_every_seconds", ">= 0", cfg.log_every_seconds)
     prec = ("default", "high", "highest", "bfloat16", "tensorfloat32", "float32")
@@ -242,12 +253,13 @@ def prepare_workdir(cfg, workdir, overwrite: bool = False, write: bool = True) -
 # The run.
 
 
-def chunk_ends(start: int, num_generations: int, every: int) -> list[int]:
-    """Last generation of each chunk after ``start``: multiples of ``every`` and the final one."""
-    ends = list(range((start // every + 1) * every, num_generations, every))
-    if not ends or ends[-1] != num_generations - 1:
-        ends.append(num_generations - 1)
-    return [e for e in ends if e > start]
+def chunk_ends(start: int, num_generations: int, every: int, keep=()) -> list[int]:
+    """Last generation of each chunk after ``start``: multiples of ``every``, the generations in
+    ``keep`` and the final one."""
+    ends = set(range((start // every + 1) * every, num_generations, every))
+    ends |= {g for g in keep if g < num_generations}
+    ends.add(num_generations - 1)
+    return sorted(e for e in ends if e > start)
 
 
 def run(cfg, workdir, overwrite: bool = False) -> Path:
@@ -264,7 +276,11 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
     G = cfg.num_generations
     with (
         jax.default_matmul_precision(cfg.matmul_precision),
-        Checkpointer(workdir / "checkpoints", cfg.checkpoint.max_to_keep) as ckpt,
+        Checkpointer(
+            workdir / "checkpoints",
+            cfg.checkpoint.max_to_keep,
+            keep_steps=cfg.checkpoint.keep_generations,
+        ) as ckpt,
     ):
         steps = build(cfg, fam, mesh)
         truth, keys_S = _inputs(cfg, fam, mesh)
@@ -288,7 +304,8 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
                 raise CheckpointError(f"{workdir}/checkpoints/{last}: metadata names {meta}")
             logging.info("resuming %s after generation %d", workdir, last)
         progress = metrics_lib.Progress(G - 1, last, cfg.log_every_seconds)
-        for end in chunk_ends(last, G, cfg.checkpoint.every_generations):
+        every = cfg.checkpoint.every_generations
+        for end in chunk_ends(last, G, every, cfg.checkpoint.keep_generations):
             gens = np.arange(last + 1, end + 1, dtype=np.int32)
             carry, m = steps.chunk(keys_S, truth, carry, gens)
             m = {k: np.swapaxes(v, 0, 1) for k, v in sharding.to_host(m).items()}

@@ -3,29 +3,68 @@
 Each step holds ``state`` (a pytree of arrays, ``StandardSave``) and ``meta`` (JSON). Orbax writes
 into a temporary directory and renames it when complete, so a process killed mid-save leaves the
 previous checkpoints intact and the partial one is ignored on restore.
+
+Retention is Orbax's own preservation policy: the latest ``max_to_keep`` steps, plus every step in
+``keep_steps`` for good (``checkpoint.keep_generations``, what ``runs.open_run`` restores later).
 """
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 
 from collapse_jax.errors import CheckpointError
+
+
+class _DropReadOnlyNotice(logging.Filter):
+    def filter(self, record):
+        return "directory is read only" not in record.getMessage()
+
+
+def _quiet_read_only() -> None:
+    """Orbax warns on every read-only manager; for analysis that is the intent, not a problem."""
+    logger = absl_logging.get_absl_logger()
+    if not any(isinstance(f, _DropReadOnlyNotice) for f in logger.filters):
+        logger.addFilter(_DropReadOnlyNotice())
 
 
 class Checkpointer:
     """``ocp.CheckpointManager`` over ``directory`` (made absolute), used as a context manager."""
 
-    def __init__(self, directory, max_to_keep: int | None = 3, async_save: bool = True):
+    def __init__(
+        self,
+        directory,
+        max_to_keep: int | None = 3,
+        async_save: bool = True,
+        keep_steps=(),
+        read_only: bool = False,
+    ):
         self.directory = Path(os.path.abspath(directory))
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep,
-            create=True,
-            cleanup_tmp_directories=True,
-            enable_async_checkpointing=async_save,
-        )
+        if read_only:
+            # Analysis opens a run's checkpoints without creating, cleaning or deleting anything.
+            if not self.directory.is_dir():
+                raise CheckpointError(f"{self.directory}: no checkpoints directory")
+            _quiet_read_only()
+            options = ocp.CheckpointManagerOptions(
+                read_only=True, create=False, save_interval_steps=0
+            )
+        else:
+            policies = ocp.checkpoint_managers
+            options = ocp.CheckpointManagerOptions(
+                preservation_policy=policies.AnyPreservationPolicy(
+                    [
+                        policies.LatestN(n=max_to_keep),
+                        policies.CustomSteps(steps=[int(s) for s in keep_steps]),
+                    ]
+                ),
+                create=True,
+                cleanup_tmp_directories=True,
+                enable_async_checkpointing=async_save,
+            )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def __enter__(self):

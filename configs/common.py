@@ -13,6 +13,16 @@ def variant(arg: str | None) -> str:
     return arg
 
 
+def log_spaced_generations(num_generations: int) -> list[int]:
+    """0 and the 1-2-5 sequence below ``num_generations``: kept generations of long chains."""
+    gens = [0]
+    decade = 1
+    while decade < num_generations:
+        gens += [g for g in (decade, 2 * decade, 5 * decade) if g < num_generations]
+        decade *= 10
+    return gens
+
+
 def base(experiment: str) -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict()
     cfg.experiment = experiment
@@ -33,6 +43,9 @@ def base(experiment: str) -> ml_collections.ConfigDict:
     cfg.checkpoint = ml_collections.ConfigDict()
     cfg.checkpoint.every_generations = 10  # also sets how many generations one XLA call scans
     cfg.checkpoint.max_to_keep = 3  # the latest checkpoints kept; the last one always is
+    # Generations kept for good beside the latest max_to_keep (runs.open_run restores them); each
+    # is also a chunk end of chain.run. Generations the chain does not reach are ignored.
+    cfg.checkpoint.keep_generations = []
 
     cfg.log_every_seconds = 10.0
     # GPUs default to TF32 matmuls; "highest" keeps CPU and GPU in agreement for the statistics.

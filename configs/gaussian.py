@@ -62,4 +62,5 @@ def get_config(arg=None):
         cfg.num_generations = 20
         cfg.samples_per_generation = 20
         cfg.checkpoint.every_generations = 5
+    cfg.checkpoint.keep_generations = common.log_spaced_generations(cfg.num_generations)
     return cfg

@@ -111,4 +111,6 @@ def get_config(arg=None):
         g.max_iter = 100
         g.heldout_samples = 500
         g.snapshot_generations = [0, 3]
+    # The figure's generations are restorable later (runs.open_run); all are multiples of 50.
+    cfg.checkpoint.keep_generations = list(g.snapshot_generations)
     return cfg

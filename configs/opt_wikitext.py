@@ -122,6 +122,7 @@ def get_config(arg=None):
     cfg.num_seeds = 5
     cfg.num_generations = 10
     cfg.checkpoint.max_to_keep = 2  # per seed: the latest generations' params and datasets
+    cfg.checkpoint.keep_generations = [0, 1, 2, 3, 5, 9]  # the paper's Fig. 1 generations
 
     if variant in ("cpu", "smoke"):
         opt_finetune.use_offline_data(cfg)

@@ -87,4 +87,5 @@ def get_config(arg=None):
         v.kde_points = 11
         v.classifier_hidden = 16
         v.classifier_epochs = 1
+    cfg.checkpoint.keep_generations = common.log_spaced_generations(cfg.num_generations)
     return cfg

@@ -22,6 +22,7 @@ Resumption. ``DIR/checkpoints/`` holds (Orbax, step = generation):
                        beam search, before fine-tuning starts
   ``seed_{s}/params``  the fine-tuned parameters of generation g, with the generation's metrics,
                        best step and example continuation as JSON metadata
+  (both keep the latest ``checkpoint.max_to_keep`` generations and ``checkpoint.keep_generations``)
   ``seed_{s}/gen0``    generation 0's parameters, kept for good (the scorer of every generation)
 A generation's line is appended to ``metrics.jsonl`` once every seed has saved its parameters. A
 rerun truncates ``metrics.jsonl``/``examples.jsonl`` to their complete generations, reads back the
@@ -626,10 +627,11 @@ def run_pipeline(cfg, workdir) -> None:
         writer.truncate(last if last >= 0 else None)
         examples.truncate(last if last >= 0 else None)
         keep = max(2, cfg.checkpoint.max_to_keep)  # generation g needs g-1's params and pool
+        kept = cfg.checkpoint.keep_generations  # for good, for runs.open_run
         ckpts = [
             SeedCheckpoints(
-                Checkpointer(ckpt_dir / f"seed_{s}" / "data", keep),
-                Checkpointer(ckpt_dir / f"seed_{s}" / "params", keep),
+                Checkpointer(ckpt_dir / f"seed_{s}" / "data", keep, keep_steps=kept),
+                Checkpointer(ckpt_dir / f"seed_{s}" / "params", keep, keep_steps=kept),
                 Checkpointer(ckpt_dir / f"seed_{s}" / "gen0", 1),
             )
             for s in range(S)

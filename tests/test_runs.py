@@ -1,0 +1,172 @@
+"""The analysis API (collapse_jax.open_run): restored models reproduce the recorded metrics,
+sampling is the family's, kept generations survive retention, errors name what exists."""
+
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+import collapse_jax
+from collapse_jax import chain, mixing, rng
+from collapse_jax.errors import CheckpointError
+from collapse_jax.family import Origin
+from configs import discrete, gaussian, gmm, vae
+
+
+def recompute_metrics(run, generation):
+    """Metrics of every seed at ``generation`` from the restored Carry, as the chain computes them
+    (``chain._first`` for generation 0, ``chain._step`` after), vmapped over seeds."""
+    fam, cfg = run.family, run.config
+    plan = mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations)
+    truth = fam.reference(cfg)
+    keys_S = rng.seed_keys(cfg.seed, cfg.num_seeds)
+
+    def one(seed_key, carry):
+        if generation == 0:
+            data = mixing.full(carry.data0)
+        else:
+            k_train = jax.random.split(rng.generation_key(seed_key, generation), 4)[2]
+            data = mixing.training_data(k_train, plan, carry.pool)
+        return fam.metrics(carry.model, data, Origin(truth, carry.data0, carry.model0), cfg)
+
+    with jax.default_matmul_precision(cfg.matmul_precision):
+        out = jax.jit(jax.vmap(one))(keys_S, run.model(generation))
+    return jax.device_get(out)
+
+
+def assert_metrics_match(run, generation):
+    got = recompute_metrics(run, generation)
+    row = int(np.flatnonzero(run.generations == generation)[0])
+    assert set(got) == set(run.metrics)
+    for name, v in got.items():
+        # metrics.jsonl holds 9 significant digits: every float32 reads back to itself exactly.
+        v = np.asarray(v)
+        np.testing.assert_array_equal(v, run.metrics[name][row].astype(v.dtype), err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def gaussian_run(tmp_path_factory):
+    """40 generations, a checkpoint every 2, only the latest one rolling: far beyond max_to_keep.
+
+    Kept generations 3 and 7 are not multiples of every_generations: chain.run ends chunks there.
+    """
+    cfg = gaussian.get_config("smoke")
+    cfg.num_generations = 40
+    cfg.checkpoint.every_generations = 2
+    cfg.checkpoint.max_to_keep = 1
+    cfg.checkpoint.keep_generations = [0, 3, 7, 20, 100]  # 100 is never reached
+    return chain.run(cfg, tmp_path_factory.mktemp("gaussian"))
+
+
+def test_kept_generations_survive_a_long_run(gaussian_run):
+    run = collapse_jax.open_run(gaussian_run)
+    assert run.saved_generations == [0, 3, 7, 20, 39]
+    assert list(run.generations) == list(range(40))
+    assert run.metrics["variance"].shape == (40, 8)
+
+
+def test_resume_from_a_kept_generation_is_bitwise(gaussian_run, tmp_path):
+    """Resume from generation 7 (off the every_generations grid) after losing 20 and 39."""
+    crashed = tmp_path / "crashed"
+    shutil.copytree(gaussian_run, crashed)
+    for g in (20, 39):
+        shutil.rmtree(crashed / "checkpoints" / str(g))
+    cfg = gaussian.get_config("smoke")
+    cfg.num_generations = 40
+    cfg.checkpoint.every_generations = 2
+    cfg.checkpoint.max_to_keep = 1
+    cfg.checkpoint.keep_generations = [0, 3, 7, 20, 100]
+    chain.run(cfg, crashed)
+    want = (gaussian_run / "metrics.jsonl").read_bytes()
+    assert (crashed / "metrics.jsonl").read_bytes() == want
+    assert collapse_jax.open_run(crashed).saved_generations == [0, 3, 7, 20, 39]
+
+
+def test_gaussian_metrics_recomputed_from_restored_models(gaussian_run):
+    run = collapse_jax.open_run(gaussian_run)
+    for g in (0, 7, 39):
+        assert_metrics_match(run, g)
+
+
+def test_frame_is_long_form(gaussian_run):
+    run = collapse_jax.open_run(gaussian_run)
+    df = run.frame()
+    assert list(df.columns) == ["generation", "seed", "metric", "value"]
+    v = df.query("metric == 'variance' and generation == 7 and seed == 5")["value"]
+    assert v.item() == run.metrics["variance"][7, 5]
+    assert len(df) == 40 * 8 * sum(m.ndim == 2 for m in run.metrics.values())
+
+
+def test_model_selects_seeds_and_lands_on_cpu(gaussian_run):
+    run = collapse_jax.open_run(gaussian_run)
+    every = run.model(20)
+    two = run.model(20, seeds=[5, 2])
+    one = run.model(20, seeds=5)
+    assert every.model.mean_D.shape == (8, 1) and two.model.mean_D.shape == (2, 1)
+    assert one.model.mean_D.shape == (1,)
+    np.testing.assert_array_equal(two.model.cov_DxD[0], every.model.cov_DxD[5])
+    np.testing.assert_array_equal(one.model.cov_DxD, every.model.cov_DxD[5])
+    assert {d.platform for d in every.model.mean_D.devices()} == {"cpu"}
+    # The restored variance is the one recorded for that generation and seed.
+    assert np.float32(one.model.cov_DxD[0, 0]) == np.float32(run.metrics["variance"][20, 5])
+
+
+def test_unknown_generation_or_seed_names_what_exists(gaussian_run):
+    run = collapse_jax.open_run(gaussian_run)
+    with pytest.raises(CheckpointError, match=r"generation 8 is not saved.*0, 3, 7, 20, 39"):
+        run.model(8)
+    with pytest.raises(CheckpointError, match=r"seed 8 does not exist; seeds are 0 \.\. 7"):
+        run.model(7, seeds=8)
+    with pytest.raises(CheckpointError, match=r"generation 8 is not saved"):
+        run.sample(8, 10, 0, jax.random.key(0))
+    with pytest.raises(FileNotFoundError, match=r"config\.json"):
+        collapse_jax.open_run(gaussian_run / "checkpoints")
+
+
+def test_gaussian_sample_is_the_restored_model(gaussian_run):
+    run = collapse_jax.open_run(gaussian_run)
+    n = 4000
+    x = run.sample(20, n, 3, jax.random.key(1))
+    assert x.shape == (n, 1)
+    np.testing.assert_array_equal(x, run.sample(20, n, 3, jax.random.key(1)))
+    assert not np.array_equal(x, run.sample(20, n, 3, jax.random.key(2)))
+    mean, var = run.metrics["mean"][20, 3], run.metrics["variance"][20, 3]
+    # The draws' mean is that seed's fitted mean within 5 standard errors.
+    assert abs(float(np.mean(x)) - mean) < 5 * np.sqrt(var / n)
+
+
+def test_gmm_restore_and_sample(tmp_path):
+    cfg = gmm.get_config("smoke")
+    run = collapse_jax.open_run(chain.run(cfg, tmp_path))
+    assert set(cfg.checkpoint.keep_generations) <= set(run.saved_generations)
+    for g in run.saved_generations:
+        assert_metrics_match(run, g)
+    x = run.sample(3, 64, 1, jax.random.key(0))
+    assert x.shape == (64, cfg.gmm.dim)
+    np.testing.assert_array_equal(x, run.sample(3, 64, 1, jax.random.key(0)))
+
+
+def test_discrete_restore_and_sample(tmp_path):
+    cfg = discrete.get_config("smoke")
+    run = collapse_jax.open_run(chain.run(cfg, tmp_path))
+    for g in (0, 5, cfg.num_generations - 1):
+        assert_metrics_match(run, g)
+    x = run.sample(5, 50, 0, jax.random.key(0))
+    counts_K = np.asarray(run.model(5, seeds=0).model.counts_K)
+    assert x.shape == (50,)
+    assert counts_K[np.asarray(x)].min() > 0, "a draw outside the restored model's support"
+    np.testing.assert_array_equal(x, run.sample(5, 50, 0, jax.random.key(0)))
+
+
+def test_vae_restore_and_sample(tmp_path, shared_data):
+    del shared_data
+    # Generation 0 only (the chain's first step): one VAE compile, the cost of this test.
+    cfg = vae.get_config("smoke")
+    cfg.num_generations = 1
+    run = collapse_jax.open_run(chain.run(cfg, tmp_path))
+    assert_metrics_match(run, 0)
+    images = run.sample(0, 4, 1, jax.random.key(0))
+    assert images.shape == (4, 28, 28) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images, run.sample(0, 4, 1, jax.random.key(0)))
+    assert not np.array_equal(images, run.sample(0, 4, 1, jax.random.key(1)))
