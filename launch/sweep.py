@@ -13,7 +13,9 @@ r"""Run a config's sweep: one resumable run per value, all under one directory.
 so a sweep stopped anywhere is resumed by rerunning it (finished runs return at once, the
 interrupted one resumes after its last checkpoint), and any one run can be resumed or inspected
 alone. ``--dry_run`` prints those commands (one per line, e.g. for a SLURM array) and runs nothing.
-A config with an empty or absent sweep is a single run in DIR. Runs go one after the other in this
+A config with an empty or absent sweep is a single run in DIR. After its runs a sweep writes
+``DIR/figures/compare_METRIC.png`` (``launch.compare`` of every run, the experiment's headline
+metric, labelled by the swept fields). Runs go one after the other in this
 process, each on every device it is given (``--config.num_devices=0``) and, with the
 ``launch.run`` distributed flags, on every host.
 """
@@ -155,6 +157,22 @@ def main(argv):
             print(f"error: {run_dir}: {e}", file=sys.stderr)
             sys.exit(2)
     logging.info("sweep done: %d runs under %s", len(runs), _WORKDIR.value)
+    if len(runs) > 1 and jax.process_index() == 0:
+        path = compare_figure(cfg, runs)
+        if path is not None:
+            print(path)
+
+
+def compare_figure(cfg, runs):
+    """The runs of the sweep in one figure of their experiment's headline metric (for the GMM
+    sweep over M, the paper's five-curve plot), labelled by the swept fields."""
+    from collapse_jax.plots import compare
+
+    metric = compare.HEADLINE.get(cfg.experiment)  # an experiment without one gets no figure
+    if metric is None:
+        return None
+    # The runs differ exactly in the swept fields: the automatic label names them.
+    return compare.compare([run_dir for run_dir, _, _ in runs], metric)
 
 
 if __name__ == "__main__":

@@ -205,6 +205,9 @@ def test_chunk_ends():
     assert chain.chunk_ends(0, 6, 2) == [2, 4, 5]
     assert chain.chunk_ends(2, 6, 2) == [4, 5]
     assert chain.chunk_ends(0, 2, 10) == [1]
+    # Kept generations are chunk ends too (so checkpoints), on or off the grid; beyond G ignored.
+    assert chain.chunk_ends(0, 12, 5, keep=(0, 3, 5, 40)) == [3, 5, 10, 11]
+    assert chain.chunk_ends(3, 12, 5, keep=(0, 3, 5, 40)) == [5, 10, 11]
 
 
 def test_corrupt_metrics_file_is_one_clear_error(tmp_path):

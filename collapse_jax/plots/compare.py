@@ -1,0 +1,140 @@
+"""Several runs of one metric in one figure, labelled by the config field that differs between them.
+
+Each run is drawn with ``plots.seed_band``: the seed mean as a line, the median dashed and the
+10-90% seed quantiles shaded. The label field is found by diffing the runs' ``config.json`` when not
+given (the GMM sweep over ``samples_per_generation`` gives the paper's five-curve figure).
+"""
+
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from collapse_jax import plots
+from collapse_jax.errors import ConfigError
+
+# The metric a sweep's comparison figure shows, per experiment (the collapse each paper figure shows).
+HEADLINE = {
+    "gaussian": "variance",
+    "discrete": "support_size",
+    "gmm": "l2_to_gmm0",
+    "vae": "class_entropy",
+    "opt_wikitext": "test_perplexity",
+}
+
+# Fields that differ between runs of one experiment without changing it.
+_NOT_A_LABEL = ("num_devices",)
+
+
+def flatten(config: dict, prefix: str = "") -> dict:
+    """``{"gmm.tol": 1e-5, ...}``: every leaf of a nested config dict by its dotted path."""
+    out = {}
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out |= flatten(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def differing_fields(configs: list[dict]) -> list[str]:
+    """Dotted config paths whose values are not the same in every config (sorted)."""
+    flat = [flatten(c) for c in configs]
+    keys = set().union(*flat)
+    missing = object()
+    return sorted(
+        k
+        for k in keys
+        if k not in _NOT_A_LABEL and len({repr(f.get(k, missing)) for f in flat}) > 1
+    )
+
+
+def _value(config: dict, path: str):
+    node = config
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return "<absent>"
+        node = node[part]
+    return node
+
+
+def spans_decades(arrays, decades: float = 2.0) -> bool:
+    """True when the positive finite seed means span more than ``decades`` orders of magnitude."""
+    v = np.concatenate([np.nanmean(a, axis=1) for a in arrays])
+    v = v[np.isfinite(v)]
+    if v.size == 0 or (v <= 0).any():
+        return False
+    return np.log10(v.max() / v.min()) > decades
+
+
+def compare(workdirs, metric: str, label: str | None = None, out=None) -> Path:
+    """Write the figure of ``metric`` over generations for ``workdirs``; return its path.
+
+    ``label``: the config field (dotted path) naming each run; by default the fields that differ
+    between the runs' configs (the run directory's name where none differs).
+    """
+    fig = figure(workdirs, metric, label)
+    if out is None:
+        # One run: its own figures/; several: the figures/ of their common directory (a sweep's).
+        parent = Path(os.path.commonpath([os.path.abspath(w) for w in workdirs]))
+        out = parent / "figures" / f"compare_{metric}.png"
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
+def figure(workdirs, metric: str, label: str | None = None):
+    """The ``matplotlib`` figure of ``compare`` (not saved)."""
+    workdirs = [Path(w) for w in workdirs]
+    if not workdirs or len({w.resolve() for w in workdirs}) != len(workdirs):
+        raise ConfigError(
+            f"workdirs: expected one or more distinct run directories, got {workdirs}"
+        )
+    runs = []
+    for w in workdirs:
+        for name in ("config.json", "metrics.jsonl"):
+            if not (w / name).is_file():
+                raise FileNotFoundError(f"{w / name}: missing; is this a launch.run workdir?")
+        runs.append(plots.load_run(w))
+    for run in runs:
+        if metric not in run.metrics:
+            raise ConfigError(
+                f"metric: {run.workdir} has no {metric!r}; it has {sorted(run.metrics)}"
+            )
+        if run.metrics[metric].ndim != 2:
+            raise ConfigError(
+                f"metric: {metric!r} is not one number per generation and seed (shape "
+                f"{run.metrics[metric].shape} in {run.workdir})"
+            )
+    if label is not None:
+        fields = [label]
+        flat = [flatten(r.config) for r in runs]
+        if not all(label in f for f in flat):
+            raise ConfigError(f"label: no config field {label!r} in {workdirs}")
+    else:
+        fields = differing_fields([r.config for r in runs])
+
+    def name(run) -> str:
+        if not fields:
+            return run.workdir.name
+        return ", ".join(f"{f}={_value(run.config, f)}" for f in fields)
+
+    ys = [r.metrics[metric] for r in runs]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (run, y) in enumerate(zip(runs, ys, strict=True)):
+        plots.seed_band(ax, run.generations, y, label=name(run), color=f"C{i % 10}")
+    if spans_decades(ys):
+        ax.set_yscale("log")
+    ax.set_xlabel("generation")
+    ax.set_ylabel(metric)
+    seeds = sorted({y.shape[1] for y in ys})
+    ax.set_title(
+        f"{metric}: seed mean (line), median (dashed), 10-90% of seeds (band); "
+        f"{'/'.join(map(str, seeds))} seeds",
+        fontsize=9,
+    )
+    ax.legend(title=", ".join(fields) if fields else "run", fontsize=8)
+    return fig

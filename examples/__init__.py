@@ -1,0 +1,1 @@
+"""Runnable analysis examples (``python -m examples.NAME`` from the repository root)."""
