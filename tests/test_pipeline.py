@@ -204,3 +204,37 @@ def test_tail_metrics_match_a_direct_computation():
                         vals.append(nll[b, end - span : end].sum())
             metric = f"rare_token_nll_{name}" if n == 1 else f"rare_{n}gram_nll_{name}"
             np.testing.assert_allclose(got[metric], np.mean(vals), rtol=1e-5, err_msg=metric)
+
+
+def test_open_run_exports_a_generation_that_transformers_loads(straight, tmp_path):
+    """Generation 1 of seed 0, restored by collapse_jax.open_run and exported as an HF directory,
+    gives the logits of our port in transformers' OPTForCausalLM."""
+    torch = pytest.importorskip("torch")
+    import jax
+    import transformers
+
+    import collapse_jax
+    from collapse_jax.errors import CheckpointError
+    from collapse_jax.lm import opt
+
+    run = collapse_jax.open_run(straight)
+    assert run.saved_generations == [0, 1]
+    params = run.lm_params(1, 0)
+    # Fine-tuning moved generation 1 away from generation 0 (a different checkpoint was read).
+    p0 = run.model(0, seeds=0)
+    emb = [p["decoder"]["embed_tokens"]["embedding"] for p in (params, p0)]
+    assert not np.array_equal(*emb)
+    with pytest.raises(
+        CheckpointError, match=r"generation 2 is not saved; saved generations: 0, 1"
+    ):
+        run.lm_params(2, 0)
+
+    hf_dir = run.export_hf(1, 0, tmp_path / "hf")
+    model = transformers.OPTForCausalLM.from_pretrained(hf_dir).eval()
+    tok = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    ids_1xL = np.asarray([tok("The tower of the parish church was built")["input_ids"]])
+    with torch.no_grad():
+        want = model(input_ids=torch.tensor(ids_1xL)).logits.numpy()
+    got, _ = jax.jit(opt.forward, static_argnames="config")(params, run.lm_config, ids_1xL)
+    # The float32 summation-order bound of tests/test_convert.py.
+    np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=1e-5)
