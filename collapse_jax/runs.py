@@ -180,7 +180,10 @@ class RunView:
         with self._checkpointer() as c:
             carry, meta = c.restore(generation, self._abstract_carry)
         if meta.get("generation") != generation:
-            raise CheckpointError(f"{self.workdir}/checkpoints/{generation}: metadata {meta}")
+            raise CheckpointError(
+                f"{self.workdir}/checkpoints/{generation}: metadata names generation "
+                f"{meta.get('generation')}"
+            )
         pick = idx[0] if squeeze else np.asarray(idx)
         return jax.tree.map(lambda x: x[pick], carry)
 
@@ -232,7 +235,10 @@ class RunView:
         with self._checkpointer(f"seed_{s}", "params") as c:
             params, meta = c.restore(generation, self._lm_abstract[1])
         if meta.get("generation") != generation:
-            raise CheckpointError(f"{self.workdir}/checkpoints/seed_{s}/params: metadata {meta}")
+            raise CheckpointError(
+                f"{self.workdir}/checkpoints/seed_{s}/params/{generation}: metadata names "
+                f"generation {meta.get('generation')}"
+            )
         return params
 
     @property

@@ -82,3 +82,16 @@ def test_launcher_writes_the_figure_and_fails_in_one_line(two_runs, tmp_path):
     assert bad.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'nowhere' / 'config.json'}: missing; is this a launch.run workdir?"
     ]
+
+
+def test_sweep_writes_the_comparison_of_its_runs(two_runs):
+    from launch import sweep
+
+    cfg = gaussian.get_config("smoke")
+    cfg.num_generations = 6
+    cfg.sweep.samples_per_generation = [19, 20]
+    runs = sweep.expand(cfg, two_runs[0].parent)
+    assert [r[0] for r in runs] == two_runs  # the fixture's runs are this sweep's
+    path = sweep.compare_figure(cfg, runs)
+    assert path == two_runs[0].parent / "figures" / "compare_variance.png"
+    assert path.read_bytes()[:4] == b"\x89PNG"
