@@ -158,6 +158,10 @@ class RunView:
         """The chain's Carry ``[S, ...]`` as shapes: ``eval_shape`` of its first step."""
         self._require_x64()
         fam, cfg = self.family, self.config
+        if fam.driver is not None:
+            raise ConfigError(
+                f"model: {cfg.experiment} runs keep no chain checkpoints to restore (metrics only)"
+            )
         fam.validate(cfg)
         steps = chain.build(cfg, fam, None)
         truth = fam.reference(cfg)
@@ -189,12 +193,11 @@ class RunView:
 
     def sample(self, generation: int, n: int, seed: int, key: jax.Array) -> jax.Array:
         """``n`` draws from seed ``seed``'s model of ``generation`` by the family's ``sample``
-        (points for Gaussian/GMM, categories for discrete, uint8 images for the VAE)."""
+        (points for Gaussian/GMM, categories for discrete, uint8 images for the VAE; for the LM
+        the pipeline's beam-search continuations ``new_NxT`` of ``n`` original training blocks
+        chosen by ``key``, see ``lm_sample``)."""
         if self.is_lm:
-            raise ConfigError(
-                "sample: the LM samples by continuing prompts; use run.lm_params or run.export_hf "
-                "with collapse_jax.lm.decode"
-            )
+            return self._lm_sample(generation, n, seed, key)
         model = self.model(generation, int(seed)).model
         n = int(n)
         if n not in self._jitted:
@@ -240,6 +243,27 @@ class RunView:
                 f"generation {meta.get('generation')}"
             )
         return params
+
+    @cached_property
+    def _lm_corpus(self):
+        from collapse_jax.lm import pipeline
+
+        return pipeline.load_corpus(self.config, None)
+
+    def _lm_sample(self, generation: int, n: int, seed: int, key: jax.Array) -> np.ndarray:
+        """Continue ``n`` of D_0's blocks (drawn without replacement by ``key``) with model
+        (generation, seed), as the pipeline makes generation ``generation + 1``'s data."""
+        from collapse_jax.lm import decode, pipeline
+
+        params = self.lm_params(generation, seed)
+        train_MxL = self._lm_corpus.train_MxL
+        M = train_MxL.shape[0]
+        if not 1 <= int(n) <= M:
+            raise ConfigError(f"sample: n must be in [1, {M}] (the original blocks), got {n}")
+        idx = np.sort(np.asarray(jax.random.permutation(key, M))[: int(n)])
+        model = decode.opt_model(self.lm_config)
+        with jax.default_matmul_precision(self.config.matmul_precision):
+            return pipeline.continue_blocks(model, params, train_MxL[idx], self.config.generate)
 
     @property
     def lm_config(self):

@@ -238,3 +238,8 @@ def test_open_run_exports_a_generation_that_transformers_loads(straight, tmp_pat
     got, _ = jax.jit(opt.forward, static_argnames="config")(params, run.lm_config, ids_1xL)
     # The float32 summation-order bound of tests/test_convert.py.
     np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=1e-5)
+
+    # Sampling continues original blocks by the pipeline's beam search: deterministic given key.
+    new_NxT = run.sample(1, 3, 0, jax.random.key(0))
+    assert new_NxT.shape == (3, run.config.generate.max_new_tokens)
+    np.testing.assert_array_equal(new_NxT, run.sample(1, 3, 0, jax.random.key(0)))
