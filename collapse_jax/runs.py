@@ -47,11 +47,11 @@ class RunView:
 
     def __init__(self, workdir, device=None):
         self.workdir = Path(os.path.abspath(workdir))
-        for name in ("config.json", "metrics.jsonl"):
-            if not (self.workdir / name).exists():
-                raise FileNotFoundError(
-                    f"{self.workdir / name}: missing; is this a launch.run workdir?"
-                )
+        # The metrics' storage is load_run's business; config.json is the workdir's mark.
+        if not (self.workdir / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{self.workdir / 'config.json'}: missing; is this a launch.run workdir?"
+            )
         from collapse_jax import plots
 
         loaded = plots.load_run(self.workdir)

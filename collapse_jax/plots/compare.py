@@ -95,9 +95,8 @@ def figure(workdirs, metric: str, label: str | None = None):
         )
     runs = []
     for w in workdirs:
-        for name in ("config.json", "metrics.jsonl"):
-            if not (w / name).is_file():
-                raise FileNotFoundError(f"{w / name}: missing; is this a launch.run workdir?")
+        if not (w / "config.json").is_file():
+            raise FileNotFoundError(f"{w / 'config.json'}: missing; is this a launch.run workdir?")
         runs.append(plots.load_run(w))
     for run in runs:
         if metric not in run.metrics:
