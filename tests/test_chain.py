@@ -176,6 +176,8 @@ def test_nonfinite_metric_stops_naming_generation_and_seeds(tmp_path):
         ("samples_per_generation", -5, "samples_per_generation"),
         ("mixing.regime", "resample", "mixing.regime: expected one of"),
         ("checkpoint.every_generations", 0, "checkpoint.every_generations"),
+        ("checkpoint.keep_generations", [0, -1], r"checkpoint\.keep_generations: expected"),
+        ("checkpoint.keep_generations", [3, 3], r"checkpoint\.keep_generations: expected"),
     ],
 )
 def test_bad_common_fields(field, value, match):
