@@ -399,7 +399,8 @@ class Recorder:
             return
         gens = np.asarray(generations)
         G, S = max(self.num_generations, int(gens[-1]) + 1), self.num_seeds
-        c = min(S, self.seeds_per_chunk)
+        # As many chunks as seeds_per_chunk asks for, evened out so the last is not padding.
+        c = -(-S // -(-S // self.seeds_per_chunk))
         for k, v in metrics_GxS.items():
             inner = (self.every, c, *v.shape[2:])
             shard = (self.every, -(-S // c) * c, *v.shape[2:])
@@ -441,8 +442,8 @@ class MetricArray(np.lib.mixins.NDArrayOperatorsMixin):
     """One metric of a run, ``[G, S, ...]`` on disk, read only where indexed.
 
     Behaves like a read-only NumPy array for indexing (``a[g]``, ``a[:, s]``, ``a[..., k]``),
-    ``np.asarray(a)``, arithmetic and ``a.mean(axis=1)``. Seed statistics per generation
-    (``seed_stat``) come from ``summary/`` without reading ``per_seed``.
+    ``np.asarray(a)`` and arithmetic. Seed statistics per generation (``seed_stat``, and
+    ``a.mean(axis=1)``, the float64 seed mean) come from ``summary/`` without reading the seeds.
     """
 
     def __init__(self, per_seed: ts.TensorStore, summary: ts.TensorStore | None, stats=()):
@@ -475,7 +476,34 @@ class MetricArray(np.lib.mixins.NDArrayOperatorsMixin):
             view = (slice(None), slice(None), *trailing)
             s = None if self._s is None else self._s[view].translate_to[0]
             return MetricArray(self._a[view].translate_to[0], s, self.stats)
-        return np.asarray(self._a[idx].read().result())
+        return self._read(idx)
+
+    def _read(self, idx: tuple):
+        """NumPy indexing; ints and unit-step slices narrow the read, the rest is applied after."""
+        if any(c is None for c in idx) or sum(c is Ellipsis for c in idx) > 1:
+            return np.asarray(self)[idx]
+        if Ellipsis in idx:
+            i = idx.index(Ellipsis)
+            idx = idx[:i] + (slice(None),) * (self.ndim - len(idx) + 1) + idx[i + 1 :]
+        if len(idx) > self.ndim:
+            raise IndexError(f"too many indices for a {self.ndim}-d metric array")
+        narrow, after = [], []
+        for c, n in zip(idx, self.shape, strict=False):
+            if isinstance(c, (int, np.integer)):
+                if not -n <= c < n:
+                    raise IndexError(f"index {c} is out of bounds for an axis of size {n}")
+                narrow.append(int(c) % n)
+            elif isinstance(c, slice) and c.indices(n)[2] == 1:
+                start, stop, _ = c.indices(n)
+                narrow.append(slice(start, max(start, stop)))
+                after.append(slice(None))
+            else:
+                narrow.append(slice(None))
+                after.append(c)
+        if any(not isinstance(c, slice) for c in after) and any(isinstance(c, int) for c in narrow):
+            return np.asarray(self)[idx]  # NumPy's rules for mixed int and array indices
+        a = self._a[tuple(narrow)].read().result()
+        return a[tuple(after)] if after else a
 
     def has_stat(self, stat: str) -> bool:
         return self._s is not None and stat in self.stats
