@@ -464,6 +464,12 @@ class MetricArray(np.lib.mixins.NDArrayOperatorsMixin):
         a = self._a.read().result()
         return a if dtype is None else a.astype(dtype)
 
+    def __getattr__(self, name):
+        # Every other ndarray attribute (sum, min, astype, T, ...) on the array read whole.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(np.asarray(self), name)
+
     def __array_ufunc__(self, ufunc, method, *inputs, **kw):
         inputs = [np.asarray(x) if isinstance(x, MetricArray) else x for x in inputs]
         return getattr(ufunc, method)(*inputs, **kw)
@@ -471,7 +477,10 @@ class MetricArray(np.lib.mixins.NDArrayOperatorsMixin):
     def __getitem__(self, idx):
         idx = idx if isinstance(idx, tuple) else (idx,)
         trailing = idx[1:] if idx and idx[0] is Ellipsis else None
-        if trailing is not None and self.ndim - 2 >= len(trailing) > 0 and Ellipsis not in trailing:
+        simple = trailing is not None and all(
+            isinstance(c, (int, np.integer, slice)) for c in trailing
+        )
+        if simple and self.ndim - 2 >= len(trailing) > 0:
             # Only per-seed value axes are indexed: stay lazy and keep the statistics.
             view = (slice(None), slice(None), *trailing)
             s = None if self._s is None else self._s[view].translate_to[0]
@@ -482,8 +491,9 @@ class MetricArray(np.lib.mixins.NDArrayOperatorsMixin):
         """NumPy indexing; ints and unit-step slices narrow the read, the rest is applied after."""
         if any(c is None for c in idx) or sum(c is Ellipsis for c in idx) > 1:
             return np.asarray(self)[idx]
-        if Ellipsis in idx:
-            i = idx.index(Ellipsis)
+        ell = [i for i, c in enumerate(idx) if c is Ellipsis]  # `in` would compare arrays
+        if ell:
+            i = ell[0]
             idx = idx[:i] + (slice(None),) * (self.ndim - len(idx) + 1) + idx[i + 1 :]
         if len(idx) > self.ndim:
             raise IndexError(f"too many indices for a {self.ndim}-d metric array")
