@@ -188,7 +188,10 @@ def _fill(dtype: np.dtype):
 
 def _write_json(path: Path, obj) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+    with open(tmp, "w") as f:
+        f.write(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())  # durable like the lines of metrics.jsonl
     os.replace(tmp, path)
 
 
@@ -571,6 +574,8 @@ def read_metrics(workdir, names=None, generations=None, seeds=None) -> dict[str,
     s = slice(None) if seeds is None else seeds
     out = {}
     for k in names or store.names("per_seed"):
+        if k not in store.names("per_seed"):
+            raise KeyError(f"{store.dir}: no metric {k!r} (stored: {store.names('per_seed')})")
         a = store.array("per_seed", k)[:n]
         out[k] = a.oindex[g, s].read().result()
     return out
