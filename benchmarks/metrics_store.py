@@ -60,10 +60,10 @@ def main() -> None:
             sim = chain.simulate(cfg)  # compiles
             values = sum(v[0].size for v in sim.values()) * cfg.num_generations
             del sim
-            for label, threshold in (
-                ("run", cfg.metrics.per_seed_max_seeds),
-                ("run, summary lines", 0),
-            ):
+            variants = [("run", cfg.metrics.per_seed_max_seeds)]
+            if S <= cfg.metrics.per_seed_max_seeds:  # else "run" already writes summary lines
+                variants.append(("run, summary lines", 0))
+            for label, threshold in variants:
                 c = cfg.copy_and_resolve_references()
                 c.metrics.per_seed_max_seeds = threshold
                 d = Path(tmp) / f"{S}_{threshold}"
