@@ -186,15 +186,21 @@ def _kill_before_lines(workdir):
         shutil.rmtree(d)
 
 
-def _kill_before_anything(workdir):
-    # Killed after checkpoint 0 and generation 0's store rows, before its line.
+def _kill_before_the_first_kept_checkpoint(workdir):
+    # No checkpoint committed (3, 6, 8 are all that retention keeps), store and lines ahead.
     for step in ("3", "6", "8"):
         shutil.rmtree(workdir / "checkpoints" / step)
     (workdir / "metrics.jsonl").write_bytes(b"")
 
 
 @pytest.mark.parametrize(
-    "kill", [_kill_store_ahead, _kill_mid_chunk_write, _kill_before_lines, _kill_before_anything]
+    "kill",
+    [
+        _kill_store_ahead,
+        _kill_mid_chunk_write,
+        _kill_before_lines,
+        _kill_before_the_first_kept_checkpoint,
+    ],
 )
 def test_resume_after_a_kill_is_identical(full, tmp_path, kill):
     workdir, _ = full
