@@ -41,7 +41,7 @@ def base(experiment: str) -> ml_collections.ConfigDict:
     cfg.metrics.per_seed_max_seeds = 1000
     # Seed quantiles kept per generation beside the mean and median (the plots' bands use 0.1, 0.9).
     cfg.metrics.quantiles = (0.0, 0.05, 0.1, 0.25, 0.75, 0.9, 0.95, 1.0)
-    # Seeds per stored chunk: reading one seed's series reads this many seeds' values.
+    # Seeds per stored chunk (at most; evened out): one seed's series reads its chunk's seeds.
     cfg.metrics.seeds_per_chunk = 256
 
     cfg.log_every_seconds = 10.0
