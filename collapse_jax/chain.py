@@ -77,6 +77,7 @@ def validate(cfg) -> None:
     nd = cfg.num_devices
     require(isinstance(nd, int) and nd >= 0, "num_devices", "0 (all) or a positive integer", nd)
     mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations)
+    metrics_lib.validate(cfg)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,7 +239,13 @@ def prepare_workdir(cfg, workdir, overwrite: bool = False, write: bool = True) -
                 "use a new --workdir, or --overwrite to delete that run"
             )
         if diff and overwrite and write:
-            for name in ("checkpoints", "metrics.jsonl", "figures", "summary.md"):
+            for name in (
+                "checkpoints",
+                "metrics.jsonl",
+                metrics_lib.STORE,
+                "figures",
+                "summary.md",
+            ):
                 p = workdir / name
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     if write:
@@ -272,7 +279,6 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
         return workdir
 
     metrics_lib.quiet_orbax()
-    writer = metrics_lib.MetricsWriter(workdir / "metrics.jsonl", enabled=is_main)
     G = cfg.num_generations
     with (
         jax.default_matmul_precision(cfg.matmul_precision),
@@ -281,6 +287,8 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
             cfg.checkpoint.max_to_keep,
             keep_steps=cfg.checkpoint.keep_generations,
         ) as ckpt,
+        # Closed first: its background lines are flushed even when the guard below raises.
+        metrics_lib.Recorder(workdir, cfg, enabled=is_main) as writer,
     ):
         steps = build(cfg, fam, mesh)
         truth, keys_S = _inputs(cfg, fam, mesh)
@@ -289,7 +297,7 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
             raise CheckpointError(
                 f"{workdir}/checkpoints holds generation {last} but num_generations is {G}"
             )
-        writer.truncate(last)
+        writer.resume(last)
         if last is None:
             carry, m0 = steps.first(keys_S, truth)
             m0 = {k: v[None] for k, v in sharding.to_host(m0).items()}
@@ -309,6 +317,8 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
             gens = np.arange(last + 1, end + 1, dtype=np.int32)
             carry, m = steps.chunk(keys_S, truth, carry, gens)
             m = {k: np.swapaxes(v, 0, 1) for k, v in sharding.to_host(m).items()}
+            # Every seed's values are on disk before the checkpoint of the same generations is
+            # saved; the jsonl lines follow on the writer's thread while the next chunk computes.
             _write_or_raise(writer, gens, m)
             ckpt.save(end, carry, {"generation": end})
             last = end
@@ -324,4 +334,5 @@ def _write_or_raise(writer, gens, m_GxS) -> None:
         return
     i, msg = bad
     writer.write(gens[:i], {k: v[:i] for k, v in m_GxS.items()})
+    writer.wait()  # the finite generations' lines are on disk before the error propagates
     raise FloatingPointError(msg)

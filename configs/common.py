@@ -47,6 +47,16 @@ def base(experiment: str) -> ml_collections.ConfigDict:
     # is also a chunk end of chain.run. Generations the chain does not reach are ignored.
     cfg.checkpoint.keep_generations = []
 
+    cfg.metrics = ml_collections.ConfigDict()
+    # metrics.jsonl lists every seed's value while num_seeds <= this (the paper's 1000 seeds, so
+    # every paper/cpu/smoke config keeps that file), else each metric's seed statistics;
+    # DIR/metrics/per_seed always holds every seed.
+    cfg.metrics.per_seed_max_seeds = 1000
+    # Seed quantiles kept per generation beside the mean and median (the plots' bands use 0.1, 0.9).
+    cfg.metrics.quantiles = (0.0, 0.05, 0.1, 0.25, 0.75, 0.9, 0.95, 1.0)
+    # Seeds per stored chunk (at most; evened out): one seed's series reads its chunk's seeds.
+    cfg.metrics.seeds_per_chunk = 256
+
     cfg.log_every_seconds = 10.0
     # GPUs default to TF32 matmuls; "highest" keeps CPU and GPU in agreement for the statistics.
     cfg.matmul_precision = "highest"

@@ -13,10 +13,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from collapse_jax import metrics as metrics_lib
+
 
 @dataclass
 class Run:
-    """A workdir loaded for plotting: its config and metrics (``metric -> array [G, S, ...]``)."""
+    """A workdir loaded for plotting: its config and metrics (``metric -> array [G, S, ...]``).
+
+    From the array store the metrics are ``metrics.MetricArray``s: array-like, read only where
+    indexed, with per-generation seed statistics that ``seed_band`` draws without the seeds.
+    """
 
     workdir: Path
     config: dict
@@ -25,8 +31,17 @@ class Run:
 
 
 def load_run(workdir) -> Run:
+    """``Run`` of a workdir: lazy arrays over ``DIR/metrics/`` (``metrics.open_metrics``).
+
+    A run without the store (the LM pipeline, runs of older versions) is read from the per-seed
+    lines of ``metrics.jsonl``.
+    """
     workdir = Path(workdir)
     config = json.loads((workdir / "config.json").read_text())
+    if metrics_lib.MetricsStore(workdir / metrics_lib.STORE).exists():
+        metrics = metrics_lib.open_metrics(workdir)
+        n = min((len(v) for v in metrics.values()), default=0)
+        return Run(workdir, config, np.arange(n), metrics)
     rows = [
         json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line
     ]
@@ -36,14 +51,29 @@ def load_run(workdir) -> Run:
     return Run(workdir, config, gens, metrics)
 
 
+def seed_stats(y_GxS, quantiles=(0.1, 0.9)) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """``(mean, [one row per quantile], median)`` over seeds per generation.
+
+    Read from the run's stored statistics when ``y_GxS`` is a ``MetricArray`` that keeps them
+    (the seeds themselves are not read), else computed from every seed.
+    """
+    names = [f"q{float(q):g}" for q in quantiles]
+    if isinstance(y_GxS, metrics_lib.MetricArray) and all(
+        y_GxS.has_stat(s) for s in ["mean", "median", *names]
+    ):
+        stat = y_GxS.seed_stat
+        return stat("mean"), [stat(s) for s in names], stat("median")
+    y = np.asarray(y_GxS, float)
+    return y.mean(axis=1), list(np.nanquantile(y, quantiles, axis=1)), np.median(y, axis=1)
+
+
 def seed_band(ax, x, y_GxS, label=None, color=None, quantiles=(0.1, 0.9), median=True):
     """Seed mean as a line, the seed quantile band shaded, the median dashed."""
-    y = np.asarray(y_GxS, float)
-    (line,) = ax.plot(x, y.mean(axis=1), label=label, color=color, lw=1.5)
-    lo, hi = np.nanquantile(y, quantiles, axis=1)
+    mean, (lo, hi), med = seed_stats(y_GxS, quantiles)
+    (line,) = ax.plot(x, mean, label=label, color=color, lw=1.5)
     ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
-    if median and y.shape[1] > 1:
-        ax.plot(x, np.median(y, axis=1), color=line.get_color(), lw=1, ls="--")
+    if median and y_GxS.shape[1] > 1:
+        ax.plot(x, med, color=line.get_color(), lw=1, ls="--")
     return line
 
 

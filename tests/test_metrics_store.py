@@ -1,0 +1,322 @@
+"""The metrics store: every seed on disk bit for bit, resume after a kill, lazy reads, jsonl lines."""
+
+import json
+import shutil
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+import tensorstore as ts
+
+from collapse_jax import chain, family, plots
+from collapse_jax import metrics as metrics_lib
+from collapse_jax.errors import ConfigError
+from configs import common
+
+
+def _fit(key, state, data, cfg):
+    del key
+    w = data.weight
+    n = w.sum()
+    mean = (w * data.x).sum() / n
+    var = (w * (data.x - mean) ** 2).sum() / (n - 1)
+    return {"mean": mean, "var": var, "count": state["count"] + 1}
+
+
+def _metrics(state, data, origin, cfg):
+    # Generation g has count g + 1: the metric turns non-finite from generation nan_from on.
+    bad = jnp.where(state["count"] > cfg.toy.nan_from, jnp.nan, 0.0)
+    return {
+        "mean": state["mean"],
+        "var": state["var"] + bad,
+        "count": state["count"],
+        "pair": jnp.stack([state["mean"], state["var"]]),
+    }
+
+
+TOY = family.Family(
+    name="toy_store",
+    validate=lambda cfg: None,
+    reference=lambda cfg: jnp.float32(2.0),
+    original_data=lambda key, truth, cfg: truth * jax.random.normal(key, (8,)),
+    init=lambda key, cfg, data0: {"mean": 0.0, "var": 1.0, "count": jnp.int32(0)},
+    fit=_fit,
+    sample=lambda key, state, n, cfg: (
+        state["mean"] + jnp.sqrt(state["var"]) * jax.random.normal(key, (n,))
+    ),
+    metrics=_metrics,
+)
+
+
+@pytest.fixture(autouse=True)
+def _register(monkeypatch):
+    monkeypatch.setitem(family.REGISTRY, "toy_store", lambda: TOY)
+
+
+def toy_config(**kw) -> ml_collections.ConfigDict:
+    cfg = common.base("toy_store")
+    cfg.num_seeds = 5
+    cfg.num_generations = 9
+    cfg.samples_per_generation = 8
+    cfg.checkpoint.every_generations = 3
+    cfg.metrics.seeds_per_chunk = 2
+    cfg.toy = ml_collections.ConfigDict({"nan_from": 1000})
+    cfg.log_every_seconds = 0.0
+    for k, v in kw.items():
+        node = cfg
+        *path, leaf = k.split(".")
+        for p in path:
+            node = node[p]
+        node[leaf] = v
+    return cfg
+
+
+def _old_format_lines(generations, metrics_GxS):
+    """metrics.jsonl lines as the writer before the store wrote them (the format to keep)."""
+
+    def strings(a):
+        a = np.asarray(a)
+        if a.dtype.kind == "f":
+            flat = list(map("{:.9g}".format, a.ravel().tolist()))
+        else:
+            flat = list(map(str, a.astype(np.int64).ravel().tolist()))
+        return np.array(flat, dtype=object).reshape(a.shape).tolist()
+
+    def nest(x):
+        if isinstance(x, str):
+            return x
+        if x and isinstance(x[0], str):
+            return "[" + ",".join(x) + "]"
+        return "[" + ",".join(nest(y) for y in x) + "]"
+
+    names = sorted(metrics_GxS)
+    cols = [strings(metrics_GxS[k]) for k in names]
+    out = []
+    for i, g in enumerate(generations):
+        parts = [f'"generation": {int(g)}']
+        parts += [f'"{k}": {nest(c[i])}' for k, c in zip(names, cols, strict=True)]
+        out.append("{" + ", ".join(parts) + "}\n")
+    return out
+
+
+def test_format_lines_is_byte_identical_to_the_previous_writer():
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((4, 6)) * 10.0 ** rng.uniform(-40, 38, (4, 6))).astype(np.float32)
+    x[0, :5] = [np.inf, -np.inf, np.nan, -0.0, 1e-45]
+    m = {
+        "x": x,
+        "i": rng.integers(-(2**31), 2**31 - 1, (4, 6)).astype(np.int32),
+        "b": rng.random((4, 6)) < 0.5,
+        "kxd": rng.standard_normal((4, 6, 2, 3)).astype(np.float32),
+        "empty": np.zeros((4, 6, 0), np.float32),
+    }
+    assert metrics_lib.format_lines([3, 4, 5, 6], m) == _old_format_lines([3, 4, 5, 6], m)
+    one = {"a": np.array([[1.5, -0.0]], np.float32), "b": np.array([[3, 4]], np.int32)}
+    assert metrics_lib.format_lines([7], one) == ['{"generation": 7, "a": [1.5,-0], "b": [3,4]}\n']
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    """One uninterrupted run and what ``chain.simulate`` returns for it (shared: compiled once)."""
+    mp = pytest.MonkeyPatch()
+    mp.setitem(family.REGISTRY, "toy_store", lambda: TOY)
+    cfg = toy_config()
+    workdir = chain.run(cfg, tmp_path_factory.mktemp("full"))
+    sim = chain.simulate(cfg)
+    yield workdir, sim
+    mp.undo()
+
+
+def _state(workdir):
+    return (
+        metrics_lib.read_metrics(workdir),
+        metrics_lib.read_summary(workdir),
+        (workdir / "metrics.jsonl").read_bytes(),
+    )
+
+
+def test_store_equals_simulate_and_jsonl_keeps_todays_format(full):
+    workdir, sim = full
+    got = metrics_lib.read_metrics(workdir)
+    assert sorted(got) == sorted(sim)
+    for k in sim:
+        assert got[k].dtype == sim[k].dtype and got[k].shape == sim[k].shape, k
+        np.testing.assert_array_equal(got[k], sim[k], strict=True)
+    lines = _old_format_lines(range(9), sim)
+    assert (workdir / "metrics.jsonl").read_text() == "".join(lines)
+    summ = metrics_lib.read_summary(workdir)
+    v = sim["var"].astype(np.float64)
+    np.testing.assert_array_equal(summ["var"]["mean"], v.mean(axis=1))
+    np.testing.assert_array_equal(summ["var"]["median"], np.median(v, axis=1))
+    np.testing.assert_array_equal(
+        summ["pair"]["q0.9"], np.quantile(sim["pair"].astype(float), 0.9, axis=1)
+    )
+    # Selections read what they name.
+    part = metrics_lib.read_metrics(workdir, names=["pair"], generations=[2, 5], seeds=[4, 0])
+    np.testing.assert_array_equal(part["pair"], sim["pair"][[2, 5]][:, [4, 0]])
+
+
+def _kill_store_ahead(workdir):
+    # Killed after the store took generations 7..8, before checkpoint 8 committed.
+    shutil.rmtree(workdir / "checkpoints" / "8")
+
+
+def _kill_mid_chunk_write(workdir):
+    # Killed while tensorstore wrote a chunk past checkpoint 3: a chunk file is only ever
+    # replaced by rename, so what can be left is a partial lock file (here also a torn copy of a
+    # shard that holds only generations past the checkpoint, as a harsher case).
+    for step in ("6", "8"):
+        shutil.rmtree(workdir / "checkpoints" / step)
+    shard = workdir / "metrics" / "per_seed" / "var" / "c" / "2" / "0"
+    (shard.parent / "0.__lock").write_bytes(shard.read_bytes()[:7])
+    shard.write_bytes(shard.read_bytes()[:7])
+
+
+def _kill_before_lines(workdir):
+    # Checkpoint 8 committed, the background writer had not finished generations 4..8: the
+    # jsonl holds 0..3 and half a line, the seed statistics 0..5 (the file of rows 6..8 absent).
+    path = workdir / "metrics.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:4]) + lines[4][:20])
+    progress = workdir / "metrics" / "progress.json"
+    progress.write_text(json.dumps({"per_seed": 9, "summary": 6}))
+    for d in (workdir / "metrics" / "summary").glob("*/c/2"):
+        shutil.rmtree(d)
+
+
+def _kill_before_the_first_kept_checkpoint(workdir):
+    # No checkpoint committed (3, 6, 8 are all that retention keeps), store and lines ahead.
+    for step in ("3", "6", "8"):
+        shutil.rmtree(workdir / "checkpoints" / step)
+    (workdir / "metrics.jsonl").write_bytes(b"")
+
+
+@pytest.mark.parametrize(
+    "kill",
+    [
+        _kill_store_ahead,
+        _kill_mid_chunk_write,
+        _kill_before_lines,
+        _kill_before_the_first_kept_checkpoint,
+    ],
+)
+def test_resume_after_a_kill_is_identical(full, tmp_path, kill):
+    workdir, _ = full
+    crashed = tmp_path / "crashed"
+    shutil.copytree(workdir, crashed)
+    kill(crashed)
+    chain.run(toy_config(), crashed)
+    want, got = _state(workdir), _state(crashed)
+    assert got[2] == want[2]
+    for k in want[0]:
+        np.testing.assert_array_equal(got[0][k], want[0][k], strict=True)
+    assert want[1].keys() == got[1].keys()
+    for k in want[1]:
+        for s in want[1][k]:
+            np.testing.assert_array_equal(got[1][k][s], want[1][k][s], strict=True)
+
+
+def test_extending_a_run_grows_the_store(full, tmp_path):
+    workdir, sim = full
+    chain.run(toy_config(num_generations=4), tmp_path)
+    assert metrics_lib.read_metrics(tmp_path)["var"].shape == (4, 5)
+    chain.run(toy_config(), tmp_path)
+    np.testing.assert_array_equal(metrics_lib.read_metrics(tmp_path)["var"], sim["var"])
+    assert (tmp_path / "metrics.jsonl").read_bytes() == (workdir / "metrics.jsonl").read_bytes()
+
+
+def test_above_the_threshold_lines_hold_seed_statistics(full, tmp_path):
+    _, sim = full
+    cfg = toy_config(**{"metrics.per_seed_max_seeds": 4})
+    chain.run(cfg, tmp_path)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["generation"] for r in rows] == list(range(9))
+    stats = metrics_lib.stat_names(cfg.metrics.quantiles)
+    assert list(rows[0]["var"]) == list(stats)
+    for k in sim:
+        x = sim[k].astype(np.float64)
+        want = {"mean": x.mean(axis=1), "median": np.median(x, axis=1)}
+        want |= {f"q{q:g}": np.quantile(x, q, axis=1) for q in cfg.metrics.quantiles}
+        for s in stats:
+            got = np.array([r[k][s] for r in rows])
+            # Printed to 9 significant digits: off by at most half a unit in the 9th.
+            np.testing.assert_allclose(got, want[s], rtol=5e-9, atol=1e-44, err_msg=f"{k} {s}")
+    np.testing.assert_array_equal(metrics_lib.read_metrics(tmp_path)["var"], sim["var"])
+
+
+def test_nonfinite_guard_writes_the_finite_generations_first(tmp_path):
+    cfg = toy_config(**{"toy.nan_from": 5})  # generation 5 (count 6) is the first bad one
+    with pytest.raises(FloatingPointError, match=r"var at generation 5 for seed index\(es\) 0"):
+        chain.run(cfg, tmp_path)
+    rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["generation"] for r in rows] == [0, 1, 2, 3, 4]
+    assert metrics_lib.read_metrics(tmp_path)["var"].shape == (5, 5)
+    assert np.isfinite(metrics_lib.read_metrics(tmp_path)["var"]).all()
+
+
+def _bytes_read():
+    for m in ts.experimental_collect_matching_metrics("/tensorstore/kvstore/file/bytes_read"):
+        return m["values"][0]["value"]
+    return 0
+
+
+def test_one_seed_of_ten_thousand_reads_only_its_chunks(tmp_path):
+    S, G, every, per_chunk = 10_000, 20, 5, 256
+    cfg = common.base("any")
+    cfg.num_seeds, cfg.num_generations = S, G
+    cfg.checkpoint.every_generations = every
+    cfg.metrics.seeds_per_chunk = per_chunk
+    x = np.random.default_rng(0).standard_normal((G, S)).astype(np.float32)
+    with metrics_lib.Recorder(tmp_path, cfg) as rec:
+        rec.write([0], {"x": x[:1]})
+        for g0 in range(1, G, every):
+            rec.write(np.arange(g0, min(g0 + every, G)), {"x": x[g0 : g0 + every]})
+    shard = tmp_path / "metrics" / "per_seed" / "x" / "c" / "1" / "0"
+    assert shard.stat().st_size < 1.005 * every * S * 4  # ~4 bytes per seed-generation
+    before = _bytes_read()
+    got = metrics_lib.read_metrics(tmp_path, seeds=[1234])["x"]
+    read = _bytes_read() - before
+    np.testing.assert_array_equal(got[:, 0], x[:, 1234])
+    # The array's metadata, then per interval its shard index and one inner chunk (every x 250
+    # seeds: 40 chunks evened out), not the other 9,750 seeds.
+    meta = (shard.parents[2] / "zarr.json").stat().st_size
+    index = 16 * 40 + 4
+    chunks = (G // every) * every * 250 * 4
+    assert chunks <= read <= meta + (G // every) * index + chunks, read
+    assert read < G * S * 4 / 20
+
+
+def test_plots_draw_seed_bands_from_the_summary_alone(full, monkeypatch):
+    workdir, sim = full
+    run = plots.load_run(workdir)
+    assert isinstance(run.metrics["var"], metrics_lib.MetricArray)
+    np.testing.assert_array_equal(run.generations, np.arange(9))
+    np.testing.assert_array_equal(np.asarray(run.metrics["pair"][..., 1]), sim["pair"][..., 1])
+    np.testing.assert_array_equal(run.metrics["var"][-1], sim["var"][-1])
+    want = plots.seed_stats(sim["pair"][..., 1])
+
+    def no_full_read(self, *a, **k):
+        raise AssertionError("seed_band read every seed")
+
+    monkeypatch.setattr(metrics_lib.MetricArray, "__array__", no_full_read)
+    got = plots.seed_stats(run.metrics["pair"][..., 1])
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(np.stack(got[1]), np.stack(want[1]))
+    np.testing.assert_array_equal(got[2], want[2])
+    np.testing.assert_array_equal(run.metrics["var"].mean(axis=1), sim["var"].mean(1, float))
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("metrics.per_seed_max_seeds", -1),
+        ("metrics.seeds_per_chunk", 0),
+        ("metrics.quantiles", (0.1, 1.5)),
+        ("metrics.quantiles", (0.1, 0.1)),
+    ],
+)
+def test_bad_metrics_fields(field, value):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        chain.validate(toy_config(**{field: value}))
