@@ -90,7 +90,7 @@ def sweep_figure(workdirs, outdir) -> Path:
     cols = min(len(keys), 4)
     rows = -(-len(keys) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.3 * rows), squeeze=False)
-    for ax, key in zip(axes.flat, keys, strict=False):
+    for i, (ax, key) in enumerate(zip(axes.flat, keys, strict=False)):
         for run in sorted(groups[key], key=lambda r: r.config["mixing"]["regime"]):
             regime = run.config["mixing"]["regime"]
             color = "C3" if regime == "replace" else "C0" if regime == "accumulate" else "C2"
@@ -103,7 +103,8 @@ def sweep_figure(workdirs, outdir) -> Path:
         ax.set_yscale("log")
         ax.set_title(f"d={key[0]}, T={key[1]}, sigma^2={key[2]:g}", fontsize=9)
         ax.set_xlabel("model-fitting iteration n")
-        ax.set_ylabel("test error |w_n - w*|^2")
+        if i % cols == 0:
+            ax.set_ylabel("test error |w_n - w*|^2")
         ax.legend(fontsize=7, title="theory dotted", title_fontsize=7)
     for ax in list(axes.flat)[len(keys) :]:
         ax.set_visible(False)
