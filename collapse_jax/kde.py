@@ -124,28 +124,26 @@ def validate(cfg) -> None:
 def draw(key, n: int, blob_centers_KxD, cfg) -> jax.Array:
     """``n`` samples ``x_nx2`` of the configured toy distribution."""
     k = cfg.kde
-    k_perm, k_u, k_noise = jax.random.split(key, 3)
-    # sklearn's exact group sizes, assigned to random slots so any prefix is a fair sample.
-    if k.dataset == "blobs":
-        num_groups = blob_centers_KxD.shape[0]
-        sizes = [n // num_groups + (j < n % num_groups) for j in range(num_groups)]
-    else:
-        sizes = [n // 2, n - n // 2]
-    bounds = jnp.asarray(np.cumsum(sizes)[:-1], jnp.int32)
-    group_n = jnp.searchsorted(bounds, jax.random.permutation(k_perm, n), side="right")
+    k_u, k_noise = jax.random.split(key)
+    # sklearn's exact group sizes, interleaved so that any prefix is a fair sample: slot i is in
+    # group i mod K (the first n mod K blobs get one sample more, as sklearn's split); for the
+    # two-group sets group 1 (odd slots, n // 2 of them) is sklearn's outer circle or moon.
+    i_n = jnp.arange(n)
+    num_groups = blob_centers_KxD.shape[0] if k.dataset == "blobs" else 2
+    group_n = i_n % num_groups
     z_nxD = jax.random.normal(k_noise, (n, DIM))
     u_n = jax.random.uniform(k_u, (n,))
     if k.dataset == "blobs":
         return blob_centers_KxD[group_n] + k.blob_std * z_nxD
     if k.dataset == "circles":
         t = 2 * jnp.pi * u_n
-        r = jnp.where(group_n == 0, 1.0, k.circles_factor)
+        r = jnp.where(group_n == 1, 1.0, k.circles_factor)
         x = jnp.stack([r * jnp.cos(t), r * jnp.sin(t)], axis=1)
     elif k.dataset == "moons":
         t = jnp.pi * u_n
         outer = jnp.stack([jnp.cos(t), jnp.sin(t)], axis=1)
         inner = jnp.stack([1 - jnp.cos(t), 0.5 - jnp.sin(t)], axis=1)
-        x = jnp.where((group_n == 0)[:, None], outer, inner)
+        x = jnp.where((group_n == 1)[:, None], outer, inner)
     else:
         t = 1.5 * jnp.pi * (1 + 2 * u_n)
         x = jnp.stack([t * jnp.cos(t), t * jnp.sin(t)], axis=1)
@@ -161,16 +159,24 @@ def _features(x_NxD, omega_RxD, phase_R):
 def reference(cfg) -> Truth:
     k = cfg.kde
     centers = jnp.asarray(k.blob_centers, jnp.float32)
-    k_held, k_mmd, k_omega, k_phase = jax.random.split(jax.random.key(k.heldout_seed), 4)
-    held = draw(k_held, k.heldout_samples, centers, cfg)
+
+    def draws(key):
+        k_held, k_mmd, k_omega, k_phase = jax.random.split(key, 4)
+        return (
+            draw(k_held, k.heldout_samples, centers, cfg),
+            draw(k_mmd, k.mmd_truth_samples, centers, cfg),
+            jax.random.normal(k_omega, (k.mmd_features, DIM)),
+            jax.random.uniform(k_phase, (k.mmd_features,), maxval=2 * jnp.pi),
+        )
+
+    # Jitted: op by op, the draws take tens of seconds on a busy CPU.
+    held, truth_x, omega_unit, phase = jax.jit(draws)(jax.random.key(k.heldout_seed))
     # The MMD kernel's width: the median distance between held-out pairs (fixed for the run).
     h = np.asarray(held, float)[:1000]  # enough pairs for a median; bounded memory
     dist = np.sqrt(((h[:, None, :] - h[None, :, :]) ** 2).sum(-1))
     width = float(np.median(dist[np.triu_indices(len(h), 1)]))
-    omega = jax.random.normal(k_omega, (k.mmd_features, DIM)) / width
-    phase = jax.random.uniform(k_phase, (k.mmd_features,), maxval=2 * jnp.pi)
-    truth_x = draw(k_mmd, k.mmd_truth_samples, centers, cfg)
-    embedding = _features(truth_x, omega, phase).mean(0)
+    omega = omega_unit / width
+    embedding = jax.jit(_features)(truth_x, omega, phase).mean(0)
     return Truth(centers, held, omega, phase, embedding)
 
 
