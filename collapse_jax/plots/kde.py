@@ -68,7 +68,7 @@ def _snapshots(run, outdir, seed=0) -> Path:
         ax.set_title(f"generation {g}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(_title(run) + f"; training data of seed {seed}", fontsize=9)
+    fig.suptitle(_title(run) + f"; training data of seed {seed}", fontsize=9, y=1.03)
     return plots.save(fig, outdir, "kde_snapshots")
 
 
