@@ -83,6 +83,5 @@ def get_config(arg=None):
         k.mmd_features = 64
         k.mmd_truth_samples = 2000
         k.snapshot_points = 8
-        del cfg.sweep.kde["dataset"]
-        cfg.sweep.mixing.regime = ["replace"]
+        del cfg.sweep.kde["dataset"]  # the smoke sweep: moons, replace and accumulate
     return cfg

@@ -72,6 +72,31 @@ def test_bad_config_is_one_line_error(field, value):
     assert "\n" not in str(e.value)
 
 
+def test_launcher_bad_value_is_one_clear_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "launch.run",
+            "--config=configs/linear_regression.py:smoke",
+            f"--workdir={tmp_path}",
+            "--config.linear_regression.noise_variance=-1.0",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert r.returncode == 2, r.stderr[-2000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last == "error: linear_regression.noise_variance: expected a positive number, got -1.0"
+    assert "Traceback" not in r.stderr and not (tmp_path / "checkpoints").exists()
+
+
 def test_ridge_allows_t_below_d():
     linear_regression.validate(cfg_for(t=3, **{"linear_regression.ridge": 0.1}))
 
