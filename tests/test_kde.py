@@ -103,6 +103,25 @@ def test_toy_data_match_sklearn(dataset):
         assert p > 1e-6, (dataset, name, p)
 
 
+@pytest.mark.parametrize("dataset, n", [("blobs", 11), ("circles", 11), ("moons", 11)])
+def test_group_sizes_match_sklearn(dataset, n):
+    # Noise off: every point sits exactly on its group, so the counts can be read off.
+    from sklearn import datasets
+
+    cfg = cfg_for(dataset, **{"kde.noise": 0.0, "kde.blob_std": 1e-6})
+    centers = jnp.asarray(cfg.kde.blob_centers, jnp.float32)
+    x = np.asarray(kde.draw(jax.random.key(0), n, centers, cfg), float)
+    if dataset == "blobs":
+        ours = np.argmin(((x[:, None] - np.asarray(centers)[None]) ** 2).sum(-1), axis=1)
+        theirs = datasets.make_blobs(n, centers=np.asarray(centers), random_state=0)[1]
+    else:
+        make = datasets.make_circles if dataset == "circles" else datasets.make_moons
+        # sklearn's label 0 is the outer circle / upper moon: points on the unit circle.
+        ours = (np.abs(np.linalg.norm(x, axis=1) - 1) > 1e-5).astype(int)
+        theirs = make(n, random_state=0)[1]
+    np.testing.assert_array_equal(np.bincount(ours), np.bincount(theirs))
+
+
 def test_bandwidth_rules_and_density_match_sklearn():
     from sklearn.neighbors import KernelDensity
 
