@@ -64,6 +64,18 @@ def _gmm():
     return gmm.FAMILY
 
 
+def _linear_regression():
+    from collapse_jax import linear_regression
+
+    return linear_regression.FAMILY
+
+
+def _kde():
+    from collapse_jax import kde
+
+    return kde.FAMILY
+
+
 def _vae():
     from collapse_jax.vae import family
 
@@ -90,6 +102,8 @@ REGISTRY: dict[str, Callable[[], Family]] = {
     "gaussian": _gaussian,
     "discrete": _discrete,
     "gmm": _gmm,
+    "linear_regression": _linear_regression,
+    "kde": _kde,
     "vae": _vae,
     "opt_wikitext": _opt,
     "opt_finetune": _opt_finetune,

@@ -94,6 +94,10 @@ def _family_module(experiment: str):
         from collapse_jax.plots import discrete as mod
     elif experiment == "gmm":
         from collapse_jax.plots import gmm as mod
+    elif experiment == "linear_regression":
+        from collapse_jax.plots import linear_regression as mod
+    elif experiment == "kde":
+        from collapse_jax.plots import kde as mod
     elif experiment == "vae":
         from collapse_jax.plots import vae as mod
     elif experiment == "opt_wikitext":
