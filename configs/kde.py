@@ -84,4 +84,5 @@ def get_config(arg=None):
         k.mmd_truth_samples = 2000
         k.snapshot_points = 8
         del cfg.sweep.kde["dataset"]  # the smoke sweep: moons, replace and accumulate
+    cfg.checkpoint.keep_generations = common.log_spaced_generations(cfg.num_generations)
     return cfg

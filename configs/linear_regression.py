@@ -75,4 +75,5 @@ def get_config(arg=None):
         cfg.checkpoint.every_generations = 2
         c.dim = 3
         c.heldout_samples = 200
+    cfg.checkpoint.keep_generations = common.log_spaced_generations(cfg.num_generations)
     return cfg

@@ -21,6 +21,8 @@ HEADLINE = {
     "gmm": "l2_to_gmm0",
     "vae": "class_entropy",
     "opt_wikitext": "test_perplexity",
+    "linear_regression": "test_error",
+    "kde": "nll",
 }
 
 # Fields that differ between runs of one experiment without changing it.
