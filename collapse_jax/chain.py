@@ -269,6 +269,22 @@ def chunk_ends(start: int, num_generations: int, every: int, keep=()) -> list[in
     return sorted(e for e in ends if e > start)
 
 
+def call_lengths(start: int, end: int, every: int, num_generations: int) -> list[int]:
+    """How generations ``start + 1 .. end`` (one checkpoint's stretch) split into jitted calls.
+
+    A whole interval of ``every`` generations, or the final remainder after a multiple of
+    ``every``, is one scanned call, as without kept generations. A stretch that starts or ends at
+    a kept generation off that grid runs as one-generation calls instead: each distinct scan
+    length is another XLA compile (seconds), while a one-generation call costs what a scan step
+    does. Kept generations so add one program (length 1), not one per stretch length. The split
+    depends only on the stretch, so a resumed run makes exactly an uninterrupted run's calls.
+    """
+    n = end - start
+    if start % every == 0 and (n == every or end == num_generations - 1):
+        return [n]
+    return [1] * n
+
+
 def run(cfg, workdir, overwrite: bool = False) -> Path:
     """Run (or resume) ``cfg`` in ``workdir`` following the output contract of DESIGN.md."""
     fam, mesh = _resolve(cfg)
@@ -314,9 +330,14 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
         progress = metrics_lib.Progress(G - 1, last, cfg.log_every_seconds)
         every = cfg.checkpoint.every_generations
         for end in chunk_ends(last, G, every, cfg.checkpoint.keep_generations):
+            parts, first = [], last + 1
+            for n in call_lengths(last, end, every, G):
+                gens_n = np.arange(first, first + n, dtype=np.int32)
+                carry, m = steps.chunk(keys_S, truth, carry, gens_n)
+                parts.append({k: np.swapaxes(v, 0, 1) for k, v in sharding.to_host(m).items()})
+                first += n
             gens = np.arange(last + 1, end + 1, dtype=np.int32)
-            carry, m = steps.chunk(keys_S, truth, carry, gens)
-            m = {k: np.swapaxes(v, 0, 1) for k, v in sharding.to_host(m).items()}
+            m = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
             # Every seed's values are on disk before the checkpoint of the same generations is
             # saved; the jsonl lines follow on the writer's thread while the next chunk computes.
             _write_or_raise(writer, gens, m)
