@@ -28,6 +28,7 @@ from collapse_jax import family as family_lib
 from collapse_jax import metrics as metrics_lib
 from collapse_jax import mixing, rng, sharding
 from collapse_jax.checkpoint import Checkpointer
+from collapse_jax.data import fetch
 from collapse_jax.errors import CheckpointError, ConfigError, require
 from collapse_jax.family import Origin
 
@@ -255,11 +256,12 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
     fam, mesh = _resolve(cfg)
     is_main = jax.process_index() == 0
     workdir = prepare_workdir(cfg, workdir, overwrite, write=is_main)
+    metrics_lib.quiet_orbax()
+    fetch.reset()
     if fam.driver is not None:
         fam.driver(cfg, workdir)
         return workdir
 
-    metrics_lib.quiet_orbax()
     writer = metrics_lib.MetricsWriter(workdir / "metrics.jsonl", enabled=is_main)
     G = cfg.num_generations
     with (
@@ -268,6 +270,8 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
     ):
         steps = build(cfg, fam, mesh)
         truth, keys_S = _inputs(cfg, fam, mesh)
+        if is_main:
+            fetch.write_record(workdir)
         last = ckpt.latest_step()
         if last is not None and last >= G:
             raise CheckpointError(

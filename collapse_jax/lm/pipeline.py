@@ -67,6 +67,7 @@ from absl import logging
 from collapse_jax import family, mixing, rng
 from collapse_jax import metrics as metrics_lib
 from collapse_jax.checkpoint import Checkpointer
+from collapse_jax.data import fetch
 from collapse_jax.errors import CheckpointError, ConfigError, require
 from collapse_jax.lm import decode, finetune, opt, perplexity
 
@@ -603,6 +604,7 @@ def run_pipeline(cfg, workdir) -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     with jax.default_matmul_precision(cfg.matmul_precision):
         corpus = load_corpus(cfg, workdir / "tokenizer")
+        fetch.write_record(workdir)
         plan = mixing.plan(cfg.mixing, corpus.train_MxL.shape[0], G)
         config, base_params = base_model(cfg, corpus, ckpt_dir)
         tail = tail_reference(cfg, corpus, config.vocab_size)
