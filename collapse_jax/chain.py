@@ -252,7 +252,8 @@ def chunk_ends(start: int, num_generations: int, every: int) -> list[int]:
 
 
 def run(cfg, workdir, overwrite: bool = False) -> Path:
-    """Run (or resume) ``cfg`` in ``workdir`` following the output contract of DESIGN.md."""
+    """Run (or resume) ``cfg`` in ``workdir`` following the output contract (README.md, "Output
+    contract" under "Running experiments")."""
     fam, mesh = _resolve(cfg)
     is_main = jax.process_index() == 0
     workdir = prepare_workdir(cfg, workdir, overwrite, write=is_main)

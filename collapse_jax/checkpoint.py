@@ -35,8 +35,12 @@ class Checkpointer:
         self.close()
 
     def close(self) -> None:
-        self._manager.wait_until_finished()
-        self._manager.close()
+        # Close even when a pending save failed: a manager left open keeps Orbax's threads alive
+        # into interpreter shutdown, which prints their tracebacks after our one error line.
+        try:
+            self._manager.wait_until_finished()
+        finally:
+            self._manager.close()
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()

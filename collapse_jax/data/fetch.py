@@ -104,13 +104,19 @@ def download(dataset: str, paths: list[str], explicit: str | None) -> Path:
                 f"${MIRROR_ENV} to a mirror of the canonical file)"
             ) from e
         except Exception as e:  # requests' errors, DNS, refused connections: one line
-            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
             raise DataError(
                 f"{dataset}: not found in {looked(explicit)}, and downloading {url(p)} failed "
-                f"({type(e).__name__}: {first}); set ${DATA_ENV} to a folder holding {p} "
+                f"({_reason(e)}); set ${DATA_ENV} to a folder holding {p} "
                 f"(or ${MIRROR_ENV} to a reachable mirror)"
             ) from e
     return root
+
+
+def _reason(e: Exception) -> str:
+    """A short reason for a failed download (requests' messages nest whole reprs)."""
+    text = " ".join(str(e).split())
+    errno = re.search(r"\[Errno [^\]]*\][^'\")]*", text)
+    return f"{type(e).__name__}: {errno.group(0).strip() if errno else text[:160]}"
 
 
 def record(dataset: str, **fields) -> None:
