@@ -27,7 +27,7 @@ from absl import logging
 from collapse_jax import family as family_lib
 from collapse_jax import metrics as metrics_lib
 from collapse_jax import mixing, rng, sharding
-from collapse_jax.checkpoint import Checkpointer
+from collapse_jax.checkpoint import Checkpointer, restore_newest
 from collapse_jax.data import fetch
 from collapse_jax.errors import CheckpointError, ConfigError, require
 from collapse_jax.family import Origin
@@ -278,6 +278,13 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
             raise CheckpointError(
                 f"{workdir}/checkpoints holds generation {last} but num_generations is {G}"
             )
+        if last is not None:
+            # Restored onto this run's devices, whatever the devices of the run that saved it.
+            # An unreadable newest checkpoint is set aside and an earlier one used.
+            abstract = sharding.with_sharding(jax.eval_shape(steps.first, keys_S, truth)[0], mesh)
+            last, carry, meta = restore_newest(ckpt, abstract)
+            if last is not None and meta.get("generation") != last:
+                raise CheckpointError(f"{workdir}/checkpoints/{last}: metadata names {meta}")
         writer.truncate(last)
         if last is None:
             carry, m0 = steps.first(keys_S, truth)
@@ -286,11 +293,6 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
             ckpt.save(0, carry, {"generation": 0})
             last = 0
         else:
-            # Restored onto this run's devices, whatever the devices of the run that saved it.
-            abstract = sharding.with_sharding(jax.eval_shape(steps.first, keys_S, truth)[0], mesh)
-            carry, meta = ckpt.restore(last, abstract)
-            if meta.get("generation") != last:
-                raise CheckpointError(f"{workdir}/checkpoints/{last}: metadata names {meta}")
             logging.info("resuming %s after generation %d", workdir, last)
         progress = metrics_lib.Progress(G - 1, last, cfg.log_every_seconds)
         for end in chunk_ends(last, G, cfg.checkpoint.every_generations):
