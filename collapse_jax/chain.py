@@ -29,7 +29,8 @@ from absl import logging
 from collapse_jax import family as family_lib
 from collapse_jax import metrics as metrics_lib
 from collapse_jax import mixing, rng, sharding
-from collapse_jax.checkpoint import Checkpointer
+from collapse_jax.checkpoint import Checkpointer, restore_newest
+from collapse_jax.data import fetch
 from collapse_jax.errors import CheckpointError, ConfigError, require
 from collapse_jax.family import Origin
 
@@ -286,15 +287,17 @@ def call_lengths(start: int, end: int, every: int, num_generations: int) -> list
 
 
 def run(cfg, workdir, overwrite: bool = False) -> Path:
-    """Run (or resume) ``cfg`` in ``workdir`` following the output contract of DESIGN.md."""
+    """Run (or resume) ``cfg`` in ``workdir`` following the output contract (README.md, "Output
+    contract" under "Running experiments")."""
     fam, mesh = _resolve(cfg)
     is_main = jax.process_index() == 0
     workdir = prepare_workdir(cfg, workdir, overwrite, write=is_main)
+    metrics_lib.quiet_orbax()
+    fetch.reset()
     if fam.driver is not None:
         fam.driver(cfg, workdir)
         return workdir
 
-    metrics_lib.quiet_orbax()
     G = cfg.num_generations
     with (
         jax.default_matmul_precision(cfg.matmul_precision),
@@ -308,11 +311,20 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
     ):
         steps = build(cfg, fam, mesh)
         truth, keys_S = _inputs(cfg, fam, mesh)
+        if is_main:
+            fetch.write_record(workdir)
         last = ckpt.latest_step()
         if last is not None and last >= G:
             raise CheckpointError(
                 f"{workdir}/checkpoints holds generation {last} but num_generations is {G}"
             )
+        if last is not None:
+            # Restored onto this run's devices, whatever the devices of the run that saved it.
+            # An unreadable newest checkpoint is set aside and an earlier one used.
+            abstract = sharding.with_sharding(jax.eval_shape(steps.first, keys_S, truth)[0], mesh)
+            last, carry, meta = restore_newest(ckpt, abstract)
+            if last is not None and meta.get("generation") != last:
+                raise CheckpointError(f"{workdir}/checkpoints/{last}: metadata names {meta}")
         writer.resume(last)
         if last is None:
             carry, m0 = steps.first(keys_S, truth)
@@ -321,11 +333,6 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
             ckpt.save(0, carry, {"generation": 0})
             last = 0
         else:
-            # Restored onto this run's devices, whatever the devices of the run that saved it.
-            abstract = sharding.with_sharding(jax.eval_shape(steps.first, keys_S, truth)[0], mesh)
-            carry, meta = ckpt.restore(last, abstract)
-            if meta.get("generation") != last:
-                raise CheckpointError(f"{workdir}/checkpoints/{last}: metadata names {meta}")
             logging.info("resuming %s after generation %d", workdir, last)
         progress = metrics_lib.Progress(G - 1, last, cfg.log_every_seconds)
         every = cfg.checkpoint.every_generations

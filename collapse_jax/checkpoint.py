@@ -74,8 +74,12 @@ class Checkpointer:
         self.close()
 
     def close(self) -> None:
-        self._manager.wait_until_finished()
-        self._manager.close()
+        # Close even when a pending save failed: a manager left open keeps Orbax's threads alive
+        # into interpreter shutdown, which prints their tracebacks after our one error line.
+        try:
+            self._manager.wait_until_finished()
+        finally:
+            self._manager.close()
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -98,10 +102,26 @@ class Checkpointer:
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
         """Restore ``step`` into the structure, shapes, dtypes (and shardings) of ``abstract_state``.
 
-        A checkpoint whose tree does not match (another config, another code version) raises a
-        one-line ``CheckpointError`` naming the directory.
+        A checkpoint whose saved tree or shapes differ from ``abstract_state`` (another config,
+        another code version) raises ``CheckpointError`` saying so; one that cannot be read
+        (truncated or corrupt files, a missing item) raises ``UnreadableCheckpoint``.
         """
+        path = self.directory / str(step)
         want = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+        try:
+            saved = ocp.StandardCheckpointHandler().metadata(path / "state")
+            saved = {k: (tuple(v.shape), v.dtype) for k, v in ocp.tree.to_flat_dict(saved).items()}
+        except Exception as e:  # Orbax raises many types; the user needs one line.
+            raise UnreadableCheckpoint(
+                f"checkpoint {path}: metadata unreadable ({_first(e)})"
+            ) from e
+        expected = {k: (tuple(v.shape), v.dtype) for k, v in ocp.tree.to_flat_dict(want).items()}
+        if saved != expected:
+            diff = sorted(set(saved.items()) ^ set(expected.items()), key=str)[:2]
+            raise CheckpointError(
+                f"checkpoint {path} holds the state of another config or code version (its "
+                f"arrays differ from this config's: {diff}); use a new --workdir, or --overwrite"
+            )
         try:
             restored = self._manager.restore(
                 step,
@@ -109,18 +129,44 @@ class Checkpointer:
                     state=ocp.args.StandardRestore(want), meta=ocp.args.JsonRestore()
                 ),
             )
-        except Exception as e:  # Orbax raises many types; the user needs one line.
-            first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-            raise CheckpointError(
-                f"checkpoint {self.directory}/{step} does not match this config's state "
-                f"({type(e).__name__}: {first})"
-            ) from e
-        state = restored["state"]
-        got = jax.tree.map(lambda x: (x.shape, x.dtype), state)
-        exp = jax.tree.map(lambda x: (x.shape, x.dtype), want)
-        if got != exp:
-            raise CheckpointError(
-                f"checkpoint {self.directory}/{step} has shapes/dtypes that differ from this "
-                "config's state"
-            )
-        return state, restored["meta"]
+        except Exception as e:
+            raise UnreadableCheckpoint(f"checkpoint {path}: unreadable ({_first(e)})") from e
+        if not isinstance(restored["meta"], dict):
+            raise UnreadableCheckpoint(f"checkpoint {path}: meta item unreadable")
+        return restored["state"], restored["meta"]
+
+    def set_aside(self, step: int) -> Path:
+        """Move ``step`` out of Orbax's sight (``corrupt-STEP``), so the step can be saved again."""
+        src = self.directory / str(step)
+        dst = self.directory / f"corrupt-{step}"
+        n = 1
+        while dst.exists():
+            dst, n = self.directory / f"corrupt-{step}.{n}", n + 1
+        os.replace(src, dst)
+        self._manager.reload()
+        return dst
+
+
+class UnreadableCheckpoint(CheckpointError):
+    """A checkpoint's files are truncated, corrupt or missing (an earlier one may still be good)."""
+
+
+def _first(e: Exception) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:200]}" if text else type(e).__name__
+
+
+def restore_newest(ckpt: Checkpointer, abstract_state: Any) -> tuple[int | None, Any, dict]:
+    """``(step, state, meta)`` of the newest readable checkpoint, ``(None, None, {})`` if none.
+
+    Each unreadable newer one is reported in one warning line and set aside (not deleted).
+    """
+    for step in sorted(ckpt.all_steps(), reverse=True):
+        try:
+            state, meta = ckpt.restore(step, abstract_state)
+        except UnreadableCheckpoint as e:
+            aside = ckpt.set_aside(step)
+            absl_logging.warning("%s; moved to %s, resuming from an earlier checkpoint", e, aside)
+            continue
+        return step, state, meta
+    return None, None, {}

@@ -3,10 +3,10 @@
     python -m collapse_jax.lm.finetune --config=configs/opt_finetune.py:cpu --workdir=/tmp/opt_ft
 
 paper  facebook/opt-125m on wikitext-2-raw-v1 with the paper's hyper-parameters (5 epochs, batch
-       128, AdamW lr 2e-5, weight decay 0.01, cosine to 1e-6). Needs network (or an HF cache) and
-       `pip install datasets`; an accelerator. Expected: test perplexity from ~115 (zero-shot) to
+       128, AdamW lr 2e-5, weight decay 0.01, cosine to 1e-6). Needs the HF hub for the weights
+       (or its cache); WikiText-2 raw is fetched (4.7 MB, see README); an accelerator. Expected: test perplexity from ~115 (zero-shot) to
        ~34 (the paper's Fig. 1 generation 0).
-cpu    a 2-layer OPT (hidden 128) trained from scratch on ../shared/data/wikitext-2/valid.txt with a
+cpu    a 2-layer OPT (hidden 128) trained from scratch on WikiText-2's valid split with a
        byte-level BPE (8192 tokens) trained on the same text, 10% of it held out for validation,
        tested on test.txt. A few minutes on 2 idle CPU cores (3.4 CPU-minutes; 21 minutes of wall
        time measured on a 2-core machine shared with ~15 busy processes). Measured: test perplexity
@@ -18,14 +18,9 @@ The recursive pipeline (configs/opt_wikitext.py) reuses the fields under cfg.lm,
 cfg.tokenizer and cfg.finetune.
 """
 
-from pathlib import Path
-
 import ml_collections
 
 from configs import common
-
-# The offline copy of WikiText-2 (see its README): ../shared/data from the repository root.
-LOCAL_WIKITEXT = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-2")
 
 
 def lm_fields() -> ml_collections.ConfigDict:
@@ -46,8 +41,10 @@ def lm_fields() -> ml_collections.ConfigDict:
 
 def data_fields() -> ml_collections.ConfigDict:
     data = ml_collections.ConfigDict()
-    # "hf:wikitext-2-raw-v1" (needs `pip install datasets`) or a directory of {split}.txt files.
-    data.source = "hf:wikitext-2-raw-v1"
+    # "wikitext-2": found or fetched (collapse_jax/data/fetch.py), raw where possible, the run's
+    # data_source.json says which; a directory: only that folder; "hf:wikitext-2-raw-v1": the
+    # Hugging Face `datasets` package (not a dependency).
+    data.source = "wikitext-2"
     data.block_size = 64
     data.train_split = "train"  # train | valid | test
     data.valid_split = "valid"  # ignored when valid_holdout_fraction > 0
@@ -71,10 +68,11 @@ def tokenizer_fields() -> ml_collections.ConfigDict:
 
 
 def use_offline_data(cfg) -> None:
-    """The scratch OPT on the offline WikiText-2 copy with a BPE trained on it (cpu and smoke)."""
+    """The scratch OPT on WikiText-2's valid split with a BPE trained on it (cpu and smoke)."""
     cfg.lm.source = "scratch"
-    cfg.data.source = LOCAL_WIKITEXT
-    cfg.data.train_split = "valid"  # the offline copy has no train split
+    # The valid and test splits are what the offline copy (../shared/data) holds; the same
+    # splits of a downloaded raw release give the same run shape.
+    cfg.data.train_split = "valid"
     cfg.data.valid_split = ""
     cfg.data.valid_holdout_fraction = 0.1
     cfg.tokenizer.source = "train_bpe"

@@ -15,12 +15,14 @@ Any other regime of the chain works through ``--config.mixing.*``.
 
 paper  ``facebook/opt-125m`` on ``wikitext-2-raw-v1`` (every training block), 5 seeds, generations
        0..9, AdamW 2e-5 with per-epoch cosine to 1e-6, batch 128, 5-way beam search of exactly 64
-       new tokens. Needs the HF hub (or its cache), ``pip install datasets`` and an accelerator.
+       new tokens. Needs the HF hub for the weights (or its cache) and an accelerator; WikiText-2
+       raw is found or fetched by ``collapse_jax.data.fetch`` (no ``datasets`` package).
        Expected: test perplexity ~34 at generation 0 rising over the generations; histograms of
        the generated data's perplexity under the generation-0 model shift left with a long right
        tail (the paper's Fig. 1).
 cpu    the small scratch OPT of ``configs/opt_finetune.py:cpu`` (2 layers, hidden 128, an 8192-token
-       BPE trained on ``../shared/data/wikitext-2/valid.txt``), pre-trained once on the 3619
+       BPE trained on WikiText-2's ``valid`` split: the tokenized copy of ``$COLLAPSE_JAX_DATA``, else the
+       fetched raw release; the numbers below are the tokenized copy's), pre-trained once on the 3619
        training blocks as the "pretrained" base (cached in the workdir; 8 epochs, of which the
        best on validation, epoch 5, is kept: valid perplexity 232 against 260 after 3 epochs),
        then the pipeline on 384 blocks, 4 generations, 1 seed, with the paper's ablation

@@ -3,23 +3,26 @@ r"""Run or resume one experiment.
   python -m launch.run --config=configs/gaussian.py:cpu --workdir=runs/gaussian_cpu \
       [--config.num_seeds=256 ...] [--overwrite]
 
-Writes DIR/config.json, DIR/metrics.jsonl and DIR/checkpoints/ (see DESIGN.md); rerunning the same
-command resumes after the last checkpoint. Bad input ends with one ``error:`` line, exit code 2.
+Writes DIR/config.json, DIR/metrics.jsonl and DIR/checkpoints/ (the output contract: README.md,
+"Output contract" under "Running experiments"); rerunning the same command resumes after the last
+checkpoint. Bad input ends with one ``error:`` line, exit code 2.
 """
-
-import sys
 
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from collapse_jax import chain, distributed
-from collapse_jax.errors import CheckpointError, ConfigError, DataError
+from launch import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "configs/NAME.py[:VARIANT]", lock_config=True
 )
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created; resumed if it exists).")
+_WORKDIR = flags.DEFINE_string(
+    "workdir",
+    None,
+    f"Run directory (created; resumed if it exists); what it holds: {cli.CONTRACT}.",
+)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Delete a run of another config in --workdir.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -29,13 +32,9 @@ def main(argv):
     cfg = _CONFIG.value
     distributed.initialize_from_flags()
     jax.config.update("jax_enable_x64", cfg.enable_x64)
-    try:
-        workdir = chain.run(cfg, _WORKDIR.value, overwrite=_OVERWRITE.value)
-    except (ConfigError, DataError, CheckpointError, FloatingPointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    workdir = cli.run_or_fail(chain.run, cfg, _WORKDIR.value, overwrite=_OVERWRITE.value)
     logging.info("done: %s", workdir)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -31,7 +31,8 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from collapse_jax import chain, distributed
-from collapse_jax.errors import CheckpointError, ConfigError, DataError
+from collapse_jax.errors import ConfigError
+from launch import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "configs/NAME.py[:VARIANT]", lock_config=True
@@ -136,11 +137,7 @@ def _config_arg(argv: list[str]) -> str:
 def main(argv):
     cfg = _CONFIG.value
     config_arg = _config_arg(sys.argv)
-    try:
-        runs = expand(cfg, _WORKDIR.value)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    runs = cli.run_or_fail(expand, cfg, _WORKDIR.value)
     extra = _passthrough(sys.argv)
     if _DRY_RUN.value:
         for run_dir, point, _ in runs:
@@ -151,11 +148,9 @@ def main(argv):
     jax.config.update("jax_enable_x64", cfg.enable_x64)
     for i, (run_dir, point, run_cfg) in enumerate(runs):
         logging.info("sweep run %d/%d: %s -> %s", i + 1, len(runs), point, run_dir)
-        try:
-            chain.run(run_cfg, run_dir, overwrite=_OVERWRITE.value)
-        except (ConfigError, DataError, CheckpointError, FloatingPointError) as e:
-            print(f"error: {run_dir}: {e}", file=sys.stderr)
-            sys.exit(2)
+        cli.run_or_fail(
+            chain.run, run_cfg, run_dir, overwrite=_OVERWRITE.value, prefix=f"{run_dir}: "
+        )
     logging.info("sweep done: %d runs under %s", len(runs), _WORKDIR.value)
     if len(runs) > 1 and jax.process_index() == 0:
         path = compare_figure(cfg, runs)
@@ -176,4 +171,4 @@ def compare_figure(cfg, runs):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -1,5 +1,6 @@
-"""Test set-up: absl flags parsed, rank promotion is an error, one CPU device."""
+"""Test set-up: absl flags parsed, rank promotion is an error, one CPU device, offline data."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,9 @@ from absl import flags
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
+# Data lookups (collapse_jax/data/fetch.py) read the offline copy instead of downloading.
+if SHARED_DATA.is_dir():
+    os.environ.setdefault("COLLAPSE_JAX_DATA", str(SHARED_DATA))
 
 flags.FLAGS.mark_as_parsed()
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -53,15 +53,35 @@ def _single_device():
     return _SINGLE
 
 
+def _w2_tolerance(one, cfg):
+    """Largest rounding difference between two evaluation orders of ``gaussian.w2_squared``.
+
+    W2^2 = |m - mu0|^2 + (tr C + d s0^2 - 2 s0 sqrt(tr C)): four terms that nearly cancel once
+    the chain has collapsed. Summing n terms in float32 errs by at most (n - 1) u sum|t_i|
+    (u = eps/2, plus the rounding of the sqrt and the products, within the same bound's slack);
+    two orders (a partitioned and a single-device program fuse them differently) can differ by
+    twice that: 3 eps sum|t_i| for n = 4.
+    """
+    s0, d = cfg.gaussian.std, cfg.gaussian.dim
+    assert d == 1, d  # tr C is the variance; for d > 1 use cov_trace and d-term sqrt sums
+    var = one["variance"].astype(np.float64)
+    terms = one["mean_error"] + var + d * s0**2 + 2 * s0 * np.sqrt(np.maximum(var, 0.0))
+    return 3 * np.finfo(np.float32).eps * terms
+
+
 def _assert_same_as_single(got, one):
     assert set(one) == set(got)
     for k in one:
         if k == "w2_squared":
-            # Generation 0 only: the 8-way partitioned first step rounds one O(1) term of the
-            # cancelling sum tr(C) + s0^2 - 2 s0 sqrt(tr C) differently (seen: 1 float32 ulp of
-            # 1, 2.4e-7); everything else, and every later generation, is bitwise.
-            np.testing.assert_allclose(got[k][0], one[k][0], rtol=0, atol=5e-7, err_msg=k)
-            np.testing.assert_array_equal(got[k][1:], one[k][1:], err_msg=k)
+            # Not bitwise: its cancelling sum may round differently across programs and jax
+            # versions (seen: 1 float32 ulp of 1 at a few entries). Every input of it is bitwise.
+            err = np.abs(got[k].astype(np.float64) - one[k])
+            tol = _w2_tolerance(one, _smoke())
+            assert np.all(err <= tol), (
+                k,
+                err.max(),
+                tol[np.unravel_index(err.argmax(), err.shape)],
+            )
         else:
             np.testing.assert_array_equal(got[k], one[k], err_msg=k)
 

@@ -43,8 +43,10 @@ def test_builder_round_trips_both_splits(tmp_path):
         assert got.split == split
         np.testing.assert_array_equal(got.images_NxHxW, images)  # IDX order restored
         np.testing.assert_array_equal(got.labels_N, labels)
-    assert (tmp_path / "prepared" / "mnist_idx" / "1.0.0").is_dir()
-    files = list((tmp_path / "prepared" / "mnist_idx" / "1.0.0").glob("*.array_record*"))
+    assert (tmp_path / "prepared" / "train+test" / "mnist_idx" / "1.0.0").is_dir()
+    files = list(
+        (tmp_path / "prepared" / "train+test" / "mnist_idx" / "1.0.0").glob("*.array_record*")
+    )
     assert len(files) == 2
     assert "tensorflow" not in sys.modules
 
@@ -57,7 +59,7 @@ def test_train_falls_back_to_t10k(tmp_path):
 
 
 def test_missing_files_name_the_file_and_where_to_get_it(tmp_path):
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: missing.*lecun"):
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: missing.*cvdf-datasets"):
         mnist.load_idx(str(tmp_path), str(tmp_path / "prepared"), "train")
     with pytest.raises(DataError, match="no such directory"):
         mnist.load_idx(str(tmp_path / "nope"), str(tmp_path / "prepared"), "train")

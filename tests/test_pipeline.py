@@ -1,6 +1,7 @@
 """The OPT WikiText pipeline: the smoke variant runs two generations and resumes exactly."""
 
 import importlib.util
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,22 @@ def test_resume_after_each_step_is_byte_identical(straight, tmp_path, monkeypatc
     assert calls["beam"] == 1, "the saved synthetic data must be reused, not regenerated"
     for name in OUTPUTS:
         assert (tmp_path / name).read_bytes() == (straight / name).read_bytes(), name
+
+
+def test_corrupt_newest_params_checkpoint_is_set_aside_and_redone(straight, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(straight, workdir)
+    step = workdir / "checkpoints" / "seed_0" / "params" / "1"
+    (data_file,) = (step / "state" / "d").iterdir()
+    data = bytearray(data_file.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 16] = bytes(
+        b ^ 0xFF for b in data[len(data) // 3 :][:16]
+    )
+    data_file.write_bytes(bytes(data))
+    chain.run(_config(), workdir)  # generation 1 is run again from generation 0's checkpoint
+    assert (step.parent / "corrupt-1").is_dir() and step.is_dir()
+    for name in OUTPUTS:
+        assert (workdir / name).read_bytes() == (straight / name).read_bytes(), name
 
 
 def test_rare_classes_take_whole_count_classes():

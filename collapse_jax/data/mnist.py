@@ -3,8 +3,9 @@
 Two sources (``cfg.vae.source``):
 
   idx   ``MnistIdx``, a TFDS builder that prepares the standard IDX files
-        (``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``, ``t10k-...``) found in a
-        manual directory (``cfg.vae.data_dir``) into ``array_record`` files of ``Tensor`` features,
+        (``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``, ``t10k-...``), found by
+        ``collapse_jax.data.fetch`` (``cfg.vae.data_dir``, ``$COLLAPSE_JAX_DATA/mnist``, the cache,
+        else downloaded and checked), into ``array_record`` files of ``Tensor`` features,
         read back with ``tfds.data_source`` (random access; no TensorFlow needed, which is why the
         features are plain ``Tensor`` s: ``tfds.features.Image`` encodes PNGs through TensorFlow).
   tfds  the catalogue's ``mnist``; its download and preparation need TensorFlow, so this source
@@ -24,10 +25,11 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
+from collapse_jax.data import fetch
 from collapse_jax.errors import DataError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-WHERE = "http://yann.lecun.com/exdb/mnist/ (or a mirror, e.g. https://ossci-datasets.s3.amazonaws.com/mnist/)"
+WHERE = fetch.URLS["mnist/train-images-idx3-ubyte.gz"].rsplit("/", 1)[0] + "/"
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
 ROWS = COLS = 28
 # split name -> file prefix of the IDX release
@@ -165,9 +167,17 @@ def load_idx(data_dir: str, prepared_dir: str, split: str) -> Mnist:
         and not idx_file(idx_dir, "train", "images")
         and idx_file(idx_dir, "t10k", "images")
     ):
-        logging.info("%s holds no train split: using the 10,000 t10k images as the pool", idx_dir)
+        logging.warning(
+            "%s holds no MNIST train split: using the 10,000 t10k images as the pool (the paper "
+            "uses the 60,000 training images)",
+            idx_dir,
+        )
         split = "test"
     want = read_split(idx_dir, split)[1]  # checks the files before TFDS sees them
+    # One prepared copy per set of splits present: a folder of t10k files and one of all four
+    # files (a download after an offline run) never meet in the same TFDS directory.
+    present = [s for s in PREFIX if idx_file(idx_dir, PREFIX[s], "images")]
+    out_dir = out_dir / "+".join(present)
     b = prepare(idx_dir, out_dir)
     if split not in b.info.splits or b.info.splits[split].num_examples != want.shape[0]:
         raise DataError(
@@ -204,10 +214,18 @@ def load_tfds(prepared_dir: str, split: str) -> Mnist:
     return Mnist(images, labels, split)
 
 
+def prepared_root(vae_cfg) -> str:
+    """``vae.prepared_dir``, or ``CACHE/tfds`` when it is empty."""
+    return vae_cfg.prepared_dir or str(fetch.cache_dir() / "tfds")
+
+
 def load(vae_cfg) -> Mnist:
     """The training pool named by ``cfg.vae`` (``source``, ``data_dir``, ``prepared_dir``, ``split``)."""
     if vae_cfg.source == "idx":
-        return load_idx(vae_cfg.data_dir, vae_cfg.prepared_dir, vae_cfg.split)
+        if vae_cfg.split not in PREFIX:
+            raise DataError(f"vae.split: expected one of {sorted(PREFIX)}, got {vae_cfg.split!r}")
+        idx_dir = fetch.mnist_dir(vae_cfg.data_dir, PREFIX[vae_cfg.split], resolve)
+        return load_idx(str(idx_dir), prepared_root(vae_cfg), vae_cfg.split)
     if vae_cfg.source == "tfds":
-        return load_tfds(vae_cfg.prepared_dir, vae_cfg.split)
+        return load_tfds(prepared_root(vae_cfg), vae_cfg.split)
     raise DataError(f"vae.source: expected 'idx' or 'tfds', got {vae_cfg.source!r}")

@@ -4,26 +4,34 @@ Each line is tokenized on its own (the OPT tokenizer prepends ``</s>``), the ids
 concatenated, and the stream is cut into ``block_size`` blocks; the remainder is dropped.
 
 Sources (``cfg.data.source``):
-  ``hf:wikitext-2-raw-v1``  the Hugging Face dataset (``pip install datasets``; needs network or cache)
-  a directory              one text file per split, ``{split}.txt`` (the ``../shared/data/wikitext-2``
-                           layout: ``train.txt``, ``valid.txt``, ``test.txt``)
+  ``wikitext-2``            the lookup of ``collapse_jax.data.fetch``: the raw release
+                           (``wikitext-2-raw-v1``) where found or fetched, else the tokenized
+                           ``{split}.txt`` files of ``$COLLAPSE_JAX_DATA/wikitext-2`` (the offline
+                           stand-in); ``DIR/data_source.json`` of a run says which
+  a directory              that folder only: ``wikitext-2-raw-v1.zip``, ``wiki.{split}.raw`` or
+                           ``{split}.txt`` files
+  ``hf:wikitext-2-raw-v1``  the Hugging Face dataset (needs the ``datasets`` package, not installed
+                           by this project)
 
 Both give the same lines: the HF dataset's rows are the file's lines with their ``"\\n"`` kept and
 whitespace-only lines turned into ``""``.
 """
 
-from pathlib import Path
-
 import numpy as np
 
+from collapse_jax.data import fetch
 from collapse_jax.errors import ConfigError, DataError
 
 SPLITS = ("train", "valid", "test")
+LOOKUP = "wikitext-2"  # data.source of the lookup (explicit folder, $COLLAPSE_JAX_DATA, cache, URL)
 _HF_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
 
 
-def read_lines(source: str, split: str) -> list[str]:
-    """The raw lines of one split (``"\\n"`` kept, whitespace-only lines as ``""``)."""
+def read_lines(source: str, split: str, splits=None) -> list[str]:
+    """The raw lines of one split (``"\\n"`` kept, whitespace-only lines as ``""``).
+
+    ``splits``: every split the run reads, so that all come from the same place.
+    """
     if split not in SPLITS:
         raise ConfigError(f"data split: expected one of {SPLITS}, got {split!r}")
     if source.startswith("hf:"):
@@ -32,17 +40,15 @@ def read_lines(source: str, split: str) -> list[str]:
         except ImportError as e:
             raise DataError(
                 f"data.source={source} needs the Hugging Face `datasets` package: "
-                "pip install datasets (or point data.source at a directory of text files)"
+                "pip install datasets (or use data.source=wikitext-2, fetched without it)"
             ) from e
         # "Salesforce/wikitext" is the dataset's current hub id ("wikitext" redirects there).
         ds = datasets.load_dataset(
             "Salesforce/wikitext", source.removeprefix("hf:"), split=_HF_SPLITS[split]
         )
         return list(ds["text"])
-    path = Path(source).expanduser() / f"{split}.txt"
-    if not path.is_file():
-        raise DataError(f"{path}: WikiText split file not found (data.source={source})")
-    text = path.read_text(encoding="utf-8")
+    explicit = "" if source == LOOKUP else source
+    text = fetch.wikitext(explicit, splits or [split]).read(split)
     return [line if line.strip() else "" for line in text.splitlines(keepends=True)]
 
 
@@ -81,7 +87,7 @@ def split_lines(data_cfg) -> dict[str, list[str]]:
     out = {}
     for role, split in names.items():
         if split not in cache:
-            cache[split] = read_lines(data_cfg.source, split)
+            cache[split] = read_lines(data_cfg.source, split, sorted(set(names.values())))
         out[role] = cache[split]
     return out
 

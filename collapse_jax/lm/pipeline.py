@@ -67,7 +67,8 @@ from absl import logging
 
 from collapse_jax import family, mixing, rng
 from collapse_jax import metrics as metrics_lib
-from collapse_jax.checkpoint import Checkpointer
+from collapse_jax.checkpoint import Checkpointer, UnreadableCheckpoint
+from collapse_jax.data import fetch
 from collapse_jax.errors import CheckpointError, ConfigError, require
 from collapse_jax.lm import decode, finetune, opt, perplexity
 
@@ -438,6 +439,33 @@ def _save_array(path: Path, a: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def _data_abstract(ctx: Context) -> mixing.Data:
+    return mixing.Data(
+        jax.ShapeDtypeStruct((ctx.plan.capacity, ctx.cfg.data.block_size), jnp.int32),
+        jax.ShapeDtypeStruct((ctx.plan.capacity,), jnp.float32),
+    )
+
+
+def _readable(ctx: Context, ckpt: SeedCheckpoints, cache: dict, g: int) -> bool:
+    """Restore generation ``g``'s params and pool (what ``g + 1`` starts from) into ``cache``;
+    an unreadable one is set aside with one warning line (``checkpoint.restore_newest``)."""
+    cache.clear()
+    if g not in ckpt.params.all_steps():
+        return True  # missing, not unreadable: the generation loop says so
+    try:
+        cache["params"], _ = ckpt.params.restore(g, ctx.base_params)
+        if g >= 1 and g in ckpt.data.all_steps():
+            cache["pool"], _ = ckpt.data.restore(g, _data_abstract(ctx))
+    except UnreadableCheckpoint as e:
+        cache.clear()
+        for c in (ckpt.params, ckpt.data):
+            if g in c.all_steps() and str(c.directory / str(g)) in str(e):
+                aside = c.set_aside(g)
+                logging.warning("%s; moved to %s, resuming from an earlier generation", e, aside)
+        return False
+    return True
+
+
 def run_seed_generation(ctx: Context, ckpt: SeedCheckpoints, cache: dict, s: int, g: int, key):
     """Generation ``g`` of seed ``s``: its metrics record (computed, or read back when done).
 
@@ -445,10 +473,7 @@ def run_seed_generation(ctx: Context, ckpt: SeedCheckpoints, cache: dict, s: int
     from earlier in this process; anything missing is restored from the checkpoints.
     """
     cfg, corpus = ctx.cfg, ctx.corpus
-    data_abstract = mixing.Data(
-        jax.ShapeDtypeStruct((ctx.plan.capacity, cfg.data.block_size), jnp.int32),
-        jax.ShapeDtypeStruct((ctx.plan.capacity,), jnp.float32),
-    )
+    data_abstract = _data_abstract(ctx)
     if g in ckpt.params.all_steps():
         params, meta = ckpt.params.restore(g, ctx.base_params)
         cache["params"] = params
@@ -604,6 +629,7 @@ def run_pipeline(cfg, workdir) -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     with jax.default_matmul_precision(cfg.matmul_precision):
         corpus = load_corpus(cfg, workdir / "tokenizer")
+        fetch.write_record(workdir)
         plan = mixing.plan(cfg.mixing, corpus.train_MxL.shape[0], G)
         config, base_params = base_model(cfg, corpus, ckpt_dir)
         tail = tail_reference(cfg, corpus, config.vocab_size)
@@ -624,21 +650,28 @@ def run_pipeline(cfg, workdir) -> None:
         last = _last_complete(writer.path)
         if last >= G:
             raise CheckpointError(f"{writer.path} holds generation {last} but num_generations={G}")
-        writer.truncate(last if last >= 0 else None)
-        examples.truncate(last if last >= 0 else None)
         keep = max(2, cfg.checkpoint.max_to_keep)  # generation g needs g-1's params and pool
         kept = cfg.checkpoint.keep_generations  # for good, for runs.open_run
-        ckpts = [
-            SeedCheckpoints(
-                Checkpointer(ckpt_dir / f"seed_{s}" / "data", keep, keep_steps=kept),
-                Checkpointer(ckpt_dir / f"seed_{s}" / "params", keep, keep_steps=kept),
-                Checkpointer(ckpt_dir / f"seed_{s}" / "gen0", 1),
-            )
-            for s in range(S)
-        ]
+        ckpts = []
         try:
-            keys_S = rng.seed_keys(cfg.seed, S)
+            for s in range(S):
+                ckpts.append(
+                    SeedCheckpoints(
+                        Checkpointer(ckpt_dir / f"seed_{s}" / "data", keep, keep_steps=kept),
+                        Checkpointer(ckpt_dir / f"seed_{s}" / "params", keep, keep_steps=kept),
+                        Checkpointer(ckpt_dir / f"seed_{s}" / "gen0", 1),
+                    )
+                )
             caches: list[dict] = [{} for _ in range(S)]
+            # Resume after the newest generation every seed can read back (an unreadable
+            # checkpoint is set aside and its generation run again).
+            while last >= 0 and not all(
+                _readable(ctx, ckpts[s], caches[s], last) for s in range(S)
+            ):
+                last -= 1
+            writer.truncate(last if last >= 0 else None)
+            examples.truncate(last if last >= 0 else None)
+            keys_S = rng.seed_keys(cfg.seed, S)
             progress = metrics_lib.Progress(G - 1, max(last, 0), cfg.log_every_seconds, "opt ")
             for g in range(last + 1, G):
                 if g > 0:

@@ -1,0 +1,96 @@
+"""What every launcher shares: bad input (flags, config, data, checkpoints) is one ``error:`` line
+on stderr and exit code 2, never a traceback."""
+
+import os
+import re
+import sys
+from collections.abc import Callable
+
+from absl import flags
+
+from collapse_jax.errors import CheckpointError, ConfigError, DataError
+
+# What a run can raise for its input (as opposed to a bug, which keeps its traceback).
+INPUT_ERRORS = (ConfigError, DataError, CheckpointError, FloatingPointError)
+# Where the output contract (config.json, metrics.jsonl, checkpoints/, figures/) is described.
+CONTRACT = 'README.md, "Output contract" (under "Running experiments")'
+
+
+def fail(message: str) -> None:
+    """Print ``error: message`` (one line) and exit with code 2."""
+    print("error: " + " ".join(str(message).split()), file=sys.stderr)
+    sys.exit(2)
+
+
+def _flag_value(argv: list[str], name: str) -> str | None:
+    for i, a in enumerate(argv):
+        if a.startswith(f"--{name}="):
+            return a.split("=", 1)[1]
+        if a == f"--{name}" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def _unknown_field(argv: list[str], e: Exception) -> str | None:
+    """``--config.a.b: no such field ...`` for ml_collections' KeyError/AttributeError, or None."""
+    lines = [ln.strip().strip("'\"\\") for ln in str(e).replace("\\n", "\n").splitlines()]
+    lines = [ln for ln in lines if ln]
+    if not lines:
+        return None
+    key = lines[0].strip("'\"\\")
+    hint = next((ln for ln in lines[1:] if ln.startswith("Did you mean")), "")
+    override = next(
+        (
+            a.split("=", 1)[0]
+            for a in argv
+            if a.startswith("--config.") and a.split("=", 1)[0].split(".")[-1] == key
+        ),
+        None,
+    )
+    if override is None:
+        return None
+    hint = re.sub(r'^Did you mean "(.*)" instead of ".*"\?$', r"did you mean \1?", hint)
+    return f"{override}: the config has no field {key!r}" + (f"; {hint}" if hint else "")
+
+
+def _last_line(e: BaseException) -> str:
+    """The informative line of a message that may embed a traceback (ml_collections does)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    if any(ln.startswith("Traceback") for ln in lines):
+        return re.sub(r"^[\w.]*(Error|Exception): ", "", lines[-1])
+    return " ".join(lines)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """``app.run``'s ``flags_parser``: absl's parsing, with every failure one ``error:`` line.
+
+    Covers a missing config file, an unknown variant (the config's ``get_config`` raises), an
+    unknown field (ml_collections' did-you-mean kept) and a value of the wrong type.
+    """
+    config = _flag_value(argv, "config")
+    if config:
+        path = config.split(":", 1)[0]
+        if not os.path.isfile(path):
+            fail(f"--config={config}: no such config file {path!r} (from {os.getcwd()})")
+    try:
+        rest = flags.FLAGS(argv)
+        if "config" in flags.FLAGS:
+            flags.FLAGS["config"].value  # noqa: B018 (a config that failed to load raises here)
+    except flags.Error as e:
+        where = f"--config={config}: " if config and "Traceback" in str(e) else ""
+        fail(where + _last_line(e))
+    except (KeyError, AttributeError) as e:
+        fail(_unknown_field(argv, e) or _last_line(e))
+    except (ValueError, TypeError, OSError, ImportError) as e:
+        fail(_last_line(e))
+    return rest
+
+
+def run_or_fail(fn: Callable, *args, prefix: str = "", **kwargs):
+    """``fn(*args, **kwargs)``; an input error (``INPUT_ERRORS``) becomes one ``error:`` line."""
+    try:
+        return fn(*args, **kwargs)
+    except INPUT_ERRORS as e:
+        fail(prefix + str(e))

@@ -1,0 +1,102 @@
+"""Bad input to launch.run, launch.sweep and launch.report: one ``error:`` line, exit code 2, no
+traceback, and an existing run's files untouched."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from collapse_jax import chain
+from configs import gaussian
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def existing_run(tmp_path_factory):
+    """A finished smoke run and a snapshot of every file it holds (bytes and mtime)."""
+    workdir = chain.run(gaussian.get_config("smoke"), tmp_path_factory.mktemp("run"))
+    return workdir, _snapshot(workdir)
+
+
+def _snapshot(workdir: Path) -> dict:
+    return {
+        str(p.relative_to(workdir)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(workdir.rglob("*"))
+        if p.is_file()
+    }
+
+
+CASES = {
+    "unknown_field": (
+        "run",
+        ["--config=configs/gaussian.py:smoke", "--config.estimatr=mle"],
+        "error: --config.estimatr: the config has no field 'estimatr'",
+    ),
+    "unknown_nested_field": (
+        "run",
+        ["--config=configs/gaussian.py:smoke", "--config.gaussian.estimatr=mle"],
+        "error: --config.gaussian.estimatr: the config has no field 'estimatr'; "
+        "did you mean estimator?",
+    ),
+    "missing_config_file": (
+        "run",
+        ["--config=configs/nope.py"],
+        "error: --config=configs/nope.py: no such config file 'configs/nope.py'",
+    ),
+    "unknown_variant": (
+        "run",
+        ["--config=configs/gaussian.py:huge"],
+        "error: --config=configs/gaussian.py:huge: config variant: expected one of "
+        "('paper', 'cpu', 'smoke'), got 'huge'",
+    ),
+    "wrong_type": (
+        "run",
+        ["--config=configs/gaussian.py:smoke", "--config.num_seeds=two"],
+        "error: flag --config.num_seeds=two: invalid literal for int()",
+    ),
+    "sweep_unknown_variant": (
+        "sweep",
+        ["--config=configs/gmm.py:huge"],
+        "error: --config=configs/gmm.py:huge: config variant: expected one of",
+    ),
+    "sweep_unknown_field": (
+        "sweep",
+        ["--config=configs/gaussian.py:smoke", "--config.gaussian.estimatr=mle"],
+        "error: --config.gaussian.estimatr: the config has no field 'estimatr'",
+    ),
+    "report_unknown_flag": ("report", ["--config.num_seeds=3"], "error: Unknown command line flag"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_error_line_and_changes_nothing(case, existing_run):
+    workdir, before = existing_run
+    launcher, args, expected = CASES[case]
+    r = subprocess.run(
+        [sys.executable, "-m", f"launch.{launcher}", *args, f"--workdir={workdir}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr[-2000:]  # no traceback, no library thread's either
+    assert lines[0].startswith(expected), lines[0]
+    assert r.stdout == ""
+    assert _snapshot(workdir) == before
+
+
+def test_report_of_a_directory_that_is_no_run(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "launch.report", f"--workdir={tmp_path}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path}")
