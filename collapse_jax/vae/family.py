@@ -140,6 +140,16 @@ def reference(cfg) -> Truth:
             f"samples_per_generation: expected at most the {n} images of the MNIST "
             f"{data.split!r} pool, got {cfg.samples_per_generation}"
         )
+    p = _plan(cfg)
+    if p.regime == "fresh":
+        need = cfg.samples_per_generation + (cfg.num_generations - 1) * p.num_original
+        if need > n:
+            raise ConfigError(
+                f"mixing.regime=fresh: D_0 and {p.num_original} unused real images per generation "
+                f"for {cfg.num_generations} generations need {need} images, but the MNIST "
+                f"{data.split!r} pool has {n} (it supports "
+                f"{1 + (n - cfg.samples_per_generation) // p.num_original} generations)"
+            )
     images = jnp.asarray(data.images_NxHxW)
     labels = jnp.asarray(data.labels_N)
     key = jax.random.fold_in(jax.random.key(cfg.seed), 0x6D6E6973)  # not a seed index's stream
@@ -151,6 +161,18 @@ def original_data(key, truth: Truth, cfg):
     """D_0: the first M images of the real pool, the same for every seed (``key`` unused)."""
     del key
     return truth.images_NxHxW[: cfg.samples_per_generation]
+
+
+def fresh_data(key, truth: Truth, n: int, generation, cfg):
+    """Regime ``fresh``: real images never used before, drawn without replacement.
+
+    Generation g >= 1 takes pool images ``[M + (g - 1) n, M + g n)``: after D_0 (the first M) and
+    disjoint from every other generation's. ``reference`` checks that the pool holds
+    ``M + (G - 1) n`` images. The pool's order is the file's, so these are as random as D_0 is.
+    """
+    del key
+    start = cfg.samples_per_generation + (jnp.asarray(generation, jnp.int32) - 1) * n
+    return jax.lax.dynamic_slice_in_dim(truth.images_NxHxW, start, n)
 
 
 def init(key, cfg, data0) -> VaeState:
@@ -225,4 +247,5 @@ FAMILY = family.Family(
     fit=fit,
     sample=sample,
     metrics=metrics,
+    fresh_data=fresh_data,
 )
