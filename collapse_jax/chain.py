@@ -260,7 +260,7 @@ def prepare_workdir(cfg, workdir, overwrite: bool = False, write: bool = True) -
         # Extending a chain to more generations is a resume, not another config, except where
         # the accumulating regimes size their buffer by num_generations.
         grows = old.get("num_generations", 0) <= new["num_generations"]
-        if grows and not mixing.plan(cfg.mixing, 1, 1).accumulates:
+        if grows and not mixing.plan(cfg.mixing, cfg.samples_per_generation, 1).accumulates:
             diff = [d for d in diff if not d.startswith("num_generations:")]
         # Seeds give the same results on any number of devices: a run may resume on another.
         diff = [d for d in diff if not d.startswith("num_devices:")]
