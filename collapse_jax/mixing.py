@@ -20,7 +20,8 @@ Named regimes:
                         (``mixing.augment_ratio`` = lambda; Alemohammad et al. 2024's synthetic
                         augmentation loop): the synthetic part is replaced, the real part stays.
   fresh                 round(gamma * M) new draws from the original distribution each generation
-                        (never seen before) plus M - round(gamma * M) model samples (Alemohammad et
+                        (never seen before) plus M - round(gamma * M) model samples, with gamma =
+                        ``mixing.fresh_fraction`` (Alemohammad et
                         al.'s fresh-data loop). The family's ``fresh_data`` draws them (a new sample
                         of the truth for the small families; unused real examples for the VAE).
 
@@ -116,20 +117,14 @@ def plan(mix_cfg, samples_per_generation: int, num_generations: int) -> Plan:
                 "use mixing.regime=custom or keep_real to mix"
             )
     elif regime in ("augment", "fresh"):
-        if b != 0.0 or (regime == "augment" and (a, g) != (1.0, 0.0)):
+        # Their parameters have fields of their own (augment_ratio, fresh_fraction), so one sweep
+        # over mixing.regime can hold every regime with the rest of mixing at its defaults.
+        if (a, b, g) != (1.0, 0.0, 0.0):
+            knob = "augment_ratio" if regime == "augment" else "fresh_fraction"
             raise ConfigError(
-                f"mixing.regime={regime} takes beta=0"
-                + (
-                    ", alpha=1, gamma=0 and sets lambda by mixing.augment_ratio"
-                    if regime == "augment"
-                    else ""
-                )
-                + f" (got alpha={a}, beta={b}, gamma={g})"
+                f"mixing.regime={regime} takes alpha=1, beta=0, gamma=0 (got {a}, {b}, {g}) "
+                f"and is set by mixing.{knob}"
             )
-        if regime == "fresh":
-            require(0.0 < g <= 1.0, "mixing.gamma", "a fraction in (0, 1] for regime fresh", g)
-            require(round(g * m) >= 1, "mixing.gamma", f"round(gamma * M) >= 1 (M={m})", g)
-            a = 1.0 - g
     elif regime == "keep_real":
         require(0.0 < g < 1.0, "mixing.gamma", "a fraction in (0, 1) for regime keep_real", g)
         require(b == 0.0, "mixing.beta", "0 for regime keep_real", b)
@@ -138,6 +133,18 @@ def plan(mix_cfg, samples_per_generation: int, num_generations: int) -> Plan:
         s = a + b + g
         if abs(s - 1.0) > 1e-9:
             raise ConfigError(f"mixing.alpha + mixing.beta + mixing.gamma: expected 1, got {s!r}")
+    fresh = mix_cfg.fresh_fraction
+    require(
+        isinstance(fresh, int | float) and 0.0 < fresh <= 1.0,
+        "mixing.fresh_fraction",
+        "a fraction in (0, 1] (regime fresh: new original draws / M)",
+        fresh,
+    )
+    if regime == "fresh":
+        require(
+            round(fresh * m) >= 1, "mixing.fresh_fraction", f"round(it * M) >= 1 (M={m})", fresh
+        )
+        g, a = fresh, 1.0 - fresh
     lam = mix_cfg.augment_ratio
     require(
         isinstance(lam, int | float) and math.isfinite(lam) and lam >= 0,

@@ -27,7 +27,9 @@ def base(experiment: str) -> ml_collections.ConfigDict:
     cfg.mixing.regime = "replace"
     cfg.mixing.alpha = 1.0  # model samples (custom)
     cfg.mixing.beta = 0.0  # kept from the previous dataset (custom)
-    cfg.mixing.gamma = 0.0  # original data (custom, keep_real); new original draws (fresh)
+    cfg.mixing.gamma = 0.0  # original data (custom, keep_real)
+    # fresh: gamma, the fraction of each generation's M that is new original data, in (0, 1].
+    cfg.mixing.fresh_fraction = 0.1
     # augment: lambda, model samples per generation in units of M, added to all of D_0.
     cfg.mixing.augment_ratio = 1.0
     # Frequency weights in the fit (a slot of weight w counts as w samples): real = D_0 and fresh

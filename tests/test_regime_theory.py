@@ -64,7 +64,7 @@ def test_augment_gaussian(m, lam, estimator):
 @pytest.mark.parametrize("m,gamma,estimator", [(10, 0.2, "unbiased"), (20, 0.5, "mle")])
 def test_fresh_gaussian(m, gamma, estimator):
     g = 10
-    out = chain.simulate(gaussian_cfg("fresh", m, g, estimator, gamma=gamma))
+    out = chain.simulate(gaussian_cfg("fresh", m, g, estimator, fresh_fraction=gamma))
     v, e = theory.fresh_moments(g, m, gamma, estimator)
     assert_mean_matches(out["variance"], v, f"fresh E[sigma_g^2] M={m} gamma={gamma}")
     assert_mean_matches(out["mean_error"], e, f"fresh mean error M={m} gamma={gamma}")

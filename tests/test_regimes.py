@@ -17,7 +17,7 @@ CONFIGS = {"gaussian": gaussian_config, "discrete": discrete_config, "gmm": gmm_
 # (regime, mixing fields): every new regime, each curation score and rule, and fit weights.
 CASES = {
     "augment": ("augment", {"augment_ratio": 0.5}),
-    "fresh": ("fresh", {"gamma": 0.3}),
+    "fresh": ("fresh", {"fresh_fraction": 0.3}),
     "augment_oracle_resample_weighted": (
         "augment",
         {
@@ -29,7 +29,7 @@ CASES = {
             "curation.temperature": 0.5,
         },
     ),
-    "fresh_current_top": ("fresh", {"gamma": 0.3, "curation.score": "current"}),
+    "fresh_current_top": ("fresh", {"fresh_fraction": 0.3, "curation.score": "current"}),
     "keep_real_initial_top": (
         "keep_real",
         {"gamma": 0.2, "curation.score": "initial", "curation.oversample": 3},
@@ -170,7 +170,7 @@ def test_vae_fresh_never_reuses_a_real_example():
 
     cfg = vae_config.get_config("smoke")
     cfg.samples_per_generation, cfg.num_generations = 40, 6
-    cfg.mixing.regime, cfg.mixing.gamma = "fresh", 0.25
+    cfg.mixing.regime, cfg.mixing.fresh_fraction = "fresh", 0.25
     truth = _vae_truth(40 + 5 * 10)
     plan = mixing.plan(cfg.mixing, 40, 6)
     assert plan.num_original == 10
@@ -194,7 +194,7 @@ def test_vae_fresh_pool_too_small_is_one_clear_error(monkeypatch):
 
     cfg = vae_config.get_config("smoke")
     cfg.samples_per_generation, cfg.num_generations = 40, 7
-    cfg.mixing.regime, cfg.mixing.gamma = "fresh", 0.25
+    cfg.mixing.regime, cfg.mixing.fresh_fraction = "fresh", 0.25
     fake = mnist.Mnist(np.zeros((90, 28, 28), np.uint8), np.zeros(90, np.int32), "train")
     monkeypatch.setattr(mnist, "load", lambda vae_cfg: fake)
     with pytest.raises(ConfigError, match=r"need 100 images.*has 90 \(it supports 6 generations\)"):
@@ -222,10 +222,13 @@ def test_curate_keeps_the_best_or_resamples():
     "fields,match",
     [
         ({"regime": "augment", "augment_ratio": -1.0}, "mixing.augment_ratio: expected a finite"),
-        ({"regime": "augment", "gamma": 0.1}, "mixing.regime=augment takes beta=0, alpha=1"),
-        ({"regime": "fresh", "gamma": 0.0}, r"mixing.gamma: expected a fraction in \(0, 1\]"),
-        ({"regime": "fresh", "gamma": 0.01}, r"round\(gamma \* M\) >= 1"),
-        ({"regime": "fresh", "gamma": 0.2, "beta": 0.1}, "mixing.regime=fresh takes beta=0"),
+        ({"regime": "augment", "gamma": 0.1}, "set by mixing.augment_ratio"),
+        (
+            {"regime": "fresh", "fresh_fraction": 0.0},
+            r"fresh_fraction: expected a fraction in \(0, 1\]",
+        ),
+        ({"regime": "fresh", "fresh_fraction": 0.01}, r"round\(it \* M\) >= 1"),
+        ({"regime": "fresh", "gamma": 0.2}, "set by mixing.fresh_fraction"),
         ({"real_weight": 0.0}, "mixing.real_weight: expected a finite weight > 0"),
         ({"synthetic_weight": float("nan")}, "mixing.synthetic_weight"),
         ({"curation.score": "verifier"}, "mixing.curation.score: expected one of"),
