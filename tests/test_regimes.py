@@ -261,3 +261,19 @@ def test_family_without_a_score_and_fractional_discrete_weight_are_clear_errors(
     cfg.mixing.real_weight = 1.5
     with pytest.raises(ConfigError, match=r"mixing\.real_weight: expected a whole number"):
         family.get("discrete").validate(cfg)
+
+
+def test_regime_sweep_figure_and_table(tmp_path):
+    from collapse_jax.plots import regimes
+    from launch import sweep
+
+    runs = sweep.expand(gaussian_config.get_config("regimes_smoke"), tmp_path)
+    assert [p["mixing.regime"] for _, p, _ in runs] == gaussian_config.REGIMES
+    for run_dir, point, run_cfg in runs:
+        if point["mixing.regime"] in ("accumulate_subsample", "augment"):
+            chain.run(run_cfg, run_dir)
+    path = regimes.figure(tmp_path, "variance")
+    assert path.name == "regimes_variance.png" and path.stat().st_size > 0
+    rows = regimes.table(tmp_path, "variance").splitlines()[2:]
+    assert [r.split(" | ")[0] for r in rows] == ["| accumulate_subsample", "| augment (lambda=1.0)"]
+    assert "theory" not in rows[0] and "theory 0.95)" in rows[1]  # (M-1)/M at generation 0
