@@ -253,9 +253,9 @@ def test_family_without_a_score_and_fractional_discrete_weight_are_clear_errors(
     from configs import vae as vae_config
 
     cfg = vae_config.get_config("smoke")
-    cfg.mixing.curation.score = "current"
+    cfg.mixing.curation.score = "oracle"  # MNIST has no true density
     plan = mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations)
-    with pytest.raises(ConfigError, match="family vae has no log_prob"):
+    with pytest.raises(ConfigError, match="family vae has no truth_log_prob"):
         chain.check_family(vae.FAMILY, plan)
     cfg = discrete_config.get_config("smoke")
     cfg.mixing.real_weight = 1.5
@@ -277,3 +277,23 @@ def test_regime_sweep_figure_and_table(tmp_path):
     rows = regimes.table(tmp_path, "variance").splitlines()[2:]
     assert [r.split(" | ")[0] for r in rows] == ["| accumulate_subsample", "| augment (lambda=1.0)"]
     assert "theory" not in rows[0] and "theory 0.95)" in rows[1]  # (M-1)/M at generation 0
+
+
+def test_vae_elbo_score_and_curation_needs_a_fixed_dataset():
+    from collapse_jax.vae import model, train
+    from configs import vae as vae_config
+
+    cfg = vae_config.get_config("smoke")
+    z = cfg.vae.latent_dim
+    state = vae.VaeState(model.init_params(jax.random.key(0), z), None, None, True)
+    x = jax.random.randint(jax.random.key(1), (6, 28, 28), 0, 256).astype(jnp.uint8)
+    lp = vae.log_prob(state, x, cfg)
+    want = -model.per_image_loss(state.params, train.to_unit(x), jnp.zeros((6, z)), z)
+    assert lp.shape == (6,) and np.all(np.isfinite(lp))
+    np.testing.assert_array_equal(lp, want)
+    cfg.mixing.curation.score = "current"
+    cfg.vae.samples = "fresh_per_batch"
+    with pytest.raises(ConfigError, match=r"use vae\.samples=fixed_dataset"):
+        vae.validate(cfg)
+    cfg.vae.samples = "fixed_dataset"
+    vae.validate(cfg)
