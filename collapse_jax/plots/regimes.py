@@ -2,7 +2,8 @@
 
 Each run of the sweep directory (``launch.sweep``) is one line: the seed mean, a 10-90% seed band,
 and, where ``theory.py`` has a closed form for that regime and metric (1-D Gaussian ``variance``
-and ``mean_error``; discrete ``gini_simpson``), the exact expectation dashed in black.
+and ``mean_error``; discrete ``gini_simpson``, ``support_size``, ``tail_mass``), the exact
+expectation dashed in black.
 """
 
 from pathlib import Path
@@ -61,17 +62,24 @@ def theory_curve(run: Run, metric: str):
             else:
                 v, e = theory.fresh_moments(g.max() + 1, m, mix["fresh_fraction"], est, s)
             return (v if metric == "variance" else e)[g]
-    if cfg["experiment"] == "discrete" and metric == "gini_simpson":
+    if cfg["experiment"] == "discrete":
         from collapse_jax import discrete
         from configs import discrete as discrete_config
 
         c = discrete_config.get_config("smoke")
         c.discrete.update(cfg["discrete"])
         q = discrete.original_probs(c)
-        if regime == "replace":
+        if metric == "gini_simpson" and regime == "replace":
             return theory.expected_gini_simpson(g, q, m)
-        if regime == "accumulate":
+        if metric == "gini_simpson" and regime == "accumulate":
             return theory.accumulate_expected_gini_simpson(g, q, m)
+        if metric in ("support_size", "tail_mass") and regime == "replace":
+            support, tail = theory.wright_fisher_support_and_tail(q, m, int(g.max()) + 1)
+            return (support if metric == "support_size" else tail)[g]
+        if metric in ("support_size", "tail_mass") and regime in ("accumulate", "augment"):
+            # D_0 stays in the pool, so no state of generation 0 is ever lost (nor one gained).
+            support, tail = theory.wright_fisher_support_and_tail(q, m, 1)
+            return np.full(g.shape, (support if metric == "support_size" else tail)[0])
     return None
 
 
