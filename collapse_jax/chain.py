@@ -99,10 +99,53 @@ def _first(fam, plan, cfg, seed_key, truth):
     return carry, fam.metrics(model, data0, Origin(truth, x0, model), cfg)
 
 
+# Keys of the newer purposes are folded into the generation key with their own constants, so the
+# four-way split every regime has always used (and its numbers) stays as it was.
+FRESH_PURPOSE = 0x46524553  # "FRES": new original draws (regime fresh)
+CURATE_PURPOSE = 0x43555241  # "CURA": curation's resampling
+
+
+def fresh_data(fam, key, truth, n: int, generation, cfg):
+    """``n`` new draws of the original distribution (the family's ``fresh_data``, if it has one)."""
+    if fam.fresh_data is not None:
+        return fam.fresh_data(key, truth, n, generation, cfg)
+    return fam.original_data(key, truth, cfg)[:n]
+
+
+def _scores(fam, plan, cfg, truth, carry: Carry, x):
+    if plan.score == "oracle":
+        return fam.truth_log_prob(truth, x, cfg)
+    return fam.log_prob(carry.model0 if plan.score == "initial" else carry.model, x, cfg)
+
+
+def _model_samples(fam, plan, cfg, truth, carry: Carry, k_sample, gen_key):
+    """The generation's ``plan.num_model`` model samples, curated when ``plan.curates``."""
+    if not plan.curates:
+        return fam.sample(k_sample, carry.model, plan.num_model, cfg)
+    cand_x = fam.sample(k_sample, carry.model, plan.num_model * plan.oversample, cfg)
+    scores = _scores(fam, plan, cfg, truth, carry, cand_x)
+    return mixing.curate(jax.random.fold_in(gen_key, CURATE_PURPOSE), plan, cand_x, scores)
+
+
+def check_family(fam, plan: mixing.Plan) -> None:
+    """The optional family functions the regime and curation need (``family.py``)."""
+    need = {"oracle": "truth_log_prob", "initial": "log_prob", "current": "log_prob"}
+    if plan.curates and getattr(fam, need[plan.score]) is None:
+        raise ConfigError(
+            f"mixing.curation.score={plan.score}: family {fam.name} has no "
+            f"{need[plan.score]}; use one of the scores it supports or none"
+        )
+
+
 def _step(fam, plan, cfg, seed_key, truth, carry: Carry, generation):
-    k_sample, k_mix, k_train, k_fit = jax.random.split(rng.generation_key(seed_key, generation), 4)
-    model_x = fam.sample(k_sample, carry.model, plan.num_model, cfg)
-    pool = mixing.next_pool(k_mix, plan, carry.pool, model_x, carry.data0, generation)
+    gen_key = rng.generation_key(seed_key, generation)
+    k_sample, k_mix, k_train, k_fit = jax.random.split(gen_key, 4)
+    model_x = _model_samples(fam, plan, cfg, truth, carry, k_sample, gen_key)
+    fresh_x = None
+    if plan.regime == "fresh":
+        k_fresh = jax.random.fold_in(gen_key, FRESH_PURPOSE)
+        fresh_x = fresh_data(fam, k_fresh, truth, plan.num_original, generation, cfg)
+    pool = mixing.next_pool(k_mix, plan, carry.pool, model_x, carry.data0, generation, fresh_x)
     data = mixing.training_data(k_train, plan, pool)
     model = fam.fit(k_fit, carry.model, data, cfg)
     metrics = fam.metrics(model, data, Origin(truth, carry.data0, carry.model0), cfg)
@@ -157,6 +200,7 @@ def _resolve(cfg):
     validate(cfg)
     fam = family_lib.get(cfg.experiment)
     fam.validate(cfg)
+    check_family(fam, mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations))
     if fam.driver is not None:
         return fam, None
     _check_x64(cfg)
@@ -229,7 +273,7 @@ def prepare_workdir(cfg, workdir, overwrite: bool = False, write: bool = True) -
         # Extending a chain to more generations is a resume, not another config, except where
         # the accumulating regimes size their buffer by num_generations.
         grows = old.get("num_generations", 0) <= new["num_generations"]
-        if grows and not mixing.plan(cfg.mixing, 1, 1).accumulates:
+        if grows and not mixing.plan(cfg.mixing, cfg.samples_per_generation, 1).accumulates:
             diff = [d for d in diff if not d.startswith("num_generations:")]
         # Seeds give the same results on any number of devices: a run may resume on another.
         diff = [d for d in diff if not d.startswith("num_devices:")]

@@ -82,6 +82,10 @@ def validate(cfg) -> None:
         require(abs(p.sum() - 1.0) < 1e-6, "discrete.probs", "probabilities summing to 1", c.probs)
     m = cfg.samples_per_generation
     require(isinstance(m, int) and m > 0, "samples_per_generation", "a positive integer", m)
+    # The fit keeps integer counts: a fit weight must be a whole number of samples.
+    for name in ("real_weight", "synthetic_weight"):
+        w = cfg.mixing[name]
+        require(float(w).is_integer(), f"mixing.{name}", "a whole number for discrete", w)
 
 
 def reference(cfg) -> Truth:
@@ -129,6 +133,20 @@ def sample(key, state: State, n: int, cfg) -> jax.Array:
     return _sample_counts(key, state.counts_K, n)
 
 
+def log_prob(state: State, x_N, cfg) -> jax.Array:
+    """``log p_n(x)`` per sample; a lost state (count 0) scores the float floor, not -inf."""
+    del cfg
+    counts_K = state.counts_K.astype(jnp.float32)
+    p_K = counts_K / counts_K.sum()
+    return jnp.log(jnp.maximum(p_K, jnp.finfo(jnp.float32).tiny))[x_N]
+
+
+def truth_log_prob(truth: Truth, x_N, cfg) -> jax.Array:
+    """``log q(x)`` per sample (curation score ``oracle``)."""
+    del cfg
+    return jnp.log(truth.q_K)[x_N]
+
+
 def metrics(state: State, data: Data, origin: family.Origin, cfg) -> dict:
     del data, cfg
     truth = origin.truth
@@ -160,4 +178,6 @@ FAMILY = family.Family(
     fit=fit,
     sample=sample,
     metrics=metrics,
+    log_prob=log_prob,
+    truth_log_prob=truth_log_prob,
 )

@@ -15,6 +15,18 @@ generation axis with ``lax.scan``). Shapes must be static given ``cfg``.
   metrics(state, data, origin, cfg) -> dict    scalar metrics of one seed at one generation; ``origin``
                                                holds truth, D_0 and the generation-0 state
 
+Optional, for the regimes and curation of ``mixing.py``:
+
+  fresh_data(key, truth, n, generation, cfg) -> x_n...
+                          ``n`` new draws of the original distribution for generation ``generation``
+                          (traced) of regime ``fresh``. Default: the first ``n`` of
+                          ``original_data(key, truth, cfg)`` with a key of its own (a new sample
+                          of the truth). A family with a finite real pool (the VAE) returns real
+                          examples not used before.
+  log_prob(state, x_N..., cfg) -> logp_N        log-likelihood of each sample under a fitted model
+                          (curation scores ``current`` and ``initial``).
+  truth_log_prob(truth, x_N..., cfg) -> logp_N  the true log-density (curation score ``oracle``).
+
 Families that cannot be vmapped over seeds (the OPT pipeline) set ``driver``: a function
 ``driver(cfg, workdir) -> None`` that ``chain.run`` calls instead of the generic loop, built from the
 same pieces (``checkpoint.py``, ``metrics.py``, ``rng.py``, ``mixing.py``).
@@ -44,6 +56,9 @@ class Family(NamedTuple):
     sample: Callable | None = None
     metrics: Callable | None = None
     driver: Callable | None = None
+    fresh_data: Callable | None = None
+    log_prob: Callable | None = None
+    truth_log_prob: Callable | None = None
 
 
 def _gaussian():

@@ -162,6 +162,44 @@ def sample(key, state: State, n: int, cfg) -> jax.Array:
     return state.mean_D[None, :] + z_NxD @ _sqrt_psd(state.cov_DxD)
 
 
+def log_prob(state: State, x_NxD, cfg) -> jax.Array:
+    """``log N(x_n | mean, cov)`` per sample (curation scores); eigenvalues floored at ``tiny``."""
+    del cfg
+    xc_NxD = x_NxD - state.mean_D[None, :]
+    d = state.mean_D.shape[-1]
+    tiny = jnp.finfo(state.cov_DxD.dtype).tiny
+    if d == 1:
+        var = jnp.maximum(state.cov_DxD[0, 0], tiny)
+        return -0.5 * (xc_NxD[:, 0] ** 2 / var + jnp.log(2 * jnp.pi * var))
+    lam_D, v_DxD = jnp.linalg.eigh(state.cov_DxD)
+    lam_D = jnp.maximum(lam_D, tiny)
+    y_NxD = xc_NxD @ v_DxD
+    return -0.5 * (jnp.sum(y_NxD**2 / lam_D[None, :], -1) + jnp.sum(jnp.log(2 * jnp.pi * lam_D)))
+
+
+def truth_log_prob(truth: Truth, x_NxD, cfg) -> jax.Array:
+    """The true log-density of D_0's source at each sample (curation score ``oracle``)."""
+    g, d = cfg.gaussian, cfg.gaussian.dim
+    z_NxD = (x_NxD - truth.mean_D[None, :]) / truth.std
+    log_jac = -d * jnp.log(truth.std)
+    if g.source == "normal":
+        return log_jac - 0.5 * jnp.sum(z_NxD**2, -1) - 0.5 * d * math.log(2 * math.pi)
+    if g.source == "student_t":
+        scale = math.sqrt((g.df - 2) / g.df)
+        t_lp = jax.scipy.stats.t.logpdf(z_NxD / scale, g.df) - math.log(scale)
+        return log_jac + jnp.sum(t_lp, -1)
+    # mixture: standard normal across u, a two-component 1-D mixture of std s along u.
+    w, sep = g.mixture_weight, g.mixture_separation
+    s = math.sqrt(1 - w * (1 - w) * sep**2)
+    a_N = z_NxD @ jnp.full((d,), 1 / math.sqrt(d), z_NxD.dtype)
+    across = -0.5 * (jnp.sum(z_NxD**2, -1) - a_N**2) - 0.5 * (d - 1) * math.log(2 * math.pi)
+    norm = jax.scipy.stats.norm.logpdf
+    along = jnp.logaddexp(
+        math.log(1 - w) + norm(a_N, -w * sep, s), math.log(w) + norm(a_N, (1 - w) * sep, s)
+    )
+    return log_jac + across + along
+
+
 def w2_squared(mean_D, cov_DxD, truth: Truth) -> jax.Array:
     """Squared W2 between ``N(mean_D, cov_DxD)`` and ``N(mu0, sigma0^2 I)``.
 
@@ -212,4 +250,6 @@ FAMILY = family.Family(
     fit=fit,
     sample=sample,
     metrics=metrics,
+    log_prob=log_prob,
+    truth_log_prob=truth_log_prob,
 )

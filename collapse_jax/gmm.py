@@ -139,11 +139,15 @@ def _normalise(wlp_KxN) -> tuple[jax.Array, jax.Array]:
     return m_N + jnp.log(s_N), e_KxN / s_N[None]
 
 
-def log_likelihood(x_NxD, gmm: GMM, weight_N=None) -> jax.Array:
-    """Mean (weighted, if ``weight_N``) log-likelihood of ``x_NxD`` under ``gmm``."""
+def _per_sample_log_likelihood(x_NxD, gmm: GMM) -> jax.Array:
     prec_chol_KxDxD = precision_cholesky(gmm.covariances_KxDxD)
     wlp_KxN = _weighted_log_prob(_centred(x_NxD, gmm.means_KxD), gmm.weights_K, prec_chol_KxDxD)
-    lp_N = logsumexp(wlp_KxN, axis=0)
+    return logsumexp(wlp_KxN, axis=0)
+
+
+def log_likelihood(x_NxD, gmm: GMM, weight_N=None) -> jax.Array:
+    """Mean (weighted, if ``weight_N``) log-likelihood of ``x_NxD`` under ``gmm``."""
+    lp_N = _per_sample_log_likelihood(x_NxD, gmm)
     if weight_N is None:
         return lp_N.mean()
     weight_N = weight_N.astype(lp_N.dtype)
@@ -556,6 +560,18 @@ def sample(key, state: State, n: int, cfg) -> jax.Array:
     return sample_gmm(key, state.gmm, n)
 
 
+def log_prob(state: State, x_NxD, cfg) -> jax.Array:
+    """``log p(x_n)`` per sample under the fitted mixture (curation scores)."""
+    del cfg
+    return _per_sample_log_likelihood(x_NxD, state.gmm)
+
+
+def truth_log_prob(truth: Truth, x_NxD, cfg) -> jax.Array:
+    """``log p(x_n)`` under the true mixture (curation score ``oracle``)."""
+    del cfg
+    return _per_sample_log_likelihood(x_NxD, truth.gmm)
+
+
 def _sorted_by_weight(gmm: GMM) -> GMM:
     # Component order out of k-means is arbitrary; heaviest first makes weights[..., -1] the
     # minority mode, whose loss is what the separated variant shows.
@@ -594,4 +610,6 @@ FAMILY = family.Family(
     fit=fit,
     sample=sample,
     metrics=metrics,
+    log_prob=log_prob,
+    truth_log_prob=truth_log_prob,
 )

@@ -16,8 +16,31 @@ Named regimes:
   keep_real             a fraction gamma of original data each generation (the paper's 10% LLM
                         regime), alpha = 1 - gamma.
   custom                explicit alpha, beta, gamma.
+  augment               all of D_0 plus round(lambda * M) new model samples each generation
+                        (``mixing.augment_ratio`` = lambda; Alemohammad et al. 2024's synthetic
+                        augmentation loop): the synthetic part is replaced, the real part stays.
+  fresh                 round(gamma * M) new draws from the original distribution each generation
+                        (never seen before) plus M - round(gamma * M) model samples, with gamma =
+                        ``mixing.fresh_fraction`` (Alemohammad et
+                        al.'s fresh-data loop). The family's ``fresh_data`` draws them (a new sample
+                        of the truth for the small families; unused real examples for the VAE).
+
+Per-source weights (``mixing.real_weight``, ``mixing.synthetic_weight``) are frequency weights in
+the fit: a slot of weight w counts as w samples (the Gaussian's ``n`` is the weights' sum). Real
+slots are D_0 and fresh draws; model samples and data kept from the previous pool (beta) are
+synthetic. Generation 0 always fits D_0 with weight 1.
+
+Curation (``mixing.curation``): instead of ``num_model`` model samples, draw ``oversample`` times
+as many candidates, score each, and keep ``num_model`` of them by ``rule``:
+  top       the highest scores (with the model's own density and oversample k: the central 1/k).
+  resample  ``num_model`` draws with replacement, P(candidate) proportional to exp(score / T)
+            (importance resampling, as GeorgeDrayson/model_collapse).
+Scores: ``oracle`` the true log-density (a verifier, Feng et al. 2024: ``truth_log_prob``),
+``initial`` the generation-0 model's log-likelihood, ``current`` the sampling model's own
+(``log_prob``); ``none`` switches curation off.
 """
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -25,7 +48,17 @@ import jax.numpy as jnp
 
 from collapse_jax.errors import ConfigError, require
 
-REGIMES = ("replace", "accumulate", "accumulate_subsample", "keep_real", "custom")
+REGIMES = (
+    "replace",
+    "accumulate",
+    "accumulate_subsample",
+    "keep_real",
+    "custom",
+    "augment",
+    "fresh",
+)
+SCORES = ("none", "oracle", "initial", "current")
+RULES = ("top", "resample")
 
 
 class Data(NamedTuple):
@@ -49,10 +82,24 @@ class Plan(NamedTuple):
     num_original: int  # gamma * M samples of D_0
     samples_per_generation: int  # M
     capacity: int  # slots in the pool carried between generations
+    real_weight: float = 1.0  # fit weight of D_0 and fresh draws
+    synthetic_weight: float = 1.0  # fit weight of model samples and kept data
+    score: str = "none"  # curation score (SCORES)
+    rule: str = "top"  # curation rule (RULES)
+    oversample: int = 1  # candidates per kept model sample
+    temperature: float = 1.0  # resample: P proportional to exp(score / temperature)
 
     @property
     def accumulates(self) -> bool:
         return self.regime in ("accumulate", "accumulate_subsample")
+
+    @property
+    def curates(self) -> bool:
+        return self.score != "none"
+
+    @property
+    def weighted(self) -> bool:
+        return (self.real_weight, self.synthetic_weight) != (1.0, 1.0)
 
 
 def plan(mix_cfg, samples_per_generation: int, num_generations: int) -> Plan:
@@ -69,6 +116,15 @@ def plan(mix_cfg, samples_per_generation: int, num_generations: int) -> Plan:
                 f"mixing.regime={regime} takes alpha=1, beta=0, gamma=0 (got {a}, {b}, {g}); "
                 "use mixing.regime=custom or keep_real to mix"
             )
+    elif regime in ("augment", "fresh"):
+        # Their parameters have fields of their own (augment_ratio, fresh_fraction), so one sweep
+        # over mixing.regime can hold every regime with the rest of mixing at its defaults.
+        if (a, b, g) != (1.0, 0.0, 0.0):
+            knob = "augment_ratio" if regime == "augment" else "fresh_fraction"
+            raise ConfigError(
+                f"mixing.regime={regime} takes alpha=1, beta=0, gamma=0 (got {a}, {b}, {g}) "
+                f"and is set by mixing.{knob}"
+            )
     elif regime == "keep_real":
         require(0.0 < g < 1.0, "mixing.gamma", "a fraction in (0, 1) for regime keep_real", g)
         require(b == 0.0, "mixing.beta", "0 for regime keep_real", b)
@@ -77,6 +133,33 @@ def plan(mix_cfg, samples_per_generation: int, num_generations: int) -> Plan:
         s = a + b + g
         if abs(s - 1.0) > 1e-9:
             raise ConfigError(f"mixing.alpha + mixing.beta + mixing.gamma: expected 1, got {s!r}")
+    fresh = mix_cfg.fresh_fraction
+    require(
+        isinstance(fresh, int | float) and 0.0 < fresh <= 1.0,
+        "mixing.fresh_fraction",
+        "a fraction in (0, 1] (regime fresh: new original draws / M)",
+        fresh,
+    )
+    if regime == "fresh":
+        require(
+            round(fresh * m) >= 1, "mixing.fresh_fraction", f"round(it * M) >= 1 (M={m})", fresh
+        )
+        g, a = fresh, 1.0 - fresh
+    lam = mix_cfg.augment_ratio
+    require(
+        isinstance(lam, int | float) and math.isfinite(lam) and lam >= 0,
+        "mixing.augment_ratio",
+        "a finite lambda >= 0 (model samples per generation / M, regime augment)",
+        lam,
+    )
+    for name in ("real_weight", "synthetic_weight"):
+        w = mix_cfg[name]
+        require(
+            isinstance(w, int | float) and math.isfinite(w) and w > 0,
+            f"mixing.{name}",
+            "a finite weight > 0",
+            w,
+        )
     num_original = round(g * m)
     num_kept = round(b * m)
     num_model = m - num_original - num_kept
@@ -84,36 +167,91 @@ def plan(mix_cfg, samples_per_generation: int, num_generations: int) -> Plan:
     capacity = m * num_generations if regime == "accumulate" else m
     if regime == "accumulate_subsample":
         capacity = m * num_generations
-    return Plan(regime, num_model, num_kept, num_original, m, capacity)
+    if regime == "augment":
+        num_model, num_original = round(lam * m), m
+        capacity = num_model + m
+    c = mix_cfg.curation
+    require(c.score in SCORES, "mixing.curation.score", f"one of {SCORES}", c.score)
+    require(c.rule in RULES, "mixing.curation.rule", f"one of {RULES}", c.rule)
+    require(
+        isinstance(c.oversample, int) and c.oversample >= 1,
+        "mixing.curation.oversample",
+        "a positive integer (candidates per kept model sample)",
+        c.oversample,
+    )
+    require(
+        isinstance(c.temperature, int | float)
+        and math.isfinite(c.temperature)
+        and c.temperature > 0,
+        "mixing.curation.temperature",
+        "a finite temperature > 0",
+        c.temperature,
+    )
+    return Plan(
+        regime,
+        num_model,
+        num_kept,
+        num_original,
+        m,
+        capacity,
+        float(mix_cfg.real_weight),
+        float(mix_cfg.synthetic_weight),
+        c.score,
+        c.rule,
+        c.oversample,
+        float(c.temperature),
+    )
+
+
+def _pick(key, data: Data, n: int) -> jax.Array:
+    """Indices of ``n`` filled slots drawn without replacement (Gumbel top-k; empty slots -inf)."""
+    # 0 for every filled slot whatever its fit weight (log 1 = 0, as the 0/1 weights always were):
+    # fit weights must not bias which samples are drawn.
+    logits = jnp.where(data.weight > 0, 0.0, -jnp.inf)
+    scores = logits + jax.random.gumbel(key, logits.shape, jnp.float32)
+    return jax.lax.top_k(scores, n)[1]
 
 
 def choose(key, data: Data, n: int) -> jax.Array:
     """``n`` samples of ``data`` drawn without replacement among the filled slots.
 
-    Gumbel top-k on log-weights: empty slots get -inf and are never chosen while n <= filled.
+    Gumbel top-k: empty slots get -inf and are never chosen while n <= filled.
     """
     if n == 0:
         return data.x[:0]
-    logits = jnp.where(data.weight > 0, jnp.log(jnp.maximum(data.weight, 1e-30)), -jnp.inf)
-    scores = logits + jax.random.gumbel(key, logits.shape, jnp.float32)
-    _, idx = jax.lax.top_k(scores, n)
-    return data.x[idx]
+    return data.x[_pick(key, data, n)]
+
+
+def _const(n: int, w: float) -> jax.Array:
+    return jnp.full((n,), w, jnp.float32)
 
 
 def initial_pool(p: Plan, x0) -> Data:
-    """The pool at generation 0: D_0, padded with empty slots for the accumulating regimes."""
-    if not p.accumulates:
+    """The pool at generation 0: D_0, padded with empty slots to the pool's capacity.
+
+    The generation-0 fit sees D_0 alone (weight 1); this only fixes the carried pool's shape and
+    D_0's fit weight in the accumulating regimes.
+    """
+    if not p.accumulates and p.regime != "augment":
         return full(x0)
-    pad = p.capacity - x0.shape[0]
-    x = jnp.concatenate([x0, jnp.zeros((pad, *x0.shape[1:]), x0.dtype)])
-    w = jnp.concatenate([jnp.ones((x0.shape[0],), jnp.float32), jnp.zeros((pad,), jnp.float32)])
+    m, pad = x0.shape[0], p.capacity - x0.shape[0]
+    zeros = jnp.zeros((pad, *x0.shape[1:]), x0.dtype)
+    if p.regime == "augment":  # [model samples, D_0], as every later generation
+        return Data(
+            jnp.concatenate([zeros, x0]),
+            jnp.concatenate([_const(pad, 0.0), _const(m, p.real_weight)]),
+        )
+    x = jnp.concatenate([x0, zeros])
+    w = jnp.concatenate([_const(m, p.real_weight), _const(pad, 0.0)])
     return Data(x, w)
 
 
-def next_pool(key, p: Plan, pool: Data, model_x, data0, generation) -> Data:
+def next_pool(key, p: Plan, pool: Data, model_x, data0, generation, fresh_x=None) -> Data:
     """The pool of generation ``generation`` (>= 1) from the model's samples ``model_x``.
 
-    ``model_x`` holds ``p.num_model`` samples; ``data0`` is D_0 (``x`` only).
+    ``model_x`` holds ``p.num_model`` samples; ``data0`` is D_0 (``x`` only); ``fresh_x`` holds
+    ``p.num_original`` new draws of the original distribution (regime ``fresh`` only).
+    Layout: ``[model samples, kept, original]`` (``augment``: ``[model samples, D_0]``).
     """
     if p.accumulates:
         # All indices int32: under jax_enable_x64 a bare 0 would be int64 next to an int32 start.
@@ -121,20 +259,55 @@ def next_pool(key, p: Plan, pool: Data, model_x, data0, generation) -> Data:
         start = (start,) + (jnp.zeros((), jnp.int32),) * (pool.x.ndim - 1)
         x = jax.lax.dynamic_update_slice(pool.x, model_x.astype(pool.x.dtype), start)
         w = jax.lax.dynamic_update_slice(
-            pool.weight, jnp.ones((p.samples_per_generation,), jnp.float32), start[:1]
+            pool.weight, _const(p.samples_per_generation, p.synthetic_weight), start[:1]
         )
         return Data(x, w)
+    model_x = model_x.astype(pool.x.dtype)
+    if p.regime == "augment":
+        return Data(
+            jnp.concatenate([model_x, data0.astype(pool.x.dtype)]),
+            jnp.concatenate(
+                [_const(p.num_model, p.synthetic_weight), _const(p.num_original, p.real_weight)]
+            ),
+        )
     k_keep, k_orig = jax.random.split(key)
-    parts = [model_x.astype(pool.x.dtype)]
+    parts = [(model_x, p.synthetic_weight)]
     if p.num_kept:
-        parts.append(choose(k_keep, pool, p.num_kept))
+        parts.append((choose(k_keep, pool, p.num_kept), p.synthetic_weight))
     if p.num_original:
-        parts.append(choose(k_orig, full(data0), p.num_original).astype(pool.x.dtype))
-    return full(jnp.concatenate(parts))
+        if p.regime == "fresh":
+            orig = fresh_x
+        else:
+            orig = choose(k_orig, full(data0), p.num_original)
+        parts.append((orig.astype(pool.x.dtype), p.real_weight))
+    x = jnp.concatenate([x for x, _ in parts])
+    return Data(x, jnp.concatenate([_const(x.shape[0], w) for x, w in parts]))
 
 
 def training_data(key, p: Plan, pool: Data) -> Data:
     """The dataset the next model is fitted on: the pool itself, or M of it (accumulate_subsample)."""
     if p.regime == "accumulate_subsample":
-        return full(choose(key, pool, p.samples_per_generation))
+        idx = _pick(key, pool, p.samples_per_generation)
+        if not p.weighted:
+            # Constant ones, as before weights existed: XLA then folds the weights away and the
+            # fit's sums (and so every number of this regime) stay bit-for-bit what they were.
+            return full(pool.x[idx])
+        return Data(pool.x[idx], pool.weight[idx])
     return pool
+
+
+def curate(key, p: Plan, candidates_x, scores_C) -> jax.Array:
+    """``p.num_model`` of the ``p.num_model * p.oversample`` candidates, by ``p.rule``.
+
+    Non-finite scores count as the lowest (never kept by ``top`` while finite ones remain; weight
+    ~0 for ``resample``), so a lost state or a collapsed model cannot turn the draw into NaN.
+    """
+    scores_C = jnp.where(jnp.isnan(scores_C), -jnp.inf, scores_C)
+    scores_C = jnp.maximum(scores_C.astype(jnp.float32), jnp.float32(-1e30))
+    if p.rule == "top":
+        idx = jax.lax.top_k(scores_C, p.num_model)[1]
+    else:
+        logits = scores_C / p.temperature
+        logits = jnp.where(jnp.isfinite(logits), logits, jnp.float32(-1e30))
+        idx = jax.random.categorical(key, logits, shape=(p.num_model,))
+    return candidates_x[idx]

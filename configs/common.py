@@ -33,12 +33,25 @@ def base(experiment: str) -> ml_collections.ConfigDict:
     cfg.samples_per_generation = 1000  # M
 
     cfg.mixing = ml_collections.ConfigDict()
-    cfg.mixing.regime = (
-        "replace"  # replace | accumulate | accumulate_subsample | keep_real | custom
-    )
+    # replace | accumulate | accumulate_subsample | keep_real | custom | augment | fresh
+    cfg.mixing.regime = "replace"
     cfg.mixing.alpha = 1.0  # model samples (custom)
     cfg.mixing.beta = 0.0  # kept from the previous dataset (custom)
     cfg.mixing.gamma = 0.0  # original data (custom, keep_real)
+    # fresh: gamma, the fraction of each generation's M that is new original data, in (0, 1].
+    cfg.mixing.fresh_fraction = 0.1
+    # augment: lambda, model samples per generation in units of M, added to all of D_0.
+    cfg.mixing.augment_ratio = 1.0
+    # Frequency weights in the fit (a slot of weight w counts as w samples): real = D_0 and fresh
+    # draws, synthetic = model samples and kept data. Generation 0 fits D_0 with weight 1.
+    cfg.mixing.real_weight = 1.0
+    cfg.mixing.synthetic_weight = 1.0
+    # Curation of model samples: draw oversample x as many, keep num_model of them by rule.
+    cfg.mixing.curation = ml_collections.ConfigDict()
+    cfg.mixing.curation.score = "none"  # none | oracle (true log-density) | initial | current
+    cfg.mixing.curation.rule = "top"  # top (highest scores) | resample (P ~ exp(score / T))
+    cfg.mixing.curation.oversample = 2  # candidates drawn per kept model sample (integer >= 1)
+    cfg.mixing.curation.temperature = 1.0  # T of rule resample, in nats of score
 
     cfg.checkpoint = ml_collections.ConfigDict()
     cfg.checkpoint.every_generations = 10  # also sets how many generations one XLA call scans

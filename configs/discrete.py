@@ -14,17 +14,28 @@ Variants:
   cpu    K = 20, M = 50, 400 generations, 1000 seeds: well under a minute on 2 CPU cores; nearly all
          seeds absorbed, absorption histogram matching q.
   smoke  K = 5, M = 10, 20 generations, 8 seeds: seconds.
+  regimes  one sweep over replace, accumulate, accumulate_subsample, augment (lambda = 1) and fresh
+         (gamma = 0.1) on the cpu chain (K = 20, M = 50), 200 generations, 1000 seeds:
+             python -m launch.sweep --config=configs/discrete.py:regimes --workdir=/tmp/dregimes
+             python -m launch.regimes --workdir=/tmp/dregimes --metrics=gini_simpson,support_size
+         Gini-Simpson has exact theory for replace and accumulate. ``regimes_smoke``: smoke size.
 """
 
 import ml_collections
 
 from configs import common
 
+VARIANTS = (*common.VARIANTS, "regimes", "regimes_smoke")
+REGIMES = ["replace", "accumulate", "accumulate_subsample", "augment", "fresh"]
+
 
 def get_config(arg=None):
-    variant = common.variant(arg)
+    name = arg or "paper"
+    if name not in VARIANTS:
+        raise ValueError(f"config variant: expected one of {VARIANTS}, got {name!r}")
+    variant = name if name in common.VARIANTS else "cpu"
     cfg = common.base("discrete")
-    cfg.variant = variant
+    cfg.variant = name
 
     cfg.discrete = ml_collections.ConfigDict()
     cfg.discrete.num_states = 100  # K
@@ -53,5 +64,12 @@ def get_config(arg=None):
         cfg.num_generations = 20
         cfg.samples_per_generation = 10
         cfg.checkpoint.every_generations = 5
+    if name.startswith("regimes"):
+        # K = 20 Zipf, M = 50 (the cpu chain); augment lambda = 1, fresh gamma = 0.1.
+        cfg.mixing.augment_ratio = 1.0
+        cfg.mixing.fresh_fraction = 0.1
+        cfg.sweep.mixing = ml_collections.ConfigDict({"regime": list(REGIMES)})
+        cfg.num_seeds, cfg.num_generations = (1000, 200) if name == "regimes" else (8, 6)
+        cfg.checkpoint.every_generations = 100 if name == "regimes" else 3
     cfg.checkpoint.keep_generations = common.log_spaced_generations(cfg.num_generations)
     return cfg

@@ -12,6 +12,14 @@ Variants:
          the median falls to about exp(-10) ~ 5e-5 by generation 1000, and E[W2^2] grows about
          linearly, ~ (n+1)/M + 2 - 2 E[sigma_n] ~ 12 at generation 999, matching ``theory.py``.
   smoke  M = 20, 20 generations, 8 seeds: seconds.
+  regimes  one sweep over the data regimes of ``mixing.py`` (replace, accumulate,
+         accumulate_subsample, augment with lambda = 1, fresh with gamma = 0.1), mle estimator,
+         M = 20, 100 generations, 1000 seeds; then the comparison figure with theory overlaid:
+             python -m launch.sweep --config=configs/gaussian.py:regimes --workdir=/tmp/regimes
+             python -m launch.regimes --workdir=/tmp/regimes
+         Expected (``theory.py``): E[sigma^2] falls as (19/20)^(g+1) under replace (0.006 at
+         g = 99) but stays at or above sin(pi/sqrt 20)/(pi/sqrt 20) = 0.918 under accumulate and at
+         the augment / fresh fixed points. ``regimes_smoke``: the same sweep at smoke size.
 
 Precision: sampling rounds x = mu_n + sigma_n z to the float grid around mu_n, which adds rounding
 noise of variance ~ (eps |mu_n|)^2 / 12 and, once sigma_n is below half a grid step, makes every
@@ -26,11 +34,17 @@ import ml_collections
 
 from configs import common
 
+VARIANTS = (*common.VARIANTS, "regimes", "regimes_smoke")
+REGIMES = ["replace", "accumulate", "accumulate_subsample", "augment", "fresh"]
+
 
 def get_config(arg=None):
-    variant = common.variant(arg)
+    name = arg or "paper"
+    if name not in VARIANTS:
+        raise ValueError(f"config variant: expected one of {VARIANTS}, got {name!r}")
+    variant = name if name in common.VARIANTS else "cpu"
     cfg = common.base("gaussian")
-    cfg.variant = variant
+    cfg.variant = name
 
     cfg.gaussian = ml_collections.ConfigDict()
     cfg.gaussian.dim = 1  # d; d = 1 is the paper's case
@@ -62,5 +76,13 @@ def get_config(arg=None):
         cfg.num_generations = 20
         cfg.samples_per_generation = 20
         cfg.checkpoint.every_generations = 5
+    if name.startswith("regimes"):
+        cfg.gaussian.estimator = "mle"  # accumulate's product formula (Kazdan et al.) is the mle's
+        cfg.samples_per_generation = 20
+        cfg.mixing.augment_ratio = 1.0
+        cfg.mixing.fresh_fraction = 0.1
+        cfg.sweep.mixing = ml_collections.ConfigDict({"regime": list(REGIMES)})
+        cfg.num_seeds, cfg.num_generations = (1000, 100) if name == "regimes" else (8, 6)
+        cfg.checkpoint.every_generations = 50 if name == "regimes" else 3
     cfg.checkpoint.keep_generations = common.log_spaced_generations(cfg.num_generations)
     return cfg

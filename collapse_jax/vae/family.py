@@ -27,6 +27,9 @@ probabilities for latents drawn once per fit:
                                     entropy ~ log 10 = 2.303 and min share ~ 0.09
   classifier_heldout_accuracy       that MLP's accuracy on held-out real images (same every row)
   sample_images                     the first ``grid_images`` samples as uint8, for the 8x8 grids
+
+Regimes: ``fresh`` takes real images never used before (``fresh_data``); curation scores images by
+their ELBO (``log_prob``; there is no oracle density for MNIST), with ``vae.samples=fixed_dataset``.
 """
 
 import functools
@@ -123,6 +126,11 @@ def validate(cfg) -> None:
         isinstance(v.kde_points, int) and v.kde_points >= 2, "vae.kde_points", ">= 2", v.kde_points
     )
     p = _plan(cfg)
+    if v.samples == "fresh_per_batch" and p.curates:
+        raise ConfigError(
+            "mixing.curation: vae.samples=fresh_per_batch trains on new decoder samples every "
+            "batch, so curated pool samples would never be used; use vae.samples=fixed_dataset"
+        )
     if v.samples == "fresh_per_batch" and (p.accumulates or p.num_kept):
         raise ConfigError(
             f"vae.samples=fresh_per_batch draws each batch from the previous model, which leaves "
@@ -140,6 +148,16 @@ def reference(cfg) -> Truth:
             f"samples_per_generation: expected at most the {n} images of the MNIST "
             f"{data.split!r} pool, got {cfg.samples_per_generation}"
         )
+    p = _plan(cfg)
+    if p.regime == "fresh":
+        need = cfg.samples_per_generation + (cfg.num_generations - 1) * p.num_original
+        if need > n:
+            raise ConfigError(
+                f"mixing.regime=fresh: D_0 and {p.num_original} unused real images per generation "
+                f"for {cfg.num_generations} generations need {need} images, but the MNIST "
+                f"{data.split!r} pool has {n} (it supports "
+                f"{1 + (n - cfg.samples_per_generation) // p.num_original} generations)"
+            )
     images = jnp.asarray(data.images_NxHxW)
     labels = jnp.asarray(data.labels_N)
     key = jax.random.fold_in(jax.random.key(cfg.seed), 0x6D6E6973)  # not a seed index's stream
@@ -151,6 +169,29 @@ def original_data(key, truth: Truth, cfg):
     """D_0: the first M images of the real pool, the same for every seed (``key`` unused)."""
     del key
     return truth.images_NxHxW[: cfg.samples_per_generation]
+
+
+def fresh_data(key, truth: Truth, n: int, generation, cfg):
+    """Regime ``fresh``: real images never used before, drawn without replacement.
+
+    Generation g >= 1 takes pool images ``[M + (g - 1) n, M + g n)``: after D_0 (the first M) and
+    disjoint from every other generation's. ``reference`` checks that the pool holds
+    ``M + (G - 1) n`` images. The pool's order is the file's, so these are as random as D_0 is.
+    """
+    del key
+    start = cfg.samples_per_generation + (jnp.asarray(generation, jnp.int32) - 1) * n
+    return jax.lax.dynamic_slice_in_dim(truth.images_NxHxW, start, n)
+
+
+def log_prob(state: VaeState, x_NxHxW, cfg):
+    """The ELBO of each image (curation scores ``current``/``initial``), at the posterior mean.
+
+    ``-(BCE + KL)`` with ``z = mu(x)`` (eps = 0): deterministic, since a score takes no key; a
+    lower bound on log p(x) up to the reparameterisation noise the training loss averages over.
+    """
+    v = cfg.vae
+    eps = jnp.zeros((x_NxHxW.shape[0], v.latent_dim), jnp.float32)
+    return -model.per_image_loss(state.params, train.to_unit(x_NxHxW), eps, v.latent_dim)
 
 
 def init(key, cfg, data0) -> VaeState:
@@ -225,4 +266,6 @@ FAMILY = family.Family(
     fit=fit,
     sample=sample,
     metrics=metrics,
+    fresh_data=fresh_data,
+    log_prob=log_prob,
 )
