@@ -15,6 +15,10 @@ generation axis with ``lax.scan``). Shapes must be static given ``cfg``.
   metrics(state, data, origin, cfg) -> dict    scalar metrics of one seed at one generation; ``origin``
                                                holds truth, D_0 and the generation-0 state
 
+``rows_per_generation(cfg) -> int`` (optional) is how many pool rows one generation's dataset takes
+when a family's samples are records standing for many samples (the statistics samplers,
+``sufficient.py``); without it a row is a sample and a dataset takes ``cfg.samples_per_generation``.
+
 Families that cannot be vmapped over seeds (the OPT pipeline) set ``driver``: a function
 ``driver(cfg, workdir) -> None`` that ``chain.run`` calls instead of the generic loop, built from the
 same pieces (``checkpoint.py``, ``metrics.py``, ``rng.py``, ``mixing.py``).
@@ -44,6 +48,7 @@ class Family(NamedTuple):
     sample: Callable | None = None
     metrics: Callable | None = None
     driver: Callable | None = None
+    rows_per_generation: Callable | None = None
 
 
 def _gaussian():
