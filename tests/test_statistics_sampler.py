@@ -46,7 +46,10 @@ def _assert_same_law(a, b, name):
     assert p > P_MIN, f"{name}: KS p = {p:.2g}"
 
 
-@pytest.mark.parametrize("regime, dim", [("replace", 1), ("accumulate", 1), ("keep_real", 2)])
+@pytest.mark.parametrize(
+    "regime, dim",
+    [("replace", 1), pytest.param("accumulate", 1, marks=pytest.mark.slow), ("keep_real", 2)],
+)
 def test_gaussian_samplers_agree_in_distribution(regime, dim):
     # M = 5: the spread of the fitted variance is wide, so a wrong law shows in a few generations.
     got = {s: chain.simulate(_gaussian(s, dim=dim, regime=regime)) for s in sufficient.SAMPLERS}
@@ -56,7 +59,7 @@ def test_gaussian_samplers_agree_in_distribution(regime, dim):
             _assert_same_law(got["samples"][k][g], got["statistics"][k][g], f"{k}[{g}]")
 
 
-@pytest.mark.parametrize("regime", ["replace", "keep_real"])
+@pytest.mark.parametrize("regime", ["replace", pytest.param("keep_real", marks=pytest.mark.slow)])
 def test_discrete_samplers_agree_in_distribution(regime):
     got = {s: chain.simulate(_discrete(s, regime)) for s in sufficient.SAMPLERS}
     for g in (1, 5):
@@ -69,7 +72,7 @@ def _within(x_S, expected, name, k=5.0):
     assert abs(x_S.mean() - expected) < k * se, (name, x_S.mean(), expected, se)
 
 
-@pytest.mark.parametrize("estimator", ["unbiased", "mle"])
+@pytest.mark.parametrize("estimator", ["unbiased", pytest.param("mle", marks=pytest.mark.slow)])
 def test_gaussian_statistics_match_theory_at_a_million_samples(estimator):
     # M = 10^6 costs what M = 5 does: the fit's statistics are drawn, not the samples.
     m, gens = 10**6, 8
@@ -89,7 +92,7 @@ def test_discrete_statistics_match_theory():
         _within(out["gini_simpson"][g], theory.expected_gini_simpson(g, q, 20), f"gini[{g}]")
 
 
-@pytest.mark.parametrize("dim, count", [(1, 7), (3, 7), (3, 2)])
+@pytest.mark.parametrize("dim, count", [pytest.param(1, 7, marks=pytest.mark.slow), (3, 7), (3, 2)])
 def test_drawn_record_has_the_sample_moments(dim, count):
     # count = 2 in d = 3: one degree of freedom, the singular-Wishart branch.
     a = np.random.default_rng(0).normal(size=(dim, dim))
@@ -121,9 +124,11 @@ def test_pooled_records_fit_the_union_exactly():
     rows += [gaussian._record_of(jnp.asarray(x[i : i + 1])) for i in (27, 28, 29)]
     rows += [jnp.zeros_like(rows[0]), jnp.full_like(rows[0], 7.0)]
     weight = jnp.asarray([1, 1, 1, 1, 1, 1, 1, 0], jnp.float32)
-    plain = gaussian.fit(None, None, mixing.full(jnp.asarray(x)), cfg)
+    plain = jax.jit(lambda d: gaussian.fit(None, None, d, cfg))(mixing.full(jnp.asarray(x)))
     cfg.gaussian.sampler = "statistics"
-    pooled = gaussian.fit(None, None, mixing.Data(jnp.stack(rows), weight), cfg)
+    pooled = jax.jit(lambda d: gaussian.fit(None, None, d, cfg))(
+        mixing.Data(jnp.stack(rows), weight)
+    )
     np.testing.assert_allclose(pooled.mean_D, plain.mean_D, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(pooled.cov_DxD, plain.cov_DxD, rtol=1e-5, atol=1e-6)
 
