@@ -13,7 +13,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from collapse_jax import chain, distributed
+from collapse_jax import chain, compile_cache, distributed
 from collapse_jax.errors import CheckpointError, ConfigError, DataError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -29,6 +29,7 @@ def main(argv):
     cfg = _CONFIG.value
     distributed.initialize_from_flags()
     jax.config.update("jax_enable_x64", cfg.enable_x64)
+    compile_cache.enable()
     try:
         workdir = chain.run(cfg, _WORKDIR.value, overwrite=_OVERWRITE.value)
     except (ConfigError, DataError, CheckpointError, FloatingPointError) as e:
