@@ -40,7 +40,7 @@ def jax_side(num_seeds, x_NxHxW, vae_cfg):
     return once
 
 
-def torch_side(num_seeds, x_NxHxW, vae_cfg):
+def torch_side(num_seeds, x_NxHxW, vae_cfg, device="cpu"):
     """A blocking call training ``num_seeds`` PyTorch VAEs one after the other."""
     import torch
     from torch import nn
@@ -62,21 +62,23 @@ def torch_side(num_seeds, x_NxHxW, vae_cfg):
             h = F.relu(self.fc(z)).view(-1, 128, 7, 7)
             return torch.sigmoid(self.d2(F.relu(self.d1(h)))), mu, logvar
 
-    x_all = torch.from_numpy(x_NxHxW.astype(np.float32) / 255.0)[:, None]
+    x_all = torch.from_numpy(x_NxHxW.astype(np.float32) / 255.0)[:, None].to(device)
     B = vae_cfg.batch_size
 
     def once():
         for s in range(num_seeds):
             train_one(s)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
 
     def train_one(s):
         torch.manual_seed(s)
-        model = VAE()
+        model = VAE().to(device)
         opt = torch.optim.Adam(
             model.parameters(), lr=vae_cfg.learning_rate, weight_decay=vae_cfg.weight_decay
         )
         for _ in range(vae_cfg.epochs):
-            perm = torch.randperm(x_all.shape[0])
+            perm = torch.randperm(x_all.shape[0], device=device)
             for b in range(math.ceil(x_all.shape[0] / B)):
                 x = x_all[perm[b * B : (b + 1) * B]]
                 recon, mu, logvar = model(x)
