@@ -159,6 +159,11 @@ def _record_of(x_NxD) -> jax.Array:
     return _record(x_NxD.shape[0], mean_D, xc_NxD.T @ xc_NxD)
 
 
+def _chi2(key, df, shape):
+    """``chi^2_df`` as ``2 Gamma(df / 2)``: the same law, about twice as fast as ``chisquare``."""
+    return 2.0 * jax.random.gamma(key, df / 2, shape, df.dtype)
+
+
 def _draw_record(key, mean_D, cov_DxD, count: int) -> jax.Array:
     """The record of ``count`` draws from ``N(mean_D, cov_DxD)``, drawn without the draws."""
     d = mean_D.shape[-1]
@@ -169,7 +174,7 @@ def _draw_record(key, mean_D, cov_DxD, count: int) -> jax.Array:
     dof = count - 1
     if d == 1:
         mean_D = mean_D + root_DxD[0] * z_D / math.sqrt(count)
-        chi2 = jax.random.chisquare(k_diag, float(max(dof, 1)), (), dtype) if dof else 0.0
+        chi2 = _chi2(k_diag, jnp.asarray(dof, dtype), ()) if dof else 0.0
         return _record(count, mean_D, cov_DxD * chi2)
     mean_D = mean_D + (root_DxD @ z_D) / math.sqrt(count)
     if dof == 0:
@@ -178,7 +183,7 @@ def _draw_record(key, mean_D, cov_DxD, count: int) -> jax.Array:
         # Bartlett: A lower triangular, A_ii^2 ~ chi^2_{dof - i}, A_ij ~ N(0, 1) below the
         # diagonal; root A A^T root^T ~ Wishart(cov, dof).
         df_D = dof - jnp.arange(d, dtype=dtype)
-        diag_D = jnp.sqrt(jax.random.chisquare(k_diag, df_D, (d,), dtype))
+        diag_D = jnp.sqrt(_chi2(k_diag, df_D, (d,)))
         low_DxD = jnp.tril(jax.random.normal(k_low, (d, d), dtype), -1)
         a_DxD = low_DxD + jnp.diag(diag_D)
         ra_DxD = root_DxD @ a_DxD
