@@ -38,10 +38,12 @@ def check_regime(cfg, field: str) -> None:
     """Refuse the regimes a statistics sampler cannot run exactly, naming ``field``."""
     p = _plan(cfg)
     if p.regime == "accumulate_subsample" or p.num_kept:
+        what = f"mixing.regime={p.regime}"
+        if p.num_kept:
+            what += f" with mixing.beta={cfg.mixing.beta}"
         raise ConfigError(
-            f"{field}: 'statistics' cannot run mixing.regime={p.regime} with "
-            f"mixing.beta={cfg.mixing.beta} (it picks single samples out of earlier model data); "
-            "use 'samples'"
+            f"{field}: 'statistics' cannot run {what} (it picks single samples out of earlier "
+            "model data, which a statistics record cannot split); use 'samples'"
         )
 
 
