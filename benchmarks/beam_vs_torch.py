@@ -15,9 +15,9 @@ counts B * 64 tokens of the best hypothesis per call; our compile time is report
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
+import _common  # first: puts the repository root on sys.path
 import jax
 import numpy as np
 
@@ -45,7 +45,7 @@ NEW_TOKENS = 64
 NUM_BEAMS = 5
 
 
-def run(name: str, rounds: int) -> dict:
+def run(name: str, rounds: int, torch_device: str = "cpu", batch: int | None = None) -> dict:
     import torch
     import transformers
 
@@ -70,60 +70,63 @@ def run(name: str, rounds: int) -> dict:
     def theirs():
         with torch.no_grad():
             out = model.generate(
-                input_ids=torch.tensor(ids_BxL),
-                attention_mask=torch.tensor(mask_BxL),
+                input_ids=torch.tensor(ids_BxL, device=torch_device),
+                attention_mask=torch.tensor(mask_BxL, device=torch_device),
                 do_sample=False,
                 **kw,
             )
-        return out[:, PROMPT_LENGTH:].numpy()
+        return out[:, PROMPT_LENGTH:].cpu().numpy()
 
     start = time.perf_counter()
     ours_tokens = ours()
     compile_s = time.perf_counter() - start
-    theirs_tokens = theirs()  # warm-up (allocator, kernel selection)
-    ours_s, theirs_s = [], []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        ours()
-        ours_s.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        theirs()
-        theirs_s.append(time.perf_counter() - start)
-    ours_med, theirs_med = statistics.median(ours_s), statistics.median(theirs_s)
+    theirs_tokens = theirs()
+    t = _common.interleave({"ours": ours, "theirs": theirs}, rounds)
     return dict(
         name=name,
         params_m=opt.param_count(params) / 1e6,
         batch=B,
         compile_s=compile_s,
-        ours_tok_s=B * NEW_TOKENS / ours_med,
-        theirs_tok_s=B * NEW_TOKENS / theirs_med,
-        ratio=theirs_med / ours_med,
+        ours_tok_s=_common.rate(B * NEW_TOKENS, t["ours"]),
+        theirs_tok_s=_common.rate(B * NEW_TOKENS, t["theirs"]),
+        ratio=_common.ratio(t["theirs"], t["ours"]),
         # random weights give near-flat distributions, so float-noise ties can split the beams
         same_tokens=float(np.mean(ours_tokens == theirs_tokens)),
     )
+
+
+def rows(only=None, rounds=3, quick=False):
+    import torch
+
+    torch.set_num_threads(2)
+    if quick:
+        only, rounds = "small", 2
+    out = []
+    for name in [only] if only else list(SETUPS):
+        r = run(name, rounds)
+        out.append(
+            _common.Row(
+                f"beam search, {NUM_BEAMS} beams, {PROMPT_LENGTH}-token prompts + exactly "
+                f"{NEW_TOKENS} new tokens, {r['batch']} prompts, OPT {name} "
+                f"({r['params_m']:.0f}M), new tokens/s; same tokens {r['same_tokens']:.0%}",
+                f"python benchmarks/beam_vs_torch.py --only={name}",
+                str(r["ours_tok_s"]),
+                f"transformers `generate` {r['theirs_tok_s']}",
+                f"{r['ratio']}x",
+            )
+        )
+    return out
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(SETUPS))
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="small setup, 2 rounds")
     args = parser.parse_args()
-    import torch
-
-    torch.set_num_threads(2)
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, torch {torch.__version__}")
-    print(f"{NUM_BEAMS} beams, {PROMPT_LENGTH}-token prompts, exactly {NEW_TOKENS} new tokens\n")
-    header = "| setup | params (M) | prompts | ours new tok/s | torch new tok/s | speed-up |"
-    print(header + " our compile (s) | same tokens |")
-    print("|---" * 8 + "|")
-    for name in [args.only] if args.only else list(SETUPS):
-        r = run(name, args.rounds)
-        print(
-            f"| {r['name']} | {r['params_m']:.1f} | {r['batch']} | {r['ours_tok_s']:.0f} "
-            f"| {r['theirs_tok_s']:.0f} | {r['ratio']:.2f}x | {r['compile_s']:.1f} "
-            f"| {r['same_tokens']:.0%} |",
-            flush=True,
-        )
+    print(_common.machine())
+    print(f"{NUM_BEAMS} beams, {PROMPT_LENGTH}-token prompts, exactly {NEW_TOKENS} new tokens")
+    print(_common.table(rows(args.only, args.rounds, args.quick)))
 
 
 if __name__ == "__main__":

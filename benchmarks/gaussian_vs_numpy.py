@@ -1,23 +1,21 @@
-r"""The Gaussian chain: our jitted, vmapped chain against a plain NumPy loop, in one process.
+r"""The Gaussian chain: our jitted, vmapped chain (both samplers) against NumPy vectorised over seeds.
 
   python benchmarks/gaussian_vs_numpy.py [--seeds 1000] [--generations 1000] [--samples 100] \
-      [--numpy_seeds 1000]
+      [--rounds 3]
 
-Both sides run the same chain: D_0 = M draws of N(0, 1), then each generation fits the mean and
-``np.std`` (ddof=0, the authors' notebook; our ``estimator=mle``) and draws M new samples, pure
-replace, with the same per-generation metrics (mean, variance, std, mean error, std error, W2^2).
-NumPy is the notebook's style: a Python loop over seeds and generations with ``np.random.normal``,
-``np.mean`` and ``np.std``. Ours is ``chain.build`` for ``configs/gaussian.py`` (vmap over seeds,
-``lax.scan`` over generations, one XLA call), timed on a second identical call after compiling;
-compile time is printed apart. ``--numpy_seeds`` < ``--seeds`` times NumPy on a subset and scales
-its time to all seeds (its cost is linear in seeds).
-
-Timings are wall clock; on a loaded machine read the ratio rather than the absolute numbers.
+All sides run the same chain: D_0 = M draws of N(0, 1), then each generation fits the mean and
+``np.std`` (ddof=0, the authors' notebook; our ``estimator=mle``), pure replace, with the
+per-generation metrics. NumPy draws all seeds' M samples at once (``(S, M)`` arrays, a Python loop
+over generations only): the fastest plain-NumPy form, not the notebook's loop over seeds. Ours is
+``chain.build`` for ``configs/gaussian.py`` (vmap over seeds, ``lax.scan`` over generations), with
+``gaussian.sampler = samples`` (draws the M samples) and ``statistics`` (draws their mean and
+scatter directly: same law, O(1) in M). Every side is warmed up (compile) and the rounds are
+interleaved (``_common.py``).
 """
 
 import argparse
-import time
 
+import _common  # first: puts the repository root on sys.path
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,53 +24,64 @@ from collapse_jax import chain, family, rng
 from configs import gaussian as gaussian_config
 
 
-def ours(seeds: int, generations: int, samples: int) -> tuple[float, float, dict]:
-    """(compile + first run seconds, run seconds, final metrics) of the jitted chain."""
+def ours(seeds: int, generations: int, samples: int, sampler: str):
+    """A blocking call running the whole chain; returns the final variances."""
     cfg = gaussian_config.get_config("paper")
     cfg.num_seeds, cfg.num_generations, cfg.samples_per_generation = seeds, generations, samples
-    cfg.gaussian.estimator = "mle"
-    cfg.enable_x64 = jax.config.jax_enable_x64  # float32 unless JAX_ENABLE_X64=1 (NumPy: float64)
+    cfg.gaussian.estimator, cfg.gaussian.sampler = "mle", sampler
+    cfg.enable_x64 = jax.config.jax_enable_x64
     fam = family.get("gaussian")
-    with jax.default_matmul_precision(cfg.matmul_precision):
-        steps = chain.build(cfg, fam)
-        truth = fam.reference(cfg)
-        keys_S = rng.seed_keys(cfg.seed, seeds)
-        gens = jnp.arange(1, generations, dtype=jnp.int32)
+    steps = chain.build(cfg, fam)
+    truth = fam.reference(cfg)
+    keys_S = rng.seed_keys(cfg.seed, seeds)
+    gens = jnp.arange(1, generations, dtype=jnp.int32)
 
-        def once():
-            t = time.perf_counter()
+    def once():
+        with jax.default_matmul_precision(cfg.matmul_precision):
             carry, _ = steps.first(keys_S, truth)
             _, m = steps.chunk(keys_S, truth, carry, gens)
-            m = jax.block_until_ready(m)
-            return time.perf_counter() - t, m
+            return np.asarray(jax.block_until_ready(m["variance"])[:, -1])
 
-        t_compile, _ = once()
-        t_run, m = once()
-    return t_compile, t_run, {k: np.asarray(v)[:, -1] for k, v in m.items()}
+    return once
 
 
-def numpy_loop(seeds: int, generations: int, samples: int) -> tuple[float, dict]:
-    """Seconds for ``seeds`` chains in a Python loop (notebook style), and final metrics."""
+def numpy_vectorised(seeds: int, generations: int, samples: int):
     rs = np.random.default_rng(0)
-    mu0, sigma0 = 0.0, 1.0
-    last = {k: [] for k in ("variance", "mean_error", "w2_squared")}
-    t = time.perf_counter()
-    for _ in range(seeds):
-        x = rs.normal(mu0, sigma0, samples)
+
+    def once():
+        x = rs.normal(0.0, 1.0, (seeds, samples))
         for _ in range(generations):
-            mu, sd = np.mean(x), np.std(x)
-            metrics = dict(
-                mean=mu,
-                variance=sd**2,
-                std=sd,
-                mean_error=(mu - mu0) ** 2,
-                std_error=abs(sd - sigma0),
-                w2_squared=(mu - mu0) ** 2 + (sd - sigma0) ** 2,
-            )
-            x = rs.normal(mu, sd, samples)
-        for k in last:
-            last[k].append(metrics[k])
-    return time.perf_counter() - t, {k: np.asarray(v) for k, v in last.items()}
+            mu, sd = x.mean(1), x.std(1)
+            metrics = dict(mean=mu, variance=sd**2, std=sd, mean_error=mu**2)
+            metrics["std_error"] = np.abs(sd - 1.0)
+            metrics["w2_squared"] = mu**2 + (sd - 1.0) ** 2
+            x = mu[:, None] + sd[:, None] * rs.standard_normal((seeds, samples))
+        return metrics["variance"]
+
+    return once
+
+
+def rows(seeds=1000, generations=1000, samples=100, rounds=3, quick=False):
+    if quick:
+        seeds, generations, rounds = 100, 100, 2
+    sides = {
+        "numpy": numpy_vectorised(seeds, generations, samples),
+        "samples": ours(seeds, generations, samples, "samples"),
+        "statistics": ours(seeds, generations, samples, "statistics"),
+    }
+    t = _common.interleave(sides, rounds)
+    cmd = "python benchmarks/gaussian_vs_numpy.py" + (" --quick" if quick else "")
+    work = f"Gaussian chain, {seeds} seeds x {generations} generations, M={samples}"
+    return [
+        _common.Row(
+            f"{work}, sampler={name}, vs NumPy vectorised over seeds",
+            cmd,
+            f"{_common.spread(t[name])} s",
+            f"NumPy {_common.spread(t['numpy'])} s",
+            f"{_common.ratio(t['numpy'], t[name])}x",
+        )
+        for name in ("samples", "statistics")
+    ]
 
 
 def main():
@@ -80,29 +89,11 @@ def main():
     p.add_argument("--seeds", type=int, default=1000)
     p.add_argument("--generations", type=int, default=1000)
     p.add_argument("--samples", type=int, default=100, help="M, samples per generation")
-    p.add_argument("--numpy_seeds", type=int, default=None, help="time NumPy on this many seeds")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="100 seeds x 100 generations, 2 rounds")
     a = p.parse_args()
-    numpy_seeds = min(a.numpy_seeds or a.seeds, a.seeds)
-
-    print(f"devices: {jax.devices()}")
-    print(f"work: {a.seeds} seeds x {a.generations} generations x M = {a.samples} (mle)")
-    t_compile, t_ours, m_ours = ours(a.seeds, a.generations, a.samples)
-    t_np_sub, m_np = numpy_loop(numpy_seeds, a.generations, a.samples)
-    t_np = t_np_sub * a.seeds / numpy_seeds
-    scaled = "" if numpy_seeds == a.seeds else f" (timed on {numpy_seeds} seeds, scaled)"
-    print(
-        f"ours (jit + vmap + scan): {t_ours:.3f} s   [first call incl. compile {t_compile:.2f} s]"
-    )
-    print(f"numpy loop:               {t_np:.3f} s{scaled}")
-    print(f"ratio numpy / ours:       {t_np / t_ours:.1f}x")
-    # The two sides use different random streams; their final-generation statistics must still
-    # agree in distribution (a sanity check that the same work was done).
-    g = a.generations - 1
-    for k in ("variance", "mean_error", "w2_squared"):
-        print(
-            f"  generation {g} {k}: median ours {np.median(m_ours[k]):.4g}, "
-            f"numpy {np.median(m_np[k]):.4g}"
-        )
+    print(_common.machine())
+    print(_common.table(rows(a.seeds, a.generations, a.samples, a.rounds, a.quick)))
 
 
 if __name__ == "__main__":

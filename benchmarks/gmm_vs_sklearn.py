@@ -13,14 +13,14 @@ seed-generation over ours. sklearn runs with its thread pools limited to one thr
 2-core machine its OpenMP k-means is tens of times slower with the default pools (also printed
 once as ``sklearn (default threads)``).
 
-Timings are wall clock; on a loaded machine run both sides back to back (this script does) and
-read the ratio rather than the absolute numbers.
+Both sides are warmed up (our compile) and run in alternating rounds (``_common.py``); the table
+gives the median [min-max] over rounds of the time per seed-generation and of the ratio.
 """
 
 import argparse
-import time
 import warnings
 
+import _common  # first: puts the repository root on sys.path
 import jax
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -31,8 +31,8 @@ from collapse_jax import chain, family, rng
 from configs import gmm as gmm_config
 
 
-def ours(num_seeds: int, samples: int, generations: int) -> tuple[float, float]:
-    """Seconds per seed-generation (compiled; compile excluded) and the mean EM iterations."""
+def ours(num_seeds: int, samples: int, generations: int):
+    """A blocking call: ``generations`` EM generations of ``num_seeds`` seeds, one XLA call."""
     cfg = gmm_config.get_config("paper")
     cfg.num_seeds, cfg.samples_per_generation = num_seeds, samples
     cfg.num_generations = generations + 1
@@ -43,34 +43,79 @@ def ours(num_seeds: int, samples: int, generations: int) -> tuple[float, float]:
         truth = fam.reference(cfg)
         keys_S = rng.seed_keys(cfg.seed, num_seeds)
         gens = jax.numpy.arange(1, generations + 1, dtype=jax.numpy.int32)
-
-        def once():
-            carry, _ = steps.first(keys_S, truth)
-            carry = jax.block_until_ready(carry)
-            t = time.perf_counter()
-            _, m = steps.chunk(keys_S, truth, carry, gens)
-            m = jax.block_until_ready(m)
-            return time.perf_counter() - t, m
-
-        once()  # compile
-        dt, m = once()
-    return dt / (num_seeds * generations), float(np.mean(m["em_iterations"]))
-
-
-def sklearn_loop(num_seeds: int, samples: int, generations: int) -> tuple[float, float]:
-    """Seconds per seed-generation of the notebook's loop, and the mean EM iterations."""
+        carry0, _ = steps.first(keys_S, truth)
+        carry0 = jax.block_until_ready(carry0)
     iters = []
-    t = time.perf_counter()
-    for s in range(num_seeds):
-        x = np.random.default_rng(s).standard_normal((samples, 2))
-        for g in range(generations + 1):
-            gm = GaussianMixture(2, tol=1e-5, max_iter=2000, random_state=1000 * s + g).fit(x)
-            x = gm.sample(samples)[0]
-            if g:
-                iters.append(gm.n_iter_)
-    dt = time.perf_counter() - t
-    # Generation 0 is timed too (it is the same fit); divide by all fits made.
-    return dt / (num_seeds * (generations + 1)), float(np.mean(iters))
+
+    def once():
+        # The chunk donates its carry: start every call from a copy of generation 0.
+        carry = jax.tree.map(jax.numpy.copy, carry0)
+        with jax.default_matmul_precision(cfg.matmul_precision):
+            _, m = steps.chunk(keys_S, truth, carry, gens)
+        iters.append(float(np.mean(jax.block_until_ready(m)["em_iterations"])))
+
+    return once, iters
+
+
+def sklearn_loop(num_seeds: int, samples: int, generations: int):
+    """A blocking call of the notebook's loop (generation 0 included: the same fit)."""
+    iters = []
+
+    def once():
+        for s in range(num_seeds):
+            x = np.random.default_rng(s).standard_normal((samples, 2))
+            for g in range(generations + 1):
+                gm = GaussianMixture(2, tol=1e-5, max_iter=2000, random_state=1000 * s + g).fit(x)
+                x = gm.sample(samples)[0]
+                if g:
+                    iters.append(gm.n_iter_)
+
+    return once, iters
+
+
+def compare(s, m, generations, sklearn_seeds, rounds):
+    """Per-round ms per seed-generation of both sides, and their mean EM iterations."""
+    ours_fn, it_ours = ours(s, m, generations)
+    sk_seeds = min(s, sklearn_seeds)
+    sk_fn, it_sk = sklearn_loop(sk_seeds, m, generations)
+
+    def sk_one_thread():
+        with threadpool_limits(1):
+            sk_fn()
+
+    t = _common.interleave({"ours": ours_fn, "sklearn": sk_one_thread}, rounds)
+    ms_ours = [1e3 * v / (s * generations) for v in t["ours"]]
+    ms_sk = [1e3 * v / (sk_seeds * (generations + 1)) for v in t["sklearn"]]
+    return ms_ours, ms_sk, float(np.mean(it_ours)), float(np.mean(it_sk))
+
+
+def rows(
+    seeds=(1, 16, 256),
+    samples=(1000, 10000),
+    generations=10,
+    sklearn_seeds=2,
+    rounds=3,
+    quick=False,
+):
+    if quick:
+        seeds, samples, generations, rounds = (16,), (1000,), 3, 2
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    out = []
+    for m in samples:
+        for s in seeds:
+            ms_ours, ms_sk, it_ours, it_sk = compare(s, m, generations, sklearn_seeds, rounds)
+            out.append(
+                _common.Row(
+                    f"GMM-EM chain, S={s}, M={m}, {generations} generations, vs sklearn "
+                    f"`GaussianMixture` fit+sample loop (1 thread), ms per seed-generation; "
+                    f"EM iterations {it_ours:.0f} / {it_sk:.0f}",
+                    f"python benchmarks/gmm_vs_sklearn.py --seeds={s} --samples={m}",
+                    str(_common.spread(ms_ours)),
+                    f"sklearn {_common.spread(ms_sk)}",
+                    f"{_common.ratio(ms_sk, ms_ours)}x",
+                )
+            )
+    return out
 
 
 def main():
@@ -79,25 +124,13 @@ def main():
     p.add_argument("--samples", default="1000,10000")
     p.add_argument("--generations", type=int, default=10)
     p.add_argument("--sklearn_seeds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="S=16, M=1000, 3 generations, 2 rounds")
     a = p.parse_args()
-    warnings.filterwarnings("ignore", category=ConvergenceWarning)
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {a.generations} generations")
-    with threadpool_limits(None):
-        t_default, _ = sklearn_loop(1, 1000, 2)
-    print(f"sklearn (default threads), M=1000: {t_default * 1e3:.1f} ms per seed-generation")
-    header = "| S | M | ours ms/seed-gen | sklearn ms/seed-gen | ratio | EM iters ours / sklearn |"
-    print(header)
-    print("|---|---|---|---|---|---|")
-    for m in (int(v) for v in a.samples.split(",")):
-        for s in (int(v) for v in a.seeds.split(",")):
-            t_ours, it_ours = ours(s, m, a.generations)
-            with threadpool_limits(1):
-                t_sk, it_sk = sklearn_loop(min(s, a.sklearn_seeds), m, a.generations)
-            print(
-                f"| {s} | {m} | {t_ours * 1e3:.3f} | {t_sk * 1e3:.1f} | {t_sk / t_ours:.1f}x "
-                f"| {it_ours:.0f} / {it_sk:.0f} |",
-                flush=True,
-            )
+    print(_common.machine())
+    seeds = tuple(int(v) for v in a.seeds.split(","))
+    samples = tuple(int(v) for v in a.samples.split(","))
+    print(_common.table(rows(seeds, samples, a.generations, a.sklearn_seeds, a.rounds, a.quick)))
 
 
 if __name__ == "__main__":

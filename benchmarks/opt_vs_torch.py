@@ -19,9 +19,8 @@ the table reports the median round. Tokens/s counts B * L input tokens per call.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
+import _common  # first: puts the repository root on sys.path
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,11 +48,12 @@ SETUPS = {
 }
 
 
-def _time(fn, steps: int) -> float:
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    return time.perf_counter() - start
+def _repeat(fn, steps: int):
+    def run():
+        for _ in range(steps):
+            fn()
+
+    return run
 
 
 def _jax_side(config, params, ids_BxL):
@@ -90,7 +90,7 @@ def _jax_side(config, params, ids_BxL):
     return run_forward, run_train
 
 
-def _torch_side(config, params, ids_BxL):
+def _torch_side(config, params, ids_BxL, device="cpu"):
     import torch
     import transformers
 
@@ -99,13 +99,16 @@ def _torch_side(config, params, ids_BxL):
     state_dict = convert.state_dict_from_params(params, config)
     state_dict = {k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}
     model.load_state_dict(state_dict, strict=False)  # lm_head is tied to embed_tokens
+    model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01)
-    x = torch.from_numpy(np.asarray(ids_BxL, np.int64))
+    x = torch.from_numpy(np.asarray(ids_BxL, np.int64)).to(device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
     def run_forward():
         model.eval()
         with torch.no_grad():
             model(input_ids=x).logits  # noqa: B018
+        sync()
 
     def run_train():
         model.train()
@@ -113,6 +116,7 @@ def _torch_side(config, params, ids_BxL):
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        sync()
 
     return run_forward, run_train
 
@@ -127,23 +131,41 @@ def bench(name: str, dtype: str, rounds: int, steps: int) -> list[tuple]:
     theirs = dict(zip(("forward", "train"), _torch_side(config, params, ids_BxL), strict=True))
     rows = []
     for task in ("forward", "train"):
-        for fn in (ours[task], theirs[task]):  # compile / warm the allocator
-            fn()
-            fn()
-        t_ours, t_theirs = [], []
-        for _ in range(rounds):
-            t_ours.append(_time(ours[task], steps))
-            t_theirs.append(_time(theirs[task], steps))
+        sides = {"ours": _repeat(ours[task], steps), "theirs": _repeat(theirs[task], steps)}
+        t = _common.interleave(sides, rounds)
         tok = b * l * steps
-        ours_tps = tok / statistics.median(t_ours)
-        theirs_tps = tok / statistics.median(t_theirs)
-        rows.append((name, f"B={b} L={l}", task, ours_tps, theirs_tps, ours_tps / theirs_tps))
-        print(
-            f"{name:9s} B={b:<3d} L={l:<4d} {task:8s} jax {ours_tps:10.0f} tok/s   "
-            f"torch {theirs_tps:10.0f} tok/s   ratio {ours_tps / theirs_tps:5.2f}",
-            flush=True,
+        rows.append(
+            (
+                name,
+                f"B={b} L={l}",
+                task,
+                _common.rate(tok, t["ours"]),
+                _common.rate(tok, t["theirs"]),
+                _common.ratio(t["theirs"], t["ours"]),
+            )
         )
     return rows
+
+
+def rows(only=None, dtype="float32", rounds=5, steps=3, quick=False, torch_threads=2):
+    import torch
+
+    if quick:
+        only, rounds, steps = "small", 2, 1
+    torch.set_num_threads(torch_threads)
+    out = []
+    for name in [only] if only else list(SETUPS):
+        for setup, shape, task, a, b, r in bench(name, dtype, rounds, steps):
+            out.append(
+                _common.Row(
+                    f"OPT {task} tokens/s, {setup} shape, {shape}, {dtype}, torch {torch_threads} threads",
+                    f"python benchmarks/opt_vs_torch.py --only={setup}",
+                    str(a),
+                    f"transformers {b}",
+                    f"{r}x",
+                )
+            )
+    return out
 
 
 def main():
@@ -153,22 +175,11 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="calls per timed round")
     parser.add_argument("--torch-threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="small setup, 2 rounds of 1 step")
     args = parser.parse_args()
-
-    import torch
-
-    torch.set_num_threads(args.torch_threads)
-    print(
-        f"jax {jax.__version__} on {jax.devices()[0].platform}; torch {torch.__version__} "
-        f"with {torch.get_num_threads()} threads; compute dtype {args.dtype}"
-    )
-    rows = []
-    for name in [args.only] if args.only else list(SETUPS):
-        rows += bench(name, args.dtype, args.rounds, args.steps)
-    print("\n| setup | shape | task | JAX tok/s | PyTorch tok/s | JAX / PyTorch |")
-    print("| --- | --- | --- | ---: | ---: | ---: |")
-    for name, shape, task, a, b, r in rows:
-        print(f"| {name} | {shape} | {task} | {a:,.0f} | {b:,.0f} | {r:.2f} |")
+    print(_common.machine())
+    out = rows(args.only, args.dtype, args.rounds, args.steps, args.quick, args.torch_threads)
+    print(_common.table(out))
 
 
 if __name__ == "__main__":

@@ -1,47 +1,47 @@
 r"""VAE training throughput: our vmapped seeds against PyTorch (the authors' framework) seed after seed.
 
-  python benchmarks/vae_vs_torch.py [--seeds=1,8] [--images=512] [--batch_size=256]
+  python benchmarks/vae_vs_torch.py [--seeds=1,8] [--images=512] [--batch_size=256] [--rounds=3]
 
 Both train the same 647,081-parameter conv VAE (BCE(sum) + KL(sum), Adam lr 1e-3 with coupled
 weight decay 1e-5) for one epoch of ``--images`` images per seed in batches of ``--batch_size``.
-JAX: ``jit(vmap(train))`` over S seeds, one XLA call (compile excluded, timed on the second call).
-PyTorch: S models trained one after the other (eager, ``torch.get_num_threads()`` threads).
-Reported: training images per second summed over seeds, and the ratio JAX / PyTorch.
+JAX: ``jit(vmap(train))`` over S seeds, one XLA call. PyTorch: S models trained one after the
+other (eager, ``torch.get_num_threads()`` threads). Both sides are warmed up first (JAX compiles;
+PyTorch's first call sets up its kernels, once several times slower than steady state, which an
+earlier version of this script timed), then rounds alternate (``_common.py``). Reported: training
+images per second summed over seeds (median [min-max] over rounds), and the per-round ratio.
 """
 
 import argparse
 import math
-import os
-import sys
-import time
 
+import _common  # first: puts the repository root on sys.path
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from collapse_jax import mixing
 from collapse_jax.vae import train
 from configs import vae as vae_config
 
 
-def jax_images_per_second(num_seeds, x_NxHxW, vae_cfg):
+def jax_side(num_seeds, x_NxHxW, vae_cfg):
+    """A blocking call training ``num_seeds`` VAEs for one epoch, vmapped."""
     data = mixing.full(jnp.asarray(x_NxHxW))
     data_S = jax.tree.map(lambda a: jnp.broadcast_to(a, (num_seeds, *a.shape)), data)
-    keys = jax.random.split(jax.random.key(0), num_seeds)
     fn = jax.jit(jax.vmap(lambda k, d: train.train(k, d, vae_cfg)))
-    jax.block_until_ready(fn(keys, data_S))  # compile
-    t = time.perf_counter()
-    params, loss = fn(jax.random.split(jax.random.key(1), num_seeds), data_S)
-    jax.block_until_ready((params, loss))
-    dt = time.perf_counter() - t
-    assert np.all(np.isfinite(np.asarray(loss)))
-    return num_seeds * x_NxHxW.shape[0] * vae_cfg.epochs / dt
+    calls = iter(range(1 << 30))
+
+    def once():
+        keys = jax.random.split(jax.random.key(next(calls)), num_seeds)
+        _, loss = jax.block_until_ready(fn(keys, data_S))
+        assert np.all(np.isfinite(np.asarray(loss)))
+
+    return once
 
 
-def torch_images_per_second(num_seeds, x_NxHxW, vae_cfg):
+def torch_side(num_seeds, x_NxHxW, vae_cfg, device="cpu"):
+    """A blocking call training ``num_seeds`` PyTorch VAEs one after the other."""
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -62,17 +62,23 @@ def torch_images_per_second(num_seeds, x_NxHxW, vae_cfg):
             h = F.relu(self.fc(z)).view(-1, 128, 7, 7)
             return torch.sigmoid(self.d2(F.relu(self.d1(h)))), mu, logvar
 
-    x_all = torch.from_numpy(x_NxHxW.astype(np.float32) / 255.0)[:, None]
+    x_all = torch.from_numpy(x_NxHxW.astype(np.float32) / 255.0)[:, None].to(device)
     B = vae_cfg.batch_size
-    t = time.perf_counter()
-    for s in range(num_seeds):
+
+    def once():
+        for s in range(num_seeds):
+            train_one(s)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def train_one(s):
         torch.manual_seed(s)
-        model = VAE()
+        model = VAE().to(device)
         opt = torch.optim.Adam(
             model.parameters(), lr=vae_cfg.learning_rate, weight_decay=vae_cfg.weight_decay
         )
         for _ in range(vae_cfg.epochs):
-            perm = torch.randperm(x_all.shape[0])
+            perm = torch.randperm(x_all.shape[0], device=device)
             for b in range(math.ceil(x_all.shape[0] / B)):
                 x = x_all[perm[b * B : (b + 1) * B]]
                 recon, mu, logvar = model(x)
@@ -82,8 +88,32 @@ def torch_images_per_second(num_seeds, x_NxHxW, vae_cfg):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-    dt = time.perf_counter() - t
-    return num_seeds * x_NxHxW.shape[0] * vae_cfg.epochs / dt
+
+    return once
+
+
+def rows(seeds=(1, 8), images=512, batch_size=256, rounds=3, quick=False):
+    if quick:
+        seeds, images, rounds = (1,), 256, 2
+    v = ml_collections.ConfigDict(vae_config.get_config("paper").vae)
+    v.epochs, v.batch_size = 1, batch_size
+    x = np.random.default_rng(0).integers(0, 256, (images, 28, 28), dtype=np.uint8)
+    cmd = "python benchmarks/vae_vs_torch.py" + (" --quick" if quick else "")
+    out = []
+    for s in seeds:
+        t = _common.interleave({"jax": jax_side(s, x, v), "torch": torch_side(s, x, v)}, rounds)
+        work = s * images * v.epochs
+        out.append(
+            _common.Row(
+                f"VAE training, S={s} seeds, {images} images x 1 epoch each, batch {batch_size}, "
+                "vmapped vs PyTorch seed after seed, both warmed up (images/s)",
+                cmd,
+                str(_common.rate(work, t["jax"])),
+                f"PyTorch {_common.rate(work, t['torch'])}",
+                f"{_common.ratio(t['torch'], t['jax'])}x",
+            )
+        )
+    return out
 
 
 def main():
@@ -91,23 +121,14 @@ def main():
     ap.add_argument("--seeds", default="1,8")
     ap.add_argument("--images", type=int, default=512)
     ap.add_argument("--batch_size", type=int, default=256)
-    args = ap.parse_args()
-    v = ml_collections.ConfigDict(vae_config.get_config("paper").vae)
-    v.epochs, v.batch_size = 1, args.batch_size
-    x = np.random.default_rng(0).integers(0, 256, (args.images, 28, 28), dtype=np.uint8)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="S=1, 256 images, 2 rounds")
+    a = ap.parse_args()
     import torch
 
-    print(
-        f"device: {jax.devices()[0].device_kind}; {os.cpu_count()} CPUs; "
-        f"torch {torch.__version__} with {torch.get_num_threads()} threads; "
-        f"{args.images} images x 1 epoch per seed, batch {args.batch_size}"
-    )
-    print("| seeds | JAX vmapped (img/s) | PyTorch seed by seed (img/s) | ratio |")
-    print("| ---: | ---: | ---: | ---: |")
-    for s in (int(a) for a in args.seeds.split(",")):
-        ours = jax_images_per_second(s, x, v)
-        ref = torch_images_per_second(s, x, v)
-        print(f"| {s} | {ours:.1f} | {ref:.1f} | {ours / ref:.2f} |", flush=True)
+    print(_common.machine() + f"; torch threads {torch.get_num_threads()}")
+    seeds = tuple(int(v) for v in a.seeds.split(","))
+    print(_common.table(rows(seeds, a.images, a.batch_size, a.rounds, a.quick)))
 
 
 if __name__ == "__main__":

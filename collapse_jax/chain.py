@@ -159,7 +159,8 @@ def build(cfg, fam=None, mesh=None) -> Steps:
     split over its devices and the truth and generations are replicated.
     """
     fam = fam or family_lib.get(cfg.experiment)
-    plan = mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations)
+    rows = fam.rows_per_generation(cfg) if fam.rows_per_generation else cfg.samples_per_generation
+    plan = mixing.plan(cfg.mixing, rows, cfg.num_generations)
 
     def first(keys_S, truth):
         return jax.vmap(partial(_first, fam, plan, cfg), in_axes=(0, None))(keys_S, truth)

@@ -17,6 +17,12 @@ of the tail states ``q_i <= 1/M`` still present), entropy (nats), gini_simpson (
 ``theory.expected_gini_simpson``), tv_distance (to q), absorbed (0/1: the fit is a delta now),
 absorbing_state (its state, else -1) and absorbed_generation (the first generation whose fit was a
 delta, else -1; with ``keep_real`` a chain can leave the delta again, and this keeps the first).
+
+Samplers (``cfg.discrete.sampler``): ``samples`` draws M states and counts them; ``statistics``
+draws the counts directly, ``Multinomial(M, counts / sum(counts))`` by conditional binomials:
+exact in distribution, O(K) a generation whatever M is, and a lost state (probability exactly 0)
+still never returns. Pool rows are then count records ``x_NxK`` (``sufficient.py``), and counts
+are exact integers in the float sampler below 2^24 (float32) per state.
 """
 
 import math
@@ -26,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import family, theory
+from collapse_jax import family, sufficient, theory
 from collapse_jax.errors import require
 from collapse_jax.mixing import Data
 
@@ -86,6 +92,10 @@ def validate(cfg) -> None:
     for name in ("real_weight", "synthetic_weight"):
         w = cfg.mixing[name]
         require(float(w).is_integer(), f"mixing.{name}", "a whole number for discrete", w)
+    samplers = sufficient.SAMPLERS
+    require(c.sampler in samplers, "discrete.sampler", f"one of {samplers}", c.sampler)
+    if c.sampler == "statistics":
+        sufficient.check_regime(cfg, "discrete.sampler")
 
 
 def reference(cfg) -> Truth:
@@ -101,11 +111,25 @@ def _sample_counts(key, counts_K, n: int) -> jax.Array:
     return jnp.searchsorted(cdf_K, u_N, side="right").astype(jnp.int32)
 
 
+def _draw_counts(key, p_K, count: int) -> jax.Array:
+    """``Multinomial(count, p_K)`` as int32 counts (one record)."""
+    if count == 0:
+        return jnp.zeros(p_K.shape, jnp.int32)
+    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    counts_K = jax.random.multinomial(key, float(count), p_K.astype(dtype), dtype=dtype)
+    return jnp.round(counts_K).astype(jnp.int32)
+
+
 def original_data(key, truth: Truth, cfg) -> jax.Array:
-    """D_0 for one seed: ``x_M`` int32 states drawn from q."""
-    return jax.random.categorical(
-        key, jnp.log(truth.q_K), shape=(cfg.samples_per_generation,)
-    ).astype(jnp.int32)
+    """D_0 for one seed: ``x_M`` int32 states drawn from q (statistics sampler: count records)."""
+    m = cfg.samples_per_generation
+    if cfg.discrete.sampler == "statistics" and not sufficient.real_rows(cfg):
+        return _draw_counts(key, truth.q_K, m)[None]
+    x_M = jax.random.categorical(key, jnp.log(truth.q_K), shape=(m,)).astype(jnp.int32)
+    if cfg.discrete.sampler == "statistics":
+        # Real samples stay one record each so mixing can choose among them.
+        return jax.nn.one_hot(x_M, cfg.discrete.num_states, dtype=jnp.int32)
+    return x_M
 
 
 def init(key, cfg, data0: Data) -> State:
@@ -120,8 +144,11 @@ def fit(key, state: State, data: Data, cfg) -> State:
     """Empirical frequencies: weighted counts of each state (0-weight slots count for nothing)."""
     del key
     k = cfg.discrete.num_states
-    counts_K = jnp.zeros((k,), data.weight.dtype).at[data.x].add(data.weight)
-    counts_K = jnp.round(counts_K).astype(jnp.int32)
+    if cfg.discrete.sampler == "statistics":
+        counts_K = jnp.sum(jnp.where(data.weight[:, None] > 0, data.x, 0), axis=0)
+    else:
+        counts_K = jnp.zeros((k,), data.weight.dtype).at[data.x].add(data.weight)
+        counts_K = jnp.round(counts_K).astype(jnp.int32)
     generation = state.generation + 1
     is_delta = jnp.sum(counts_K > 0) == 1
     first = jnp.where(is_delta, generation, -1)
@@ -130,6 +157,11 @@ def fit(key, state: State, data: Data, cfg) -> State:
 
 
 def sample(key, state: State, n: int, cfg) -> jax.Array:
+    """``n`` states ``x_n`` from the fitted frequencies (statistics sampler: ``n`` count rows)."""
+    if cfg.discrete.sampler == "statistics":
+        p_K = state.counts_K / jnp.sum(state.counts_K)
+        counts_K = _draw_counts(key, p_K, sufficient.model_count(cfg))
+        return sufficient.pad_rows(counts_K, n)
     return _sample_counts(key, state.counts_K, n)
 
 
@@ -180,4 +212,9 @@ FAMILY = family.Family(
     metrics=metrics,
     log_prob=log_prob,
     truth_log_prob=truth_log_prob,
+    rows_per_generation=lambda cfg: (
+        sufficient.rows_per_generation(cfg)
+        if cfg.discrete.sampler == "statistics"
+        else cfg.samples_per_generation
+    ),
 )

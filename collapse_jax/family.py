@@ -27,6 +27,10 @@ Optional, for the regimes and curation of ``mixing.py``:
                           (curation scores ``current`` and ``initial``).
   truth_log_prob(truth, x_N..., cfg) -> logp_N  the true log-density (curation score ``oracle``).
 
+``rows_per_generation(cfg) -> int`` (optional) is how many pool rows one generation's dataset takes
+when a family's samples are records standing for many samples (the statistics samplers,
+``sufficient.py``); without it a row is a sample and a dataset takes ``cfg.samples_per_generation``.
+
 Families that cannot be vmapped over seeds (the OPT pipeline) set ``driver``: a function
 ``driver(cfg, workdir) -> None`` that ``chain.run`` calls instead of the generic loop, built from the
 same pieces (``checkpoint.py``, ``metrics.py``, ``rng.py``, ``mixing.py``).
@@ -59,6 +63,7 @@ class Family(NamedTuple):
     fresh_data: Callable | None = None
     log_prob: Callable | None = None
     truth_log_prob: Callable | None = None
+    rows_per_generation: Callable | None = None
 
 
 def _gaussian():

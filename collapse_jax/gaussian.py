@@ -27,6 +27,17 @@ Metrics (one seed, one generation):
 ``w2_squared`` is the squared Wasserstein-2 distance between the fitted Gaussian and
 ``N(mu0, sigma0^2 I)``: that is D_0 itself for ``source="normal"``, and for the other sources the
 Gaussian with D_0's mean and covariance (a lower bound on W2^2 to D_0 itself: Gelbrich's bound).
+
+Samplers (``cfg.gaussian.sampler``):
+  samples     draw the M samples and fit them (the paper's process).
+  statistics  draw the fit's sufficient statistics of those M samples directly, exact in
+              distribution: the mean of M draws from N(mu, Sigma) is N(mu, Sigma / M) and their
+              scatter ``sum (x - xbar)(x - xbar)^T`` is Wishart(Sigma, M - 1), independent of the
+              mean (Cochran; for d = 1 ``sigma^2 chi^2_{M-1}``). The scatter is drawn by the
+              Bartlett decomposition, so a generation costs O(d^3) whatever M is. Pool rows are
+              records ``[count, mean_D, scatter_DxD]`` (``sufficient.py``: which regimes, why
+              exact), pooled by Chan et al.'s parallel formula. Unlike ``samples`` it has no
+              rounding floor (``configs/gaussian.py``): sigma_n shrinks through every float.
 """
 
 import math
@@ -35,7 +46,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from collapse_jax import family
+from collapse_jax import family, sufficient
 from collapse_jax.errors import require
 from collapse_jax.mixing import Data
 
@@ -66,6 +77,8 @@ def validate(cfg) -> None:
     require(isinstance(g.dim, int) and g.dim > 0, "gaussian.dim", "a positive integer", g.dim)
     require(g.estimator in ESTIMATORS, "gaussian.estimator", f"one of {ESTIMATORS}", g.estimator)
     require(g.source in SOURCES, "gaussian.source", f"one of {SOURCES}", g.source)
+    samplers = sufficient.SAMPLERS
+    require(g.sampler in samplers, "gaussian.sampler", f"one of {samplers}", g.sampler)
     require(math.isfinite(g.mean), "gaussian.mean", "a finite number", g.mean)
     require(math.isfinite(g.std) and g.std > 0, "gaussian.std", "a positive number", g.std)
     # Unit variance needs df > 2 (the t variance is df / (df - 2)).
@@ -87,6 +100,8 @@ def validate(cfg) -> None:
         f"an integer > {_ddof(cfg)} for estimator {g.estimator}",
         m,
     )
+    if g.sampler == "statistics":
+        sufficient.check_regime(cfg, "gaussian.sampler")
 
 
 def reference(cfg) -> Truth:
@@ -113,17 +128,98 @@ def _standard_source(key, n: int, cfg) -> jax.Array:
 
 
 def original_data(key, truth: Truth, cfg) -> jax.Array:
-    """D_0 for one seed: ``x_MxD``."""
-    z_MxD = _standard_source(key, cfg.samples_per_generation, cfg)
-    return truth.mean_D[None, :] + truth.std * z_MxD
+    """D_0 for one seed: ``x_MxD``, or its records under the statistics sampler."""
+    m = cfg.samples_per_generation
+    if cfg.gaussian.sampler == "statistics" and not sufficient.real_rows(cfg):
+        if cfg.gaussian.source == "normal":
+            d = truth.mean_D.shape[-1]
+            cov_DxD = jnp.eye(d, dtype=truth.mean_D.dtype) * truth.std**2
+            return _draw_record(key, truth.mean_D, cov_DxD, m)[None]
+        # Other sources have no closed-form statistics: draw D_0 once and summarise it exactly.
+        return _record_of(truth.mean_D[None, :] + truth.std * _standard_source(key, m, cfg))[None]
+    x_MxD = truth.mean_D[None, :] + truth.std * _standard_source(key, m, cfg)
+    if cfg.gaussian.sampler == "statistics":
+        return jax.vmap(_record_of)(x_MxD[:, None, :])  # one record per real sample
+    return x_MxD
+
+
+# ---------------------------------------------------------------------------------------------
+# Records of the statistics sampler: [count, mean_D, scatter_DxD flattened].
+
+
+def _record(count, mean_D, scatter_DxD) -> jax.Array:
+    count = jnp.asarray(count, mean_D.dtype)
+    return jnp.concatenate([count[None], mean_D, scatter_DxD.reshape(-1)])
+
+
+def _record_of(x_NxD) -> jax.Array:
+    """The record of real samples (two-pass: centre, then square)."""
+    mean_D = x_NxD.mean(axis=0)
+    xc_NxD = x_NxD - mean_D[None, :]
+    return _record(x_NxD.shape[0], mean_D, xc_NxD.T @ xc_NxD)
+
+
+def _chi2(key, df, shape):
+    """``chi^2_df`` as ``2 Gamma(df / 2)``: the same law, about twice as fast as ``chisquare``."""
+    return 2.0 * jax.random.gamma(key, df / 2, shape, df.dtype)
+
+
+def _draw_record(key, mean_D, cov_DxD, count: int) -> jax.Array:
+    """The record of ``count`` draws from ``N(mean_D, cov_DxD)``, drawn without the draws."""
+    d = mean_D.shape[-1]
+    dtype = mean_D.dtype
+    k_mean, k_diag, k_low = jax.random.split(key, 3)
+    root_DxD = _sqrt_psd(cov_DxD)  # symmetric: root @ root.T = cov, singular covariances too
+    z_D = jax.random.normal(k_mean, (d,), dtype)
+    dof = count - 1
+    if d == 1:
+        mean_D = mean_D + root_DxD[0] * z_D / math.sqrt(count)
+        chi2 = _chi2(k_diag, jnp.asarray(dof, dtype), ()) if dof else 0.0
+        return _record(count, mean_D, cov_DxD * chi2)
+    mean_D = mean_D + (root_DxD @ z_D) / math.sqrt(count)
+    if dof == 0:
+        scatter_DxD = jnp.zeros((d, d), dtype)
+    elif dof >= d:
+        # Bartlett: A lower triangular, A_ii^2 ~ chi^2_{dof - i}, A_ij ~ N(0, 1) below the
+        # diagonal; root A A^T root^T ~ Wishart(cov, dof).
+        df_D = dof - jnp.arange(d, dtype=dtype)
+        diag_D = jnp.sqrt(_chi2(k_diag, df_D, (d,)))
+        low_DxD = jnp.tril(jax.random.normal(k_low, (d, d), dtype), -1)
+        a_DxD = low_DxD + jnp.diag(diag_D)
+        ra_DxD = root_DxD @ a_DxD
+        scatter_DxD = ra_DxD @ ra_DxD.T
+    else:
+        # Fewer degrees of freedom than dimensions: a singular Wishart, dof normal vectors.
+        z_FxD = jax.random.normal(k_low, (dof, d), dtype) @ root_DxD
+        scatter_DxD = z_FxD.T @ z_FxD
+    return _record(count, mean_D, scatter_DxD)
+
+
+def _pool_records(data: Data, d: int):
+    """``(n, mean_D, scatter_DxD)`` of the union of weighted records (Chan et al., 1979)."""
+    r_NxR, w_N = data.x, data.weight.astype(data.x.dtype)
+    c_N = w_N * r_NxR[:, 0]
+    n = c_N.sum()
+    mean_NxD = r_NxR[:, 1 : 1 + d]
+    mean_D = jnp.sum(c_N[:, None] * mean_NxD, axis=0) / n
+    dm_NxD = mean_NxD - mean_D[None, :]
+    s_NxDxD = r_NxR[:, 1 + d :].reshape(-1, d, d)
+    # Parallel-axis: each record's scatter about its own mean plus c (m - mean)(m - mean)^T.
+    spread_DxD = (c_N[:, None] * dm_NxD).T @ dm_NxD if d > 1 else jnp.sum(c_N * dm_NxD[:, 0] ** 2)
+    scatter_DxD = jnp.sum(w_N[:, None, None] * s_NxDxD, axis=0) + spread_DxD
+    return n, mean_D, scatter_DxD.reshape(d, d)
 
 
 def fit(key, state: State, data: Data, cfg) -> State:
     """Weighted sample mean and covariance, ddof from the estimator (``key``, ``state`` unused).
 
     Two-pass (centre, then square), so tiny late-generation variances survive cancellation.
+    Under the statistics sampler ``data`` holds records and they are pooled instead.
     """
     del key, state
+    if cfg.gaussian.sampler == "statistics":
+        n, mean_D, scatter_DxD = _pool_records(data, cfg.gaussian.dim)
+        return State(mean_D, scatter_DxD / (n - _ddof(cfg)))
     x_NxD, w_N = data.x, data.weight.astype(data.x.dtype)
     n = w_N.sum()
     if x_NxD.shape[-1] == 1:
@@ -155,7 +251,12 @@ def _sqrt_psd(cov_DxD):
 
 
 def sample(key, state: State, n: int, cfg) -> jax.Array:
-    """``n`` draws ``x_nxD`` from the fitted Gaussian."""
+    """``n`` draws ``x_nxD`` from the fitted Gaussian (statistics sampler: ``n`` record rows)."""
+    if cfg.gaussian.sampler == "statistics":
+        count = sufficient.model_count(cfg)
+        if count == 0:
+            return jnp.zeros((n, 1 + cfg.gaussian.dim * (cfg.gaussian.dim + 1)), state.mean_D.dtype)
+        return sufficient.pad_rows(_draw_record(key, state.mean_D, state.cov_DxD, count), n)
     z_NxD = jax.random.normal(key, (n, state.mean_D.shape[-1]), state.mean_D.dtype)
     if state.mean_D.shape[-1] == 1:
         return state.mean_D[None, :] + z_NxD * _sqrt_psd(state.cov_DxD)
@@ -252,4 +353,9 @@ FAMILY = family.Family(
     metrics=metrics,
     log_prob=log_prob,
     truth_log_prob=truth_log_prob,
+    rows_per_generation=lambda cfg: (
+        sufficient.rows_per_generation(cfg)
+        if cfg.gaussian.sampler == "statistics"
+        else cfg.samples_per_generation
+    ),
 )

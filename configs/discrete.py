@@ -42,6 +42,9 @@ def get_config(arg=None):
     cfg.discrete.distribution = "zipf"  # zipf | uniform | explicit
     cfg.discrete.zipf_exponent = 1.1  # q_i proportional to (i + 1)^-zipf_exponent
     cfg.discrete.probs = ()  # explicit: K probabilities summing to 1
+    # samples (draw M states, count them) | statistics (draw the counts directly, multinomial:
+    # exact in distribution, O(K) a generation whatever M is)
+    cfg.discrete.sampler = "samples"
 
     # Field path -> values; launch/sweep.py runs one job per value, a single run uses the field.
     cfg.sweep = ml_collections.ConfigDict()

@@ -55,6 +55,9 @@ def get_config(arg=None):
     cfg.gaussian.df = 5.0  # student_t degrees of freedom (> 2), rescaled to unit variance
     cfg.gaussian.mixture_weight = 0.3  # mixture: weight of the second component
     cfg.gaussian.mixture_separation = 2.0  # mixture: component means apart, in units of std
+    # samples (draw M samples, fit them) | statistics (draw the fit's sufficient statistics of
+    # those M samples directly: exact in distribution, O(d^3) a generation whatever M is)
+    cfg.gaussian.sampler = "samples"
 
     # Field path -> values; launch/sweep.py runs one job per value, a single run uses the field.
     cfg.sweep = ml_collections.ConfigDict()

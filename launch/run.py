@@ -12,7 +12,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from collapse_jax import chain, distributed
+from collapse_jax import chain, compile_cache, distributed
 from launch import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -32,6 +32,7 @@ def main(argv):
     cfg = _CONFIG.value
     distributed.initialize_from_flags()
     jax.config.update("jax_enable_x64", cfg.enable_x64)
+    compile_cache.enable()
     workdir = cli.run_or_fail(chain.run, cfg, _WORKDIR.value, overwrite=_OVERWRITE.value)
     logging.info("done: %s", workdir)
 

@@ -30,7 +30,7 @@ import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from collapse_jax import chain, distributed
+from collapse_jax import chain, compile_cache, distributed
 from collapse_jax.errors import ConfigError
 from launch import cli
 
@@ -146,6 +146,7 @@ def main(argv):
     del argv
     distributed.initialize_from_flags()
     jax.config.update("jax_enable_x64", cfg.enable_x64)
+    compile_cache.enable()
     for i, (run_dir, point, run_cfg) in enumerate(runs):
         logging.info("sweep run %d/%d: %s -> %s", i + 1, len(runs), point, run_dir)
         cli.run_or_fail(

@@ -1,0 +1,110 @@
+"""What every benchmark shares: the repository on ``sys.path``, fair timing, the machine it ran on.
+
+Fair timing: each side is called once untimed (compile, kernel selection, caches), then the sides
+alternate round by round (order reversed every other round, so a load change on a shared machine
+hits both), and each side's median and spread (min-max over rounds) are reported. A ratio is the
+median of the per-round ratios, with their min-max.
+"""
+
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import NamedTuple
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    """One line: CPU model, cores, accelerator, library versions."""
+    import jax
+
+    versions = []
+    for name in ("jax", "jaxlib", "numpy", "torch", "transformers", "scikit-learn"):
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pass
+    dev = jax.devices()[0]
+    load = f", load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return (
+        f"{cpu_model()}, {os.cpu_count()} cores{load}; {dev.platform} {dev.device_kind} "
+        f"x{jax.device_count()}; python {platform.python_version()}; " + ", ".join(versions)
+    )
+
+
+class Spread(NamedTuple):
+    median: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{_g(self.median)} [{_g(self.low)}-{_g(self.high)}]"
+
+
+def _g(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def spread(values) -> Spread:
+    v = list(values)
+    return Spread(statistics.median(v), min(v), max(v))
+
+
+def interleave(sides: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each side (each ``fn`` must block until its work is done)."""
+    for fn in sides.values():
+        fn()  # warm-up, untimed
+    times = {name: [] for name in sides}
+    names = list(sides)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            t = time.perf_counter()
+            sides[name]()
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+def ratio(slow: list[float], fast: list[float]) -> Spread:
+    """Per-round ``slow / fast`` (how many times faster ``fast`` is)."""
+    return spread(s / f for s, f in zip(slow, fast, strict=True))
+
+
+def rate(work: float, seconds: list[float]) -> Spread:
+    """Work per second per round (images/s, tokens/s)."""
+    return spread(work / s for s in seconds)
+
+
+class Row(NamedTuple):
+    """One line of the README's benchmark table."""
+
+    work: str
+    command: str
+    ours: str
+    reference: str
+    ratio: str
+
+
+HEADER = "| work | command | ours | reference | ours vs reference (median [min-max]) |"
+
+
+def table(rows: list[Row]) -> str:
+    lines = [HEADER, "| --- | --- | ---: | ---: | ---: |"]
+    lines += [f"| {r.work} | `{r.command}` | {r.ours} | {r.reference} | {r.ratio} |" for r in rows]
+    return "\n".join(lines)

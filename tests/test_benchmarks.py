@@ -1,0 +1,69 @@
+"""The benchmarks stay runnable: shared timing helpers, the scripts' imports, accelerator --tiny."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import _common  # noqa: E402  (from benchmarks/, put on the path above)
+import accelerator  # noqa: E402
+import run_all  # noqa: E402
+
+
+def test_interleave_warms_up_and_alternates():
+    calls = []
+    sides = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    t = _common.interleave(sides, rounds=3)
+    # One untimed warm-up each, then rounds in alternating order.
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
+    assert {k: len(v) for k, v in t.items()} == {"a": 3, "b": 3}
+    r = _common.ratio([4.0, 6.0, 9.0], [1.0, 2.0, 3.0])
+    assert r == _common.Spread(3.0, 3.0, 4.0)
+    assert str(_common.spread([1.0, 2.0, 30.0])) == "2 [1-30]"
+
+
+def test_readme_block_is_replaced_in_place():
+    readme = f"intro\n{run_all.BEGIN}\nold table\n{run_all.END}\nafter\n"
+    assert (
+        run_all.replace_table(readme, "new")
+        == f"intro\n{run_all.BEGIN}\nnew\n{run_all.END}\nafter\n"
+    )
+    with pytest.raises(SystemExit, match="benchmarks:begin"):
+        run_all.replace_table("no markers", "new")
+
+
+def test_scripts_run_from_the_root_with_nothing_set():
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, "benchmarks/gmm_vs_sklearn.py", "--help"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def _check_table(text, expected_rows):
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "`" in line]
+    assert len(rows) == expected_rows, text
+    assert "nan" not in text and "inf " not in text
+
+
+def test_accelerator_tiny_cheap_sections(tmp_path):
+    out = tmp_path / "accelerator.md"
+    text = accelerator.main(["--tiny", "--only=gaussian,opt", f"--out={out}"])
+    assert out.read_text() == text
+    _check_table(text, 3)
+
+
+@pytest.mark.slow
+def test_accelerator_tiny_every_section():
+    _check_table(accelerator.main(["--tiny"]), 6)
