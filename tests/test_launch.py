@@ -49,7 +49,7 @@ CASES = {
         "run",
         ["--config=configs/gaussian.py:huge"],
         "error: --config=configs/gaussian.py:huge: config variant: expected one of "
-        "('paper', 'cpu', 'smoke'), got 'huge'",
+        "('paper', 'cpu', 'smoke', 'regimes', 'regimes_smoke'), got 'huge'",
     ),
     "wrong_type": (
         "run",
