@@ -137,6 +137,9 @@ def test_ngram_keys_are_injective_within_blocks():
         ("tail.quantiles", (0.1, 1.5), "tail.quantiles"),
         ("lm.scratch.max_position_embeddings", 100, "max_position_embeddings"),
         ("finetune.num_epochs", 0, "finetune.num_epochs"),
+        ("mixing.regime", "augment", "mixing.regime"),
+        ("mixing.curation.score", "oracle", "mixing.curation.score"),
+        ("mixing.synthetic_weight", 2.0, "synthetic_weight"),
     ],
 )
 def test_validate_names_the_bad_field(field, value, match):

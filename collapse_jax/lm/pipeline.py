@@ -87,6 +87,16 @@ def _qname(q: float) -> str:
 def validate(cfg) -> None:
     """Raise ``ConfigError`` naming any bad pipeline field, before any data or model is loaded."""
     finetune.validate(cfg)
+    # The LM's own loop carries the regimes it had before the one-chain move; the newer data
+    # policies (mixing.py) reach it when it goes through chain.py.
+    lm_regimes = ("replace", "accumulate", "accumulate_subsample", "keep_real", "custom")
+    m = cfg.mixing
+    require(m.regime in lm_regimes, "mixing.regime", f"one of {lm_regimes} for the LM", m.regime)
+    require(
+        m.curation.score == "none", "mixing.curation.score", "'none' for the LM", m.curation.score
+    )
+    w = (m.real_weight, m.synthetic_weight)
+    require(w == (1.0, 1.0), "mixing.real_weight, synthetic_weight", "1, 1 for the LM", w)
     g, d = cfg.generate, cfg.data
     require(
         isinstance(g.num_beams, int) and g.num_beams >= 1,
