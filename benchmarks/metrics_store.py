@@ -7,7 +7,7 @@ One process; each program is compiled by an untimed first call (XLA's persistent
 serves the timed calls' compile), so the times are the chain plus what it writes. Each time is
 the fastest of ``--repeats`` calls, simulate and run interleaved, which is what survives a
 machine shared with other work (say so when you quote the numbers). ``run`` is
-timed at the config's ``metrics.per_seed_max_seeds`` (1000: per-seed jsonl lines up to 1,000
+timed at the config's ``metrics.per_seed_max_seeds`` (100: per-seed jsonl lines up to 100
 seeds) and, as ``run, summary lines``, with the threshold at 0 (seed statistics only), which
 separates the store from the text. Bytes per value = ``DIR/metrics/per_seed`` on disk over
 generations x seeds x metric values.

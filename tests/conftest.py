@@ -8,6 +8,8 @@ import jax
 import pytest
 from absl import flags
 
+from collapse_jax import compile_cache
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
@@ -17,10 +19,13 @@ if SHARED_DATA.is_dir():
 
 flags.FLAGS.mark_as_parsed()
 jax.config.update("jax_numpy_rank_promotion", "raise")
-# Many tests build the same programs (each chain.build makes new jit objects): XLA's persistent
-# cache compiles each once per machine, shared by the xdist workers. Results are unaffected.
-jax.config.update("jax_compilation_cache_dir", str(ROOT / ".cache" / "jax_tests"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+# Many tests build the same programs (each chain.build makes new jit objects): the launchers'
+# persistent XLA cache (``$COLLAPSE_JAX_XLA_CACHE``, else the user cache folder; empty disables
+# it) compiles each once per machine, shared by the xdist workers and, through the variable, by
+# the subprocesses the tests start. Results are unaffected.
+_xla_cache = compile_cache.enable()
+if _xla_cache is not None:
+    os.environ[compile_cache.ENV] = str(_xla_cache)
 
 
 @pytest.fixture

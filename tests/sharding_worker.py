@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from collapse_jax import chain, sharding
+from collapse_jax import chain, compile_cache, sharding
 from collapse_jax.errors import ConfigError
 from configs import gaussian
 
@@ -269,6 +269,7 @@ def sub_meshes_are_disjoint():
 
 
 def main(out_path):
+    compile_cache.enable()  # tests/conftest.py passes its cache folder in $COLLAPSE_JAX_XLA_CACHE
     results = {}
     for name, fn in CHECKS.items():
         t0 = time.perf_counter()

@@ -292,6 +292,7 @@ def test_regime_sweep_figure_and_table(tmp_path):
     assert "theory" not in rows[0] and "theory 0.95)" in rows[1]  # (M-1)/M at generation 0
 
 
+@pytest.mark.slow  # 25-30 s of VAE compiles; the curation rules are covered on the small families
 def test_vae_elbo_score_and_curation_needs_a_fixed_dataset():
     from collapse_jax.vae import model, train
     from configs import vae as vae_config
