@@ -235,6 +235,27 @@ def simulate(cfg) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
+def simulate_per_seed(cfg) -> dict[str, np.ndarray]:
+    """``simulate`` without ``vmap``: the same single-seed steps, jitted, seed after seed and
+    generation after generation in Python. The reference the vmapped chain is tested against."""
+    fam = family_lib.get(cfg.experiment)
+    fam.validate(cfg)
+    plan = mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations)
+    truth = fam.reference(cfg)
+    first = jax.jit(partial(_first, fam, plan, cfg))
+    step = jax.jit(partial(_step, fam, plan, cfg))
+    seeds = []
+    with jax.default_matmul_precision(cfg.matmul_precision):
+        for key in rng.seed_keys(cfg.seed, cfg.num_seeds):
+            carry, m = first(key, truth)
+            rows = [jax.device_get(m)]
+            for g in range(1, cfg.num_generations):
+                carry, m = step(key, truth, carry, np.int32(g))
+                rows.append(jax.device_get(m))
+            seeds.append({k: np.stack([r[k] for r in rows]) for k in rows[0]})
+    return {k: np.stack([s[k] for s in seeds], axis=1) for k in seeds[0]}
+
+
 # ---------------------------------------------------------------------------------------------
 # Workdir: config.json first, refuse another config's workdir.
 

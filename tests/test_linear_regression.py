@@ -10,14 +10,13 @@ and the seeds' sample std is a sound standard error.
 
 import json
 import shutil
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse_jax import chain, family, linear_regression, mixing, plots, rng, theory
+from collapse_jax import chain, family, linear_regression, mixing, plots, theory
 from collapse_jax.errors import ConfigError
 from collapse_jax.plots import linear_regression as lr_plots
 from configs import linear_regression as lr_config
@@ -167,22 +166,9 @@ def test_vmapped_chain_equals_loop_over_seeds(regime):
     cfg = cfg_for(regime, num_seeds=3, num_generations=4)
     if regime == "keep_real":
         cfg.mixing.gamma = 0.25
-    got = chain.simulate(cfg)
-    plan = mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations)
-    fam, truth = linear_regression.FAMILY, linear_regression.reference(cfg)
-    # One seed at a time: the same single-seed step, jitted but never vmapped.
-    first = jax.jit(partial(chain._first, fam, plan, cfg))
-    step = jax.jit(partial(chain._step, fam, plan, cfg))
-    for s, key in enumerate(rng.seed_keys(cfg.seed, cfg.num_seeds)):
-        carry, m = first(key, truth)
-        rows = [m]
-        for g in range(1, cfg.num_generations):
-            carry, m = step(key, truth, carry, jnp.int32(g))
-            rows.append(m)
-        for k in got:
-            np.testing.assert_allclose(
-                got[k][:, s], [r[k] for r in rows], rtol=1e-5, atol=1e-6, err_msg=k
-            )
+    got, want = chain.simulate(cfg), chain.simulate_per_seed(cfg)
+    for k in got:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
 def _read(workdir):
