@@ -14,6 +14,7 @@ import sys
 from absl import app, flags
 
 from collapse_jax.errors import CheckpointError, ConfigError, DataError
+from launch import cli
 
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "Run directories written by launch.run.")
 _METRIC = flags.DEFINE_string("metric", None, "A metric of metrics.jsonl (one value per seed).")
@@ -35,4 +36,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

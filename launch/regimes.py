@@ -12,6 +12,7 @@ import sys
 from absl import app, flags
 
 from collapse_jax.plots import regimes
+from launch import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The sweep directory (one sub-directory per run).")
 _METRICS = flags.DEFINE_list("metrics", ["variance", "mean_error"], "Metrics to compare.")
@@ -30,4 +31,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)
