@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import chain, compile_cache, family, rng
+from collapse_jax import chain, compile_cache, experiments, rng
 from configs import gaussian as gaussian_config
 from configs import gmm as gmm_config
 
@@ -36,7 +36,7 @@ PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "A10G
 
 def _chain_call(cfg, fam_name):
     """A blocking call of generations 1.. of ``cfg`` from a fixed generation 0."""
-    fam = family.get(fam_name)
+    fam = experiments.family(fam_name)
     with jax.default_matmul_precision(cfg.matmul_precision):
         steps = chain.build(cfg, fam)
         truth = fam.reference(cfg)
@@ -136,7 +136,7 @@ def vae(tiny, rounds):
 def opt(tiny, rounds):
     import opt_vs_torch
 
-    from collapse_jax.lm import opt as opt_lib
+    from collapse_jax.families.lm import opt as opt_lib
 
     shape = opt_vs_torch.SETUPS["small"]["config"] if tiny else {}
     dtype = "float32" if tiny else "bfloat16"

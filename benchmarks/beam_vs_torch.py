@@ -5,7 +5,7 @@
     python benchmarks/beam_vs_torch.py --rounds=3
 
 The paper's decoding setting on both sides, same random weights (converted with
-collapse_jax.lm.convert), same prompts, in one process: 5 beams, exactly 64 new tokens
+collapse_jax.families.lm.convert), same prompts, in one process: 5 beams, exactly 64 new tokens
 (min_new_tokens = max_new_tokens = 64), 64-token prompts, float32. Torch gets 2 threads (the
 reference CPU machine's cores); XLA uses every core. The sides alternate round by round so that
 load from other processes hits both alike; the table reports the median round. New tokens/s
@@ -21,7 +21,7 @@ import _common  # first: puts the repository root on sys.path
 import jax
 import numpy as np
 
-from collapse_jax.lm import convert, decode, opt
+from collapse_jax.families.lm import convert, decode, opt
 
 SETUPS = {
     # The scratch OPT the `cpu` variant of configs/opt_wikitext.py fine-tunes and decodes with.

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import chain, family, rng
+from collapse_jax import chain, experiments, rng
 from configs import gaussian as gaussian_config
 
 
@@ -30,7 +30,7 @@ def ours(seeds: int, generations: int, samples: int, sampler: str):
     cfg.num_seeds, cfg.num_generations, cfg.samples_per_generation = seeds, generations, samples
     cfg.gaussian.estimator, cfg.gaussian.sampler = "mle", sampler
     cfg.enable_x64 = jax.config.jax_enable_x64
-    fam = family.get("gaussian")
+    fam = experiments.family("gaussian")
     steps = chain.build(cfg, fam)
     truth = fam.reference(cfg)
     keys_S = rng.seed_keys(cfg.seed, seeds)

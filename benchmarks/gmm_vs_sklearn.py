@@ -27,7 +27,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
-from collapse_jax import chain, family, rng
+from collapse_jax import chain, experiments, rng
 from configs import gmm as gmm_config
 
 
@@ -37,7 +37,7 @@ def ours(num_seeds: int, samples: int, generations: int):
     cfg.num_seeds, cfg.samples_per_generation = num_seeds, samples
     cfg.num_generations = generations + 1
     cfg.gmm.record_params = False
-    fam = family.get("gmm")
+    fam = experiments.family("gmm")
     with jax.default_matmul_precision(cfg.matmul_precision):
         steps = chain.build(cfg, fam)
         truth = fam.reference(cfg)

@@ -5,7 +5,7 @@
     python benchmarks/opt_vs_torch.py --dtype=bfloat16  # our bf16 compute on an accelerator
 
 Both sides run the same config, batch and sequence length from the same weights (converted
-with collapse_jax.lm.convert), float32, in the same process:
+with collapse_jax.families.lm.convert), float32, in the same process:
   forward:  logits of a batch (torch under no_grad, ours jitted);
   training: one AdamW step on the next-token loss with dropout on (torch: loss.backward() and
             optimizer.step(); ours: one jitted optax step with the state donated).
@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from collapse_jax.lm import convert, opt
+from collapse_jax.families.lm import convert, opt
 
 SETUPS = {
     # A from-scratch CPU model of the size the `cpu` fine-tuning config trains.

@@ -33,7 +33,7 @@ def child(args) -> None:
     import jax
     import numpy as np
 
-    from collapse_jax import chain, family, sharding
+    from collapse_jax import chain, experiments, sharding
     from configs import gaussian, gmm
 
     cfg = (gmm if args.family == "gmm" else gaussian).get_config(args.variant)
@@ -42,7 +42,7 @@ def child(args) -> None:
     if cfg.num_devices > jax.device_count():
         print(json.dumps({"devices": args.child, "error": "not enough devices"}))
         return
-    fam = family.get(cfg.experiment)
+    fam = experiments.family(cfg.experiment)
     mesh = sharding.seed_mesh(cfg)
     gens = np.arange(1, cfg.num_generations, dtype=np.int32)
     with chain._precision(cfg):

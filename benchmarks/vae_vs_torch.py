@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 
 from collapse_jax import mixing
-from collapse_jax.vae import train
+from collapse_jax.families.vae import train
 from configs import vae as vae_config
 
 

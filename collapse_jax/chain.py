@@ -26,13 +26,12 @@ import jax
 import numpy as np
 from absl import logging
 
-from collapse_jax import family as family_lib
+from collapse_jax import experiments, mixing, rng, sharding
 from collapse_jax import metrics as metrics_lib
-from collapse_jax import mixing, rng, sharding
 from collapse_jax.checkpoint import Checkpointer, restore_newest
 from collapse_jax.data import fetch
 from collapse_jax.errors import CheckpointError, ConfigError, require
-from collapse_jax.family import Origin
+from collapse_jax.family import HostFamily, Origin
 
 
 class Carry(NamedTuple):
@@ -158,7 +157,7 @@ def build(cfg, fam=None, mesh=None) -> Steps:
     With a ``"seeds"`` mesh (``sharding.seed_mesh``) the seed axis of keys, carry and metrics is
     split over its devices and the truth and generations are replicated.
     """
-    fam = fam or family_lib.get(cfg.experiment)
+    fam = fam or experiments.family(cfg.experiment)
     rows = fam.rows_per_generation(cfg) if fam.rows_per_generation else cfg.samples_per_generation
     plan = mixing.plan(cfg.mixing, rows, cfg.num_generations)
 
@@ -199,10 +198,10 @@ def _check_x64(cfg) -> None:
 def _resolve(cfg):
     """Every check that can fail on the config, before anything is written: ``(family, mesh)``."""
     validate(cfg)
-    fam = family_lib.get(cfg.experiment)
+    fam = experiments.family(cfg.experiment)
     fam.validate(cfg)
     check_family(fam, mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations))
-    if fam.driver is not None:
+    if isinstance(fam, HostFamily):
         return fam, None
     _check_x64(cfg)
     return fam, sharding.seed_mesh(cfg)
@@ -238,7 +237,7 @@ def simulate(cfg) -> dict[str, np.ndarray]:
 def simulate_per_seed(cfg) -> dict[str, np.ndarray]:
     """``simulate`` without ``vmap``: the same single-seed steps, jitted, seed after seed and
     generation after generation in Python. The reference the vmapped chain is tested against."""
-    fam = family_lib.get(cfg.experiment)
+    fam = experiments.family(cfg.experiment)
     fam.validate(cfg)
     plan = mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations)
     truth = fam.reference(cfg)
@@ -360,7 +359,7 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
     workdir = prepare_workdir(cfg, workdir, overwrite, write=is_main)
     metrics_lib.quiet_orbax()
     fetch.reset()
-    if fam.driver is not None:
+    if isinstance(fam, HostFamily):
         fam.driver(cfg, workdir)
         return workdir
 

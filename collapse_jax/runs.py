@@ -23,7 +23,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from collapse_jax import chain, sharding
+from collapse_jax import chain, experiments, sharding
 from collapse_jax import family as family_lib
 from collapse_jax.checkpoint import Checkpointer
 from collapse_jax.errors import CheckpointError, ConfigError
@@ -77,8 +77,8 @@ class RunView:
         return self.config.experiment in _LM
 
     @cached_property
-    def family(self) -> family_lib.Family:
-        return family_lib.get(self.config.experiment)
+    def family(self) -> family_lib.AnyFamily:
+        return experiments.family(self.config.experiment)
 
     def frame(self):
         """The ``[G, S]`` metrics as a long-form ``pandas.DataFrame`` (generation, seed, metric,
@@ -158,7 +158,7 @@ class RunView:
         """The chain's Carry ``[S, ...]`` as shapes: ``eval_shape`` of its first step."""
         self._require_x64()
         fam, cfg = self.family, self.config
-        if fam.driver is not None:
+        if isinstance(fam, family_lib.HostFamily):
             raise ConfigError(
                 f"model: {cfg.experiment} runs keep no chain checkpoints to restore (metrics only)"
             )
@@ -213,7 +213,7 @@ class RunView:
         """``(OPTConfig, abstract params)`` of the run's base model, sized by its tokenizer."""
         from transformers import AutoTokenizer
 
-        from collapse_jax.lm import finetune
+        from collapse_jax.families.lm import finetune
 
         tok_dir = self.workdir / "tokenizer"
         if not tok_dir.is_dir():
@@ -229,7 +229,7 @@ class RunView:
         return box["config"], _on(abstract, self.device)
 
     def lm_params(self, generation: int, seed: int):
-        """The fine-tuned OPT parameters of (generation, seed) (``collapse_jax.lm.opt`` layout)."""
+        """The fine-tuned OPT parameters of (generation, seed) (``collapse_jax.families.lm.opt`` layout)."""
         if not self.is_lm:
             raise ConfigError(f"lm_params: {self.workdir} is a {self.config.experiment} run")
         generation = int(generation)
@@ -246,14 +246,14 @@ class RunView:
 
     @cached_property
     def _lm_corpus(self):
-        from collapse_jax.lm import pipeline
+        from collapse_jax.families.lm import pipeline
 
         return pipeline.load_corpus(self.config, None)
 
     def _lm_sample(self, generation: int, n: int, seed: int, key: jax.Array) -> np.ndarray:
         """Continue ``n`` of D_0's blocks (drawn without replacement by ``key``) with model
         (generation, seed), as the pipeline makes generation ``generation + 1``'s data."""
-        from collapse_jax.lm import decode, pipeline
+        from collapse_jax.families.lm import decode, pipeline
 
         params = self.lm_params(generation, seed)
         train_MxL = self._lm_corpus.train_MxL
@@ -275,7 +275,7 @@ class RunView:
         ``transformers.OPTForCausalLM.from_pretrained`` and ``AutoTokenizer`` load."""
         import shutil
 
-        from collapse_jax.lm import convert
+        from collapse_jax.families.lm import convert
 
         params = self.lm_params(generation, seed)
         directory = convert.save_pretrained(params, self.lm_config, directory)

@@ -6,7 +6,7 @@
     python -c "from collapse_jax.plots import kde as p; import glob; \
         p.sweep_figure(glob.glob('/tmp/kde_cpu/*'), '/tmp/kde_cpu/figures')"
 
-A Gaussian KDE on 2-D toy data is refitted to its own samples (``collapse_jax/kde.py``); the
+A Gaussian KDE on 2-D toy data is refitted to its own samples (``collapse_jax/families/kde.py``); the
 held-out NLL of real data and the MMD to the truth are tracked per generation.
 
 Variants:

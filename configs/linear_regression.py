@@ -8,7 +8,7 @@
 
 Per seed a fixed Gaussian design X (T x d, T = samples_per_generation), w* ~ N(0, I_d) and label
 noise sigma^2; each generation relabels X with the last fit plus fresh noise and refits least
-squares (``collapse_jax/linear_regression.py``). ``theory.py`` gives the exact expectations:
+squares (``collapse_jax/families/linear_regression.py``). ``theory.py`` gives the exact expectations:
 replace ``sigma^2 d n / (T - d - 1)``, accumulate ``sigma^2 d / (T - d - 1) sum_{i<=n} 1/i^2``.
 
 Variants:

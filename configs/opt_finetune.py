@@ -1,6 +1,6 @@
 """One OPT fine-tuning run on WikiText-2 (generation 0 of the paper's LLM experiment).
 
-    python -m collapse_jax.lm.finetune --config=configs/opt_finetune.py:cpu --workdir=/tmp/opt_ft
+    python -m collapse_jax.families.lm.finetune --config=configs/opt_finetune.py:cpu --workdir=/tmp/opt_ft
 
 paper  facebook/opt-125m on wikitext-2-raw-v1 with the paper's hyper-parameters (5 epochs, batch
        128, AdamW lr 2e-5, weight decay 0.01, cosine to 1e-6). Needs the HF hub for the weights

@@ -76,7 +76,7 @@ def parse(arg: str | None) -> tuple[str, str]:
 
 
 def generate_fields() -> ml_collections.ConfigDict:
-    """Beam search of the synthetic blocks (``collapse_jax.lm.decode.beam_search`` keywords)."""
+    """Beam search of the synthetic blocks (``collapse_jax.families.lm.decode.beam_search`` keywords)."""
     gen = ml_collections.ConfigDict()
     gen.num_beams = 5
     # The paper's "exactly 64 new tokens": min = max = data.block_size, EOS blocked until then.

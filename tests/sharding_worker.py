@@ -135,7 +135,7 @@ def checkpoints_restore_across_device_counts():
 
         cfg = _smoke(num_devices=0)
         steps = chain.build(cfg, None, mesh)
-        truth, keys_S = chain._inputs(cfg, chain.family_lib.get(cfg.experiment), mesh)
+        truth, keys_S = chain._inputs(cfg, chain.experiments.family(cfg.experiment), mesh)
         abstract = sharding.with_sharding(jax.eval_shape(steps.first, keys_S, truth)[0], mesh)
         with Checkpointer(tmp / "s_to_1" / "checkpoints") as ckpt:
             carry, _ = ckpt.restore(ckpt.latest_step(), abstract)
@@ -145,7 +145,7 @@ def checkpoints_restore_across_device_counts():
 
 
 def _tiny_opt():
-    from collapse_jax.lm import finetune, opt
+    from collapse_jax.families.lm import finetune, opt
     from configs import opt_finetune
 
     config = opt.OPTConfig(
@@ -220,7 +220,7 @@ def sharded_opt_train_step_equals_unsharded():
 
 @check
 def sharded_beam_search_equals_unsharded():
-    from collapse_jax.lm import decode
+    from collapse_jax.families.lm import decode
 
     _, config, _, params, train_NxL = _tiny_opt()
     model = decode.opt_model(config)

@@ -1,6 +1,7 @@
 """The generic chain on a toy family: vmap == loop, seed streams, resume, workdir checks."""
 
 import json
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from collapse_jax import chain, family, mixing, rng
+from collapse_jax import chain, experiments, family, mixing, rng
 from collapse_jax.errors import CheckpointError, ConfigError
 from configs import common
 
@@ -50,7 +51,9 @@ TOY = family.Family(
 
 @pytest.fixture(autouse=True)
 def _register(monkeypatch):
-    monkeypatch.setitem(family.REGISTRY, "toy", lambda: TOY)
+    monkeypatch.setitem(
+        experiments.EXPERIMENTS, "toy", SimpleNamespace(name="toy", family=lambda: TOY)
+    )
 
 
 def toy_config(**kw) -> ml_collections.ConfigDict:

@@ -8,7 +8,7 @@ import pytest
 import transformers
 
 from collapse_jax import errors
-from collapse_jax.lm import convert, opt
+from collapse_jax.families.lm import convert, opt
 
 TINY = dict(
     vocab_size=97,

@@ -10,7 +10,7 @@ import pytest
 from scipy import special, stats
 
 from collapse_jax import errors
-from collapse_jax.lm import decode, opt
+from collapse_jax.families.lm import decode, opt
 
 # ----------------------------------------------------------------------------- a toy model
 
@@ -287,7 +287,7 @@ def tiny_opt():
     torch = pytest.importorskip("torch")
     import transformers
 
-    from collapse_jax.lm import convert
+    from collapse_jax.families.lm import convert
 
     hf_config = transformers.OPTConfig(**TINY, dropout=0.0, init_std=0.3)
     hf_config._attn_implementation = "eager"

@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse_jax import chain, discrete, family, mixing, plots
+from collapse_jax import chain, family, mixing, plots
 from collapse_jax.errors import ConfigError
+from collapse_jax.families import discrete
 from collapse_jax.plots import discrete as plots_discrete
 from configs import discrete as discrete_config
 

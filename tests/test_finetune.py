@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from collapse_jax.errors import ConfigError
-from collapse_jax.lm import finetune, opt, perplexity
+from collapse_jax.families.lm import finetune, opt, perplexity
 from configs import opt_finetune
 
 V, L = 32, 12

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from collapse_jax import chain, family, gaussian, mixing, plots
+from collapse_jax import chain, family, mixing, plots
 from collapse_jax.errors import ConfigError
+from collapse_jax.families import gaussian
 from collapse_jax.plots import gaussian as plots_gaussian
 from configs import gaussian as gaussian_config
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from collapse_jax import chain, gmm, mixing, plots
+from collapse_jax import chain, mixing, plots
 from collapse_jax.errors import ConfigError
+from collapse_jax.families import gmm
 from collapse_jax.plots import gmm as gmm_plots
 from configs import gmm as gmm_config
 

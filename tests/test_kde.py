@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from collapse_jax import chain, family, kde, mixing, plots
+from collapse_jax import chain, family, mixing, plots
 from collapse_jax.errors import ConfigError
+from collapse_jax.families import kde
 from collapse_jax.plots import kde as kde_plots
 from configs import kde as kde_config
 

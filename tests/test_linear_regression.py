@@ -16,8 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse_jax import chain, family, linear_regression, mixing, plots, theory
+from collapse_jax import chain, family, mixing, plots, theory
 from collapse_jax.errors import ConfigError
+from collapse_jax.families import linear_regression
 from collapse_jax.plots import linear_regression as lr_plots
 from configs import linear_regression as lr_config
 

@@ -9,7 +9,7 @@ import pytest
 
 from collapse_jax.data import wikitext
 from collapse_jax.errors import DataError
-from collapse_jax.lm import tokenizer as tokenizer_lib
+from collapse_jax.families.lm import tokenizer as tokenizer_lib
 from configs import opt_finetune
 
 # A small corpus with repeated words (so BPE merges something), punctuation and non-ASCII text.

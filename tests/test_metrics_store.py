@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import tensorstore as ts
 
-from collapse_jax import chain, family, plots
+from collapse_jax import chain, experiments, family, plots
 from collapse_jax import metrics as metrics_lib
 from collapse_jax.errors import ConfigError
 from configs import common
@@ -52,7 +53,9 @@ TOY = family.Family(
 
 @pytest.fixture(autouse=True)
 def _register(monkeypatch):
-    monkeypatch.setitem(family.REGISTRY, "toy_store", lambda: TOY)
+    monkeypatch.setitem(
+        experiments.EXPERIMENTS, "toy_store", SimpleNamespace(name="toy_store", family=lambda: TOY)
+    )
 
 
 def toy_config(**kw) -> ml_collections.ConfigDict:
@@ -121,7 +124,9 @@ def test_format_lines_is_byte_identical_to_the_previous_writer():
 def full(tmp_path_factory):
     """One uninterrupted run and what ``chain.simulate`` returns for it (shared: compiled once)."""
     mp = pytest.MonkeyPatch()
-    mp.setitem(family.REGISTRY, "toy_store", lambda: TOY)
+    mp.setitem(
+        experiments.EXPERIMENTS, "toy_store", SimpleNamespace(name="toy_store", family=lambda: TOY)
+    )
     cfg = toy_config()
     workdir = chain.run(cfg, tmp_path_factory.mktemp("full"))
     sim = chain.simulate(cfg)

@@ -7,7 +7,7 @@ import pytest
 import transformers
 
 from collapse_jax import errors
-from collapse_jax.lm import convert, opt
+from collapse_jax.families.lm import convert, opt
 
 # Float32 parity bound: the two implementations differ only in summation order, which moves
 # logits of magnitude ~1 by a few ulp per layer (~1e-7); 1e-5 leaves two orders of margin while

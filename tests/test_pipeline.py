@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from collapse_jax import chain, errors
-from collapse_jax.lm import pipeline
+from collapse_jax.families.lm import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,7 +170,7 @@ def test_tail_metrics_match_a_direct_computation():
     import jax
     import ml_collections
 
-    from collapse_jax.lm import opt
+    from collapse_jax.families.lm import opt
 
     V, L = 13, 8
     config = opt.OPTConfig(
@@ -235,7 +235,7 @@ def test_open_run_exports_a_generation_that_transformers_loads(straight, tmp_pat
 
     import collapse_jax
     from collapse_jax.errors import CheckpointError
-    from collapse_jax.lm import opt
+    from collapse_jax.families.lm import opt
 
     run = collapse_jax.open_run(straight)
     assert run.saved_generations == [0, 1]

@@ -9,7 +9,8 @@ a few thousand seeds at M = 10 put an off-by-one in the generation index (a fact
 import numpy as np
 import pytest
 
-from collapse_jax import chain, discrete, theory
+from collapse_jax import chain, theory
+from collapse_jax.families import discrete
 from configs import discrete as discrete_config
 from configs import gaussian as gaussian_config
 from tests.test_theory import assert_mean_matches

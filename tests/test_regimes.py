@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse_jax import chain, family, mixing, rng
+from collapse_jax import chain, experiments, mixing, rng
 from collapse_jax.errors import ConfigError
-from collapse_jax.vae import family as vae
+from collapse_jax.families.vae import family as vae
 from configs import discrete as discrete_config
 from configs import gaussian as gaussian_config
 from configs import gmm as gmm_config
@@ -90,7 +90,7 @@ SMALL = [
 def test_vmapped_chain_equals_loop_and_is_finite(name, case):
     cfg = config(name, case)
     got = chain.simulate(cfg)
-    want = loop_over_seeds(cfg, family.get(name))
+    want = loop_over_seeds(cfg, experiments.family(name))
     assert set(got) == set(want)
     for k, v in got.items():
         assert v.shape[:2] == (cfg.num_generations, cfg.num_seeds), k
@@ -120,7 +120,7 @@ def test_gmm_vmapped_chain_equals_loop(case):
         got = chain.simulate(cfg)
         one = cfg.copy_and_resolve_references()
         one.num_seeds = 1
-        steps, truth = chain.build(one), family.get("gmm").reference(one)
+        steps, truth = chain.build(one), experiments.family("gmm").reference(one)
         keys = rng.seed_keys(cfg.seed, cfg.num_seeds)
         gens = jnp.arange(1, cfg.num_generations, dtype=jnp.int32)
         for s in range(cfg.num_seeds):
@@ -143,7 +143,7 @@ def test_resume_is_bitwise(tmp_path, name, case):
 
 def test_augment_keeps_all_of_d0_untouched_and_weighted():
     cfg = config("gaussian", "augment_oracle_resample_weighted")
-    _, pools = loop_over_seeds(cfg, family.get("gaussian"), keep_pools=True)
+    _, pools = loop_over_seeds(cfg, experiments.family("gaussian"), keep_pools=True)
     lam = round(1.5 * cfg.samples_per_generation)
     for seed_pools in pools:
         x0 = np.asarray(seed_pools[0].data0)
@@ -159,7 +159,7 @@ def test_augment_keeps_all_of_d0_untouched_and_weighted():
 
 def test_fresh_draws_are_new_every_generation():
     cfg = config("gaussian", "fresh")
-    _, pools = loop_over_seeds(cfg, family.get("gaussian"), keep_pools=True)
+    _, pools = loop_over_seeds(cfg, experiments.family("gaussian"), keep_pools=True)
     m = cfg.samples_per_generation
     f = round(0.3 * m)
     for seed_pools in pools:
@@ -273,7 +273,7 @@ def test_family_without_a_score_and_fractional_discrete_weight_are_clear_errors(
     cfg = discrete_config.get_config("smoke")
     cfg.mixing.real_weight = 1.5
     with pytest.raises(ConfigError, match=r"mixing\.real_weight: expected a whole number"):
-        family.get("discrete").validate(cfg)
+        experiments.family("discrete").validate(cfg)
 
 
 def test_regime_sweep_figure_and_table(tmp_path):
@@ -294,7 +294,7 @@ def test_regime_sweep_figure_and_table(tmp_path):
 
 @pytest.mark.slow  # 25-30 s of VAE compiles; the curation rules are covered on the small families
 def test_vae_elbo_score_and_curation_needs_a_fixed_dataset():
-    from collapse_jax.vae import model, train
+    from collapse_jax.families.vae import model, train
     from configs import vae as vae_config
 
     cfg = vae_config.get_config("smoke")

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from collapse_jax import chain, discrete, gaussian, mixing, sufficient, theory
+from collapse_jax import chain, mixing, sufficient, theory
 from collapse_jax.errors import ConfigError
+from collapse_jax.families import discrete, gaussian
 from configs import discrete as discrete_config
 from configs import gaussian as gaussian_config
 

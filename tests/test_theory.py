@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from collapse_jax import chain, discrete, theory
+from collapse_jax import chain, theory
+from collapse_jax.families import discrete
 from configs import discrete as discrete_config
 from configs import gaussian as gaussian_config
 

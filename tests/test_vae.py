@@ -13,9 +13,9 @@ import pytest
 
 from collapse_jax import chain, mixing
 from collapse_jax.errors import ConfigError
+from collapse_jax.families.vae import family as vae
+from collapse_jax.families.vae import model, train
 from collapse_jax.family import Origin
-from collapse_jax.vae import family as vae
-from collapse_jax.vae import model, train
 from configs import vae as vae_config
 
 

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from collapse_jax import experiments
 from collapse_jax import metrics as metrics_lib
 
 
@@ -86,27 +87,6 @@ def save(fig, outdir, name) -> Path:
     return path
 
 
-def _family_module(experiment: str):
-    # Deferred imports keep a Gaussian report from importing the LM stack.
-    if experiment == "gaussian":
-        from collapse_jax.plots import gaussian as mod
-    elif experiment == "discrete":
-        from collapse_jax.plots import discrete as mod
-    elif experiment == "gmm":
-        from collapse_jax.plots import gmm as mod
-    elif experiment == "linear_regression":
-        from collapse_jax.plots import linear_regression as mod
-    elif experiment == "kde":
-        from collapse_jax.plots import kde as mod
-    elif experiment == "vae":
-        from collapse_jax.plots import vae as mod
-    elif experiment == "opt_wikitext":
-        from collapse_jax.plots import opt as mod
-    else:
-        raise ValueError(f"experiment: no figures for {experiment!r}")
-    return mod
-
-
 def report(workdir) -> tuple[list[Path], str]:
     """Write ``workdir/figures/*.png`` and ``workdir/summary.md``; return the paths and summary."""
     workdir = Path(workdir)
@@ -114,7 +94,7 @@ def report(workdir) -> tuple[list[Path], str]:
         if not (workdir / name).exists():
             raise FileNotFoundError(f"{workdir / name}: missing; is this a launch.run workdir?")
     run = load_run(workdir)
-    mod = _family_module(run.config["experiment"])
+    mod = experiments.get(run.config["experiment"]).plots()
     paths = mod.figures(run, workdir / "figures")
     summary = mod.summary(run)
     (workdir / "summary.md").write_text(summary)

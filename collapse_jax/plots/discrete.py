@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt
 import ml_collections
 import numpy as np
 
-from collapse_jax import discrete, plots, theory
+from collapse_jax import plots, theory
+from collapse_jax.families import discrete
 
 THEORY = dict(color="k", ls=":", lw=1.2)
 

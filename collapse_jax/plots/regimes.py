@@ -63,7 +63,7 @@ def theory_curve(run: Run, metric: str):
                 v, e = theory.fresh_moments(g.max() + 1, m, mix["fresh_fraction"], est, s)
             return (v if metric == "variance" else e)[g]
     if cfg["experiment"] == "discrete":
-        from collapse_jax import discrete
+        from collapse_jax.families import discrete
         from configs import discrete as discrete_config
 
         c = discrete_config.get_config("smoke")

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from collapse_jax import errors
-from collapse_jax.lm import opt
+from collapse_jax.families.lm import opt
 
 # Prefix of OPTForCausalLM state dicts; bare OPTModel checkpoints ("decoder.…") lack it.
 _PREFIX = "model."

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from collapse_jax.lm import opt
+from collapse_jax.families.lm import opt
 
 
 def token_losses(

@@ -70,7 +70,7 @@ from collapse_jax import metrics as metrics_lib
 from collapse_jax.checkpoint import Checkpointer, UnreadableCheckpoint
 from collapse_jax.data import fetch
 from collapse_jax.errors import CheckpointError, ConfigError, require
-from collapse_jax.lm import decode, finetune, opt, perplexity
+from collapse_jax.families.lm import decode, finetune, opt, perplexity
 
 # fold_in constant of the base model's key: outside any seed index in use.
 BASE_STREAM = 0xFFFFFFFF
@@ -177,7 +177,7 @@ class Corpus(NamedTuple):
 def load_corpus(cfg, tokenizer_dir: Path | None) -> Corpus:
     """Tokenize the splits once; D_0 is the first ``data.max_train_blocks`` training blocks."""
     from collapse_jax.data import wikitext
-    from collapse_jax.lm import tokenizer as tokenizer_lib
+    from collapse_jax.families.lm import tokenizer as tokenizer_lib
 
     lines = wikitext.split_lines(cfg.data)
     tok = tokenizer_lib.load(cfg.tokenizer, lines["train"])
@@ -716,4 +716,4 @@ def run_pipeline(cfg, workdir) -> None:
         write_examples_md(workdir, cfg.example.prompt)
 
 
-FAMILY = family.Family(name="opt_wikitext", validate=validate, driver=run_pipeline)
+FAMILY = family.HostFamily(name="opt_wikitext", validate=validate, driver=run_pipeline)

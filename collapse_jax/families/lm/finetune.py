@@ -12,7 +12,7 @@ expectation and one compiled shape serves all steps).
 
 Command (a single fine-tuning run; the recursive pipeline is ``configs/opt_wikitext.py``):
 
-    python -m collapse_jax.lm.finetune --config=configs/opt_finetune.py:cpu --workdir=/tmp/ft
+    python -m collapse_jax.families.lm.finetune --config=configs/opt_finetune.py:cpu --workdir=/tmp/ft
 """
 
 import functools
@@ -29,8 +29,9 @@ import numpy as np
 import optax
 from absl import logging
 
+from collapse_jax import family
 from collapse_jax.errors import ConfigError, require
-from collapse_jax.lm import opt, perplexity
+from collapse_jax.families.lm import opt, perplexity
 
 SCHEDULE_PERIODS = ("epoch", "run")
 
@@ -257,7 +258,7 @@ def build_model(lm_cfg, vocab_size: int, key: jax.Array) -> tuple[opt.OPTConfig,
             dtype=lm_cfg.dtype,
         )
         return config, opt.init_params(key, config)
-    from collapse_jax.lm import convert
+    from collapse_jax.families.lm import convert
 
     return convert.load_pretrained(lm_cfg.source.removeprefix("hub:"), dtype=lm_cfg.dtype)
 
@@ -268,7 +269,7 @@ def load_data(cfg, tokenizer_dir: Path | None = None):
     With ``tokenizer_dir`` the tokenizer is also saved there, so a run directory is self-contained.
     """
     from collapse_jax.data import wikitext
-    from collapse_jax.lm import tokenizer as tokenizer_lib
+    from collapse_jax.families.lm import tokenizer as tokenizer_lib
 
     lines = wikitext.split_lines(cfg.data)
     tok = tokenizer_lib.load(cfg.tokenizer, lines["train"])
@@ -318,7 +319,7 @@ def run_finetune(cfg, workdir) -> dict:
             result.params, config, blocks["test"], eval_bs
         )
     np.save(workdir / "test_sequence_perplexity.npy", test_ppl_N)
-    from collapse_jax.lm import convert
+    from collapse_jax.families.lm import convert
 
     convert.save_pretrained(result.params, config, model_dir)
     summary = {
@@ -349,3 +350,8 @@ if __name__ == "__main__":
     _CONFIG = config_flags.DEFINE_config_file("config", lock_config=True)
     _WORKDIR = flags.DEFINE_string("workdir", None, "output directory", required=True)
     app.run(main)
+
+
+FAMILY = family.HostFamily(
+    name="opt_finetune", validate=validate, driver=lambda cfg, workdir: run_finetune(cfg, workdir)
+)

@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from collapse_jax.families.vae import model
 from collapse_jax.mixing import Data
-from collapse_jax.vae import model
 
 NUM_CLASSES = 10
 

@@ -20,7 +20,7 @@ The model is anything with the ``LanguageModel`` interface: a prefill and one-to
 the same ``next_logits`` on a fixed-length KV cache. A model may share the prompt between beams
 (``fork_cache``) and reorder only what is its own (``reorder_cache``); otherwise every array leaf
 of the cache is batch-major, copied per beam and gathered with a ``jax.tree.map``.
-``opt_model(config)`` adapts ``collapse_jax.lm.opt``, whose ``KVCache`` does the former.
+``opt_model(config)`` adapts ``collapse_jax.families.lm.opt``, whose ``KVCache`` does the former.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class LanguageModel(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class OPTModel:
-    """``LanguageModel`` adapter for ``collapse_jax.lm.opt`` (hashable through its frozen config)."""
+    """``LanguageModel`` adapter for ``collapse_jax.families.lm.opt`` (hashable through its frozen config)."""
 
     config: Any
 
@@ -91,7 +91,7 @@ class OPTModel:
         return self.config.pad_token_id
 
     def next_logits(self, params, input_ids_BxL, attention_mask_BxT, position_ids_BxL, cache):
-        from collapse_jax.lm import opt
+        from collapse_jax.families.lm import opt
 
         hidden_BxLxD, cache = opt.hidden_states(
             params,
@@ -106,7 +106,7 @@ class OPTModel:
         return opt.lm_logits(params, self.config, hidden_BxLxD[:, -1:])[:, 0], cache
 
     def init_cache(self, batch_size: int, max_length: int):
-        from collapse_jax.lm import opt
+        from collapse_jax.families.lm import opt
 
         return opt.init_cache(self.config, batch_size, max_length)
 

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 from collapse_jax import family, mixing
 from collapse_jax.data import mnist
 from collapse_jax.errors import ConfigError, require
-from collapse_jax.vae import model, train
+from collapse_jax.families.vae import model, train
 
 SAMPLES = ("fresh_per_batch", "fixed_dataset")
 KDE_RANGE = (-3.0, 3.0)
