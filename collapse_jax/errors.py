@@ -17,3 +17,19 @@ def require(ok: bool, field: str, expected: str, got=None) -> None:
     """Raise ``ConfigError("field: expected ..., got ...")`` unless ``ok``."""
     if not ok:
         raise ConfigError(f"{field}: expected {expected}, got {got!r}")
+
+
+def field(cfg, path: str):
+    """The value of ``cfg.<path>`` for a dotted ``path`` such as ``"gaussian.std"``."""
+    value = cfg
+    for part in path.split("."):
+        value = value[part]
+    return value
+
+
+def check(cfg, path: str, ok, expected: str):
+    """Return ``cfg.<path>``; raise ``ConfigError("path: expected ..., got value")`` unless
+    ``ok(value)``. The name in the message is the path read, so the two cannot drift apart."""
+    value = field(cfg, path)
+    require(bool(ok(value)), path, expected, value)
+    return value
