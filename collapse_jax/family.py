@@ -149,8 +149,9 @@ class Measured(NamedTuple):
 
 
 class HostMetrics(Protocol):
-    def __call__(self, state: State, data: Data, origin: Origin, cfg: Config) -> Measured:
-        """Metrics of one seed at one generation (``origin.truth`` is ``reference``'s truth)."""
+    def __call__(self, key: Key, state: State, data: Data, origin: Origin, cfg: Config) -> Measured:
+        """Metrics of one seed at one generation (``origin.truth`` is ``reference``'s truth);
+        ``key`` serves metrics that sample (the LM's example continuation)."""
 
 
 class Finish(Protocol):

@@ -132,7 +132,7 @@ def make_train_step(config: opt.OPTConfig, optimizer: optax.GradientTransformati
 @functools.lru_cache(maxsize=8)
 def _cached_step(config: opt.OPTConfig, optimizer_key: tuple):
     """``(optimizer, train_step)`` built once per model config and optimizer: every generation of
-    the recursive pipeline reuses one compiled step instead of tracing a new closure."""
+    the recursive chain reuses one compiled step instead of tracing a new closure."""
     steps_per_epoch, *fields = optimizer_key
     optimizer = make_optimizer(ml_collections.ConfigDict(dict(fields)), steps_per_epoch)
     return optimizer, make_train_step(config, optimizer)
