@@ -176,7 +176,7 @@ def fit(key, state, data, truth: Truth, cfg) -> family.Fitted:
         train_x,
         truth.corpus.valid_NxL,
         cfg.finetune,
-        _log(""),
+        _log("fit"),
     )
     best = next(r for r in result.history if r["step"] == result.best_step)
     record = {
