@@ -194,3 +194,11 @@ def test_resume_after_a_kill_is_byte_identical(where, tmp_path, monkeypatch):
         path = name if name.endswith("jsonl") else f"arrays/{name}"
         got, want = (tmp_path / d / path for d in ("killed", "straight"))
         assert got.read_bytes() == want.read_bytes(), name
+
+
+def test_a_corrupt_record_line_is_one_error_line(tmp_path):
+    _run(TOY, _config(), tmp_path)
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text("not json\n" + notes.read_text())
+    with pytest.raises(errors.CheckpointError, match=r"notes\.jsonl: line 1 is not a metrics line"):
+        _run(TOY, _config(), tmp_path)
