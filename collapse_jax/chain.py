@@ -12,6 +12,10 @@ whatever the number of seeds, and resuming needs no stored keys. Chunks always e
 (so each kept generation is a checkpoint, held for good beside the latest ``max_to_keep``): the
 chunk ends are a fixed set given the config, a resumed run makes exactly the calls of an
 uninterrupted one and its ``metrics.jsonl`` is byte-identical.
+
+The host path (``HostFamily``: the LM, which cannot be vmapped) loops over generations and seeds
+in Python with the same keys, mixing plan, metrics recorder, progress line, non-finite guard,
+retention and resume rules; see "The host path" below.
 """
 
 import dataclasses
@@ -23,15 +27,16 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
 from collapse_jax import experiments, mixing, rng, sharding
 from collapse_jax import metrics as metrics_lib
-from collapse_jax.checkpoint import Checkpointer, restore_newest
+from collapse_jax.checkpoint import Checkpointer, UnreadableCheckpoint, restore_newest
 from collapse_jax.data import fetch
 from collapse_jax.errors import CheckpointError, ConfigError, require
-from collapse_jax.family import HostFamily, Origin
+from collapse_jax.family import HostFamily, Origin, SingleRun
 
 
 class Carry(NamedTuple):
@@ -200,9 +205,13 @@ def _resolve(cfg):
     validate(cfg)
     fam = experiments.family(cfg.experiment)
     fam.validate(cfg)
-    check_family(fam, mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations))
-    if isinstance(fam, HostFamily):
+    plan = mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations)
+    if isinstance(fam, SingleRun):
         return fam, None
+    if isinstance(fam, HostFamily):
+        check_host_family(fam, plan)
+        return fam, None
+    check_family(fam, plan)
     _check_x64(cfg)
     return fam, sharding.seed_mesh(cfg)
 
@@ -359,8 +368,11 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
     workdir = prepare_workdir(cfg, workdir, overwrite, write=is_main)
     metrics_lib.quiet_orbax()
     fetch.reset()
+    if isinstance(fam, SingleRun):
+        fam.run(cfg, workdir)
+        return workdir
     if isinstance(fam, HostFamily):
-        fam.driver(cfg, workdir)
+        run_host(fam, cfg, workdir, is_main)
         return workdir
 
     G = cfg.num_generations
@@ -429,3 +441,247 @@ def _write_or_raise(writer, gens, m_GxS) -> None:
     writer.write(gens[:i], {k: v[:i] for k, v in m_GxS.items()})
     writer.wait()  # the finite generations' lines are on disk before the error propagates
     raise FloatingPointError(msg)
+
+
+# ---------------------------------------------------------------------------------------------
+# The host path: a Python loop over generations and seeds, for families that cannot be vmapped.
+#
+# Keys: generation g of seed s splits ``rng.generation_key(seed_keys[s], g)`` four ways into
+# (sample, mix, train, fit), as ``_step``; generation 0 does too (its sample key draws D_0, the
+# mix key is unused), and a family's metrics get ``fold_in(generation key, METRICS_PURPOSE)``.
+#
+# Checkpoints (Orbax, step = generation) under ``DIR/checkpoints/``:
+#   ``seed_{s}/data``   the pool of generation g >= 1, saved after the sampling and mixing and
+#                       before the fit (a sub-step: an interrupted fit reuses the samples)
+#   ``seed_{s}/model``  the fitted state of generation g, with its metrics, the fit's record and
+#                       the note as JSON metadata; generation 0 (the origin's model) is kept for good
+#   ``<name>/``         run-level states made once by the family (``Once``: the LM's base model)
+# Both per-seed directories keep the latest ``max(2, checkpoint.max_to_keep)`` generations
+# (generation g starts from g - 1's state and pool) and ``checkpoint.keep_generations``.
+#
+# A generation is recorded (``metrics.Recorder``) once every seed has saved its state; the
+# family's note lines go to their file just before. A rerun resumes after the newest recorded
+# generation every seed can read back (an unreadable checkpoint is set aside with one warning line
+# and its generation run again), truncates the records to it, reads back the seeds already done
+# from their metadata and reuses a saved pool: every step is a deterministic function of (keys,
+# saved arrays), so the files are byte-identical to an uninterrupted run's.
+
+METRICS_PURPOSE = 0x4D455452  # "METR": a host family's metrics (the LM's example continuation)
+
+
+def check_host_family(fam: HostFamily, plan: mixing.Plan) -> None:
+    """The data policies the host path does not run yet (one ConfigError line)."""
+    if plan.regime == "fresh":
+        raise ConfigError(f"mixing.regime=fresh: family {fam.name} draws no fresh original data")
+    if plan.curates:
+        raise ConfigError(
+            f"mixing.curation.score={plan.score}: family {fam.name} has no curation scores; "
+            "use none"
+        )
+
+
+def _float32(d: dict) -> dict:
+    # Metrics are recorded as float32; rounding before they are stored in a checkpoint's JSON
+    # makes a value read back on resume identical to the one an uninterrupted run computes.
+    return {k: float(np.float32(v)) for k, v in d.items()}
+
+
+def _save_array(path: Path, a) -> None:
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, a)
+    os.replace(tmp, path)
+
+
+def _once(directory: Path):
+    """``family.Once`` over ``directory``: each name is one checkpoint (step 0), made once."""
+
+    def once(name: str, template, compute):
+        with Checkpointer(directory / name, max_to_keep=1, async_save=False) as ckpt:
+            if 0 in ckpt.all_steps():
+                try:
+                    return ckpt.restore(0, template)[0]
+                except UnreadableCheckpoint as e:
+                    aside = ckpt.set_aside(0)
+                    logging.warning("%s; moved to %s, making it again", e, aside)
+            state, meta = compute()
+            ckpt.save(0, state, meta)
+            return state
+
+    return once
+
+
+class _HostSeed:
+    """One seed on the host path: its checkpoints and the (generation, value) it last held."""
+
+    def __init__(self, fam, cfg, plan, truth, s: int, seed_key, x0, ckpt_dir: Path):
+        self.fam, self.cfg, self.plan, self.truth, self.s = fam, cfg, plan, truth, s
+        self.seed_key, self.x0 = seed_key, x0
+        self.template = fam.init(truth, cfg)
+        self.pool_template = jax.eval_shape(lambda x: mixing.initial_pool(plan, x), self.x0)
+        keep = max(2, cfg.checkpoint.max_to_keep)
+        kept = list(cfg.checkpoint.keep_generations)
+        d = ckpt_dir / f"seed_{s}"
+        self.data = Checkpointer(d / "data", keep, keep_steps=kept)
+        self.model = Checkpointer(d / "model", keep, keep_steps=sorted({0, *kept}))
+        self.state: tuple[int, Any] | None = None
+        self.pool: tuple[int, mixing.Data] | None = None
+        self.state0 = None
+
+    def close(self) -> None:
+        for c in (self.data, self.model):
+            c.close()
+
+    def wait(self) -> None:
+        for c in (self.data, self.model):
+            c.wait()
+
+    def readable(self, g: int) -> bool:
+        """Restore generation ``g``'s state and pool (what ``g + 1`` starts from); an unreadable
+        one is set aside with one warning line and False returned."""
+        self.state = self.pool = None
+        if g not in self.model.all_steps():
+            return True  # missing, not unreadable: the generation loop says so
+        try:
+            self.state = (g, self.model.restore(g, self.template)[0])
+            if g in self.data.all_steps():
+                self.pool = (g, self.data.restore(g, self.pool_template)[0])
+        except UnreadableCheckpoint as e:
+            self.state = self.pool = None
+            for c in (self.model, self.data):
+                if g in c.all_steps() and str(c.directory / str(g)) in str(e):
+                    aside = c.set_aside(g)
+                    logging.warning(
+                        "%s; moved to %s, resuming from an earlier generation", e, aside
+                    )
+            return False
+        return True
+
+    def state_at(self, g: int):
+        """The fitted state of generation ``g`` (``init`` for g = -1)."""
+        if g < 0:
+            return self.template
+        if self.state is not None and self.state[0] == g:
+            return self.state[1]
+        if g == 0 and self.state0 is not None:
+            return self.state0
+        if g not in self.model.all_steps():
+            raise CheckpointError(
+                f"{self.model.directory}: generation {g} is missing; the run cannot resume (use "
+                "a new --workdir or --overwrite)"
+            )
+        return self.model.restore(g, self.template)[0]
+
+    def pool_at(self, g: int) -> mixing.Data:
+        if self.pool is not None and self.pool[0] == g:
+            return self.pool[1]
+        if g == 0:
+            return mixing.initial_pool(self.plan, self.x0)
+        if g not in self.data.all_steps():
+            raise CheckpointError(
+                f"{self.data.directory}: generation {g} is missing; the run cannot resume (use "
+                "a new --workdir or --overwrite)"
+            )
+        return self.data.restore(g, self.pool_template)[0]
+
+    def generation(self, g: int, arrays_dir: Path) -> dict:
+        """Run (or read back) generation ``g``: the checkpoint metadata with its metrics."""
+        fam, cfg, plan, s = self.fam, self.cfg, self.plan, self.s
+        if g in self.model.all_steps():  # done before an interruption
+            state, meta = self.model.restore(g, self.template)
+            self.state, self.pool = (g, state), None
+            return meta
+        gen_key = rng.generation_key(self.seed_key, g)
+        k_sample, k_mix, k_train, k_fit = jax.random.split(gen_key, 4)
+        if g == 0:
+            pool = mixing.initial_pool(plan, self.x0)
+        elif g in self.data.all_steps():
+            pool = self.data.restore(g, self.pool_template)[0]
+            logging.info("seed %d generation %d: samples restored", s, g)
+        else:
+            model_x = fam.sample(k_sample, self.state_at(g - 1), plan.num_model, self.truth, cfg)
+            model_x = jnp.asarray(model_x)
+            pool = mixing.next_pool(k_mix, plan, self.pool_at(g - 1), model_x, self.x0, g)
+            self.data.save(g, pool, {"generation": g, "seed_index": s})
+        data = mixing.training_data(k_train, plan, pool)
+        logging.info("seed %d generation %d: fitting", s, g)
+        fitted = fam.fit(k_fit, self.state_at(g - 1), data, self.truth, cfg)
+        if g == 0:
+            self.state0 = fitted.state
+        origin = Origin(self.truth, self.x0, self.state_at(0) if g else fitted.state)
+        k_metrics = jax.random.fold_in(gen_key, METRICS_PURPOSE)
+        measured = fam.metrics(k_metrics, fitted.state, data, origin, cfg)
+        if measured.per_sample is not None:
+            _save_array(arrays_dir / f"gen_{g}_seed_{s}.npy", measured.per_sample)
+        meta = {
+            "generation": g,
+            "seed_index": s,
+            "metrics": _float32({**fitted.metrics, **measured.metrics}),
+            "note": measured.note,
+            "fit": fitted.record,
+        }
+        self.model.save(g, fitted.state, meta)
+        self.state, self.pool = (g, fitted.state), (g, pool)
+        return meta
+
+
+def _note_line(meta: dict) -> str:
+    note = {"generation": meta["generation"], "seed": meta["seed_index"], **meta["note"]}
+    return json.dumps(note, ensure_ascii=False) + "\n"
+
+
+def run_host(fam: HostFamily, cfg, workdir: Path, is_main: bool = True) -> None:
+    """Run (or resume) a host family in ``workdir`` (``run`` calls it after the workdir checks)."""
+    G, S = cfg.num_generations, cfg.num_seeds
+    ckpt_dir = workdir / "checkpoints"
+    arrays_dir = workdir / "arrays"
+    arrays_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        jax.default_matmul_precision(cfg.matmul_precision),
+        metrics_lib.Recorder(workdir, cfg, enabled=is_main) as writer,
+    ):
+        truth = fam.reference(cfg, workdir, _once(ckpt_dir))
+        if is_main:
+            fetch.write_record(workdir)
+        keys_S = rng.seed_keys(cfg.seed, S)
+        x0_S = []
+        for key in keys_S:
+            k_data = jax.random.split(rng.generation_key(key, 0), 4)[0]
+            x0_S.append(jnp.asarray(fam.original_data(k_data, truth, cfg)))
+        plan = mixing.plan(cfg.mixing, x0_S[0].shape[0], G)
+        seeds: list[_HostSeed] = []
+        try:
+            for s in range(S):
+                seeds.append(_HostSeed(fam, cfg, plan, truth, s, keys_S[s], x0_S[s], ckpt_dir))
+            last = writer.store.progress()["per_seed"] - 1
+            if last >= G:
+                raise CheckpointError(
+                    f"{workdir}/metrics holds generation {last} but num_generations={G}"
+                )
+            while last >= 0 and not all(seed.readable(last) for seed in seeds):
+                last -= 1
+            writer.resume(last if last >= 0 else None)
+            notes = metrics_lib.MetricsWriter(workdir / fam.notes, is_main) if fam.notes else None
+            if notes is not None:
+                notes.truncate(last if last >= 0 else None)
+            if last >= 0:
+                logging.info("resuming %s after generation %d", workdir, last)
+            progress = metrics_lib.Progress(
+                G - 1, max(last, 0), cfg.log_every_seconds, f"{fam.name} "
+            )
+            for g in range(last + 1, G):
+                metas = [seed.generation(g, arrays_dir) for seed in seeds]
+                for seed in seeds:
+                    seed.wait()  # every seed's checkpoint is on disk before the generation is recorded
+                if notes is not None:
+                    notes.append([_note_line(m) for m in metas])
+                names = sorted(metas[0]["metrics"])
+                m_1xS = {
+                    k: np.asarray([[m["metrics"][k] for m in metas]], np.float32) for k in names
+                }
+                _write_or_raise(writer, [g], m_1xS)
+                progress.update(g, force=True)
+        finally:
+            for seed in seeds:
+                seed.close()
+    if is_main and fam.finish is not None:
+        fam.finish(cfg, workdir)

@@ -52,7 +52,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         Experiment("kde", _F + "kde", _P + "kde", "kde.py"),
         Experiment("vae", _F + "vae.family", _P + "vae", "vae.py"),
-        Experiment("opt_wikitext", _F + "lm.pipeline", _P + "opt", "opt_wikitext.py"),
+        Experiment("opt_wikitext", _F + "lm.family", _P + "opt", "opt_wikitext.py"),
         Experiment("opt_finetune", _F + "lm.finetune", None, "opt_finetune.py"),
     ]
 }

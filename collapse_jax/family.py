@@ -2,8 +2,10 @@
 
 A family is pure and single-seed; ``chain.py`` adds the seed axis with ``jax.vmap`` and the
 generation axis with ``lax.scan`` (``Family``), or loops over both in Python for a family that
-cannot be vmapped (``HostFamily``: the LM). Shapes must be static given ``cfg``. The families live
-in ``collapse_jax/families/``; ``collapse_jax.experiments`` is the one table naming them.
+cannot be vmapped (``HostFamily``: the LM). ``SingleRun`` is an experiment that is one call and
+no chain (a single fine-tuning). Shapes must be static given ``cfg`` (``Family`` only). The
+families live in ``collapse_jax/families/``; ``collapse_jax.experiments`` is the one table naming
+them.
 
 Each callable's signature is a ``Protocol`` below, so a type checker reads the interface from the
 types rather than from this docstring. ``Origin`` is what generation ``g`` is compared against.
@@ -11,6 +13,7 @@ types rather than from this docstring. ``Origin`` is what generation ``g`` is co
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import jax
@@ -94,9 +97,71 @@ class RowsPerGeneration(Protocol):
         for many samples (the statistics samplers, ``sufficient.py``)."""
 
 
-class Driver(Protocol):
-    def __call__(self, cfg: Config, workdir: Any) -> None:
-        """Run (or resume) a whole experiment in ``workdir``."""
+class Once(Protocol):
+    def __call__(
+        self, name: str, template: State, compute: Callable[[], tuple[State, dict]]
+    ) -> State:
+        """The state ``compute()`` returns, checkpointed as ``name`` the first time it is made
+        and restored (into ``template``'s structure) by every later run of the workdir."""
+
+
+class HostReference(Protocol):
+    def __call__(self, cfg: Config, workdir: Path, once: Once) -> Truth:
+        """What every seed shares (a corpus, a base model), built once per run on the host. May
+        keep files of its own in ``workdir`` (the LM's tokenizer and ``reference.json``) and
+        cache expensive pieces with ``once``."""
+
+
+class HostOriginalData(Protocol):
+    def __call__(self, key: Key, truth: Truth, cfg: Config) -> Samples:
+        """D_0 for one seed (its rows set the mixing plan's M)."""
+
+
+class HostInit(Protocol):
+    def __call__(self, truth: Truth, cfg: Config) -> State:
+        """The state generation 0 is fitted from; also the template a checkpoint restores into."""
+
+
+class Fitted(NamedTuple):
+    """What a host family's ``fit`` returns."""
+
+    state: State
+    metrics: dict[str, Any]  # metrics the fit itself measures (e.g. the kept validation loss)
+    record: dict[str, Any]  # JSON kept in the checkpoint's metadata (e.g. the training history)
+
+
+class HostFit(Protocol):
+    def __call__(self, key: Key, state: State, data: Data, truth: Truth, cfg: Config) -> Fitted:
+        """F on ``data`` (its 0-weight slots are empty), starting from ``state`` or afresh."""
+
+
+class HostSample(Protocol):
+    def __call__(self, key: Key, state: State, n: int, truth: Truth, cfg: Config) -> Samples:
+        """``n`` samples from the fitted model (the LM: continuations of ``n`` original blocks)."""
+
+
+class Measured(NamedTuple):
+    """What a host family's ``metrics`` returns for one seed at one generation."""
+
+    metrics: dict[str, Any]  # scalars: one value per seed in metrics.jsonl
+    per_sample: Any = None  # values per training sample: DIR/arrays/gen_{g}_seed_{s}.npy
+    note: dict | None = None  # one JSON line per seed in the family's ``notes`` file
+
+
+class HostMetrics(Protocol):
+    def __call__(self, key: Key, state: State, data: Data, origin: Origin, cfg: Config) -> Measured:
+        """Metrics of one seed at one generation (``origin.truth`` is ``reference``'s truth);
+        ``key`` serves metrics that sample (the LM's example continuation)."""
+
+
+class Finish(Protocol):
+    def __call__(self, cfg: Config, workdir: Path) -> None:
+        """Files derived from the complete records once the run ends (the LM's examples.md)."""
+
+
+class RunOnce(Protocol):
+    def __call__(self, cfg: Config, workdir: Path) -> Any:
+        """Run a whole experiment in ``workdir`` (config.json is written already)."""
 
 
 @dataclass(frozen=True)
@@ -123,12 +188,30 @@ class Family:
 
 @dataclass(frozen=True)
 class HostFamily:
-    """A family that cannot be vmapped over seeds; ``chain.run`` hands it the workdir."""
+    """A family ``chain.py`` runs as a Python loop over generations and seeds on the host: the
+    same keys, mixing plan, metrics, checkpoints and resume as ``Family``, with the pool of each
+    generation checkpointed before its fit (``chain.py``, "The host path")."""
 
     name: str
     validate: Validate
-    driver: Driver
+    reference: HostReference
+    original_data: HostOriginalData
+    init: HostInit
+    fit: HostFit
+    sample: HostSample
+    metrics: HostMetrics
+    finish: Finish | None = None
+    notes: str | None = None  # file name in the workdir of Measured.note lines ("examples.jsonl")
 
 
-AnyFamily = Family | HostFamily
+@dataclass(frozen=True)
+class SingleRun:
+    """An experiment that is one call, not a chain: no seeds, generations or mixing."""
+
+    name: str
+    validate: Validate
+    run: RunOnce
+
+
+AnyFamily = Family | HostFamily | SingleRun
 FamilyLoader = Callable[[], AnyFamily]

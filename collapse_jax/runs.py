@@ -76,6 +76,11 @@ class RunView:
     def is_lm(self) -> bool:
         return self.config.experiment in _LM
 
+    @property
+    def is_host(self) -> bool:
+        """A run of the chain's host path: one checkpoint directory per seed."""
+        return isinstance(self.family, family_lib.HostFamily)
+
     @cached_property
     def family(self) -> family_lib.AnyFamily:
         return experiments.family(self.config.experiment)
@@ -114,10 +119,10 @@ class RunView:
         """Generations with a checkpoint (for the LM: with parameters of every seed)."""
         if not (self.workdir / "checkpoints").is_dir():
             return []
-        if self.is_lm:
+        if self.is_host:
             steps = None
             for s in range(self.num_seeds):
-                with self._checkpointer(f"seed_{s}", "params") as c:
+                with self._checkpointer(f"seed_{s}", "model") as c:
                     got = set(c.all_steps())
                 steps = got if steps is None else steps & got
             return sorted(steps or ())
@@ -158,7 +163,7 @@ class RunView:
         """The chain's Carry ``[S, ...]`` as shapes: ``eval_shape`` of its first step."""
         self._require_x64()
         fam, cfg = self.family, self.config
-        if isinstance(fam, family_lib.HostFamily):
+        if not isinstance(fam, family_lib.Family):
             raise ConfigError(
                 f"model: {cfg.experiment} runs keep no chain checkpoints to restore (metrics only)"
             )
@@ -194,7 +199,7 @@ class RunView:
     def sample(self, generation: int, n: int, seed: int, key: jax.Array) -> jax.Array:
         """``n`` draws from seed ``seed``'s model of ``generation`` by the family's ``sample``
         (points for Gaussian/GMM, categories for discrete, uint8 images for the VAE; for the LM
-        the pipeline's beam-search continuations ``new_NxT`` of ``n`` original training blocks
+        the chain's beam-search continuations ``new_NxT`` of ``n`` original training blocks
         chosen by ``key``, see ``lm_sample``)."""
         if self.is_lm:
             return self._lm_sample(generation, n, seed, key)
@@ -217,7 +222,7 @@ class RunView:
 
         tok_dir = self.workdir / "tokenizer"
         if not tok_dir.is_dir():
-            raise FileNotFoundError(f"{tok_dir}: missing; the LM pipeline saves its tokenizer here")
+            raise FileNotFoundError(f"{tok_dir}: missing; the LM family saves its tokenizer here")
         vocab_size = len(AutoTokenizer.from_pretrained(tok_dir))
         box = {}
 
@@ -235,35 +240,35 @@ class RunView:
         generation = int(generation)
         (s,), _ = self._seed_index(int(seed))
         self._check_generation(generation)
-        with self._checkpointer(f"seed_{s}", "params") as c:
+        with self._checkpointer(f"seed_{s}", "model") as c:
             params, meta = c.restore(generation, self._lm_abstract[1])
         if meta.get("generation") != generation:
             raise CheckpointError(
-                f"{self.workdir}/checkpoints/seed_{s}/params/{generation}: metadata names "
+                f"{self.workdir}/checkpoints/seed_{s}/model/{generation}: metadata names "
                 f"generation {meta.get('generation')}"
             )
         return params
 
     @cached_property
     def _lm_corpus(self):
-        from collapse_jax.families.lm import pipeline
+        from collapse_jax.families.lm import corpus
 
-        return pipeline.load_corpus(self.config, None)
+        return corpus.load(self.config)
 
     def _lm_sample(self, generation: int, n: int, seed: int, key: jax.Array) -> np.ndarray:
         """Continue ``n`` of D_0's blocks (drawn without replacement by ``key``) with model
-        (generation, seed), as the pipeline makes generation ``generation + 1``'s data."""
-        from collapse_jax.families.lm import decode, pipeline
+        (generation, seed), as the chain makes generation ``generation + 1``'s data."""
+        from collapse_jax.families.lm import family as lm_family
 
         params = self.lm_params(generation, seed)
         train_MxL = self._lm_corpus.train_MxL
         M = train_MxL.shape[0]
         if not 1 <= int(n) <= M:
             raise ConfigError(f"sample: n must be in [1, {M}] (the original blocks), got {n}")
-        idx = np.sort(np.asarray(jax.random.permutation(key, M))[: int(n)])
-        model = decode.opt_model(self.lm_config)
         with jax.default_matmul_precision(self.config.matmul_precision):
-            return pipeline.continue_blocks(model, params, train_MxL[idx], self.config.generate)
+            return lm_family.continue_prompts(
+                key, params, self.lm_config, train_MxL, int(n), self.config.generate
+            )
 
     @property
     def lm_config(self):

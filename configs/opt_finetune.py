@@ -1,6 +1,6 @@
 """One OPT fine-tuning run on WikiText-2 (generation 0 of the paper's LLM experiment).
 
-    python -m collapse_jax.families.lm.finetune --config=configs/opt_finetune.py:cpu --workdir=/tmp/opt_ft
+    python -m launch.run --config=configs/opt_finetune.py:cpu --workdir=/tmp/opt_ft
 
 paper  facebook/opt-125m on wikitext-2-raw-v1 with the paper's hyper-parameters (5 epochs, batch
        128, AdamW lr 2e-5, weight decay 0.01, cosine to 1e-6). Needs the HF hub for the weights
@@ -14,7 +14,7 @@ cpu    a 2-layer OPT (hidden 128) trained from scratch on WikiText-2's valid spl
        tokens on the same targets (summary.json).
 smoke  a tiny model on a few hundred blocks of the same files; seconds (what the tests run).
 
-The recursive pipeline (configs/opt_wikitext.py) reuses the fields under cfg.lm, cfg.data,
+The recursive chain (configs/opt_wikitext.py) reuses the fields under cfg.lm, cfg.data,
 cfg.tokenizer and cfg.finetune.
 """
 

@@ -93,7 +93,7 @@ def generate_fields() -> ml_collections.ConfigDict:
 def tail_fields() -> ml_collections.ConfigDict:
     tail = ml_collections.ConfigDict()
     # Rare at level q: the least frequent token types (n-gram types) of the original training
-    # blocks that together hold at most a fraction q of its tokens (n-grams); see lm/pipeline.py.
+    # blocks that together hold at most a fraction q of its tokens (n-grams); see families/lm/tail.py.
     tail.quantiles = (0.1, 0.25)
     tail.ngram_orders = (2, 3)  # rare n-grams scored on the test set (1 = tokens, always done)
     tail.distinct_orders = (1, 2, 3, 4)  # distinct-n share of each generation's training data
@@ -118,8 +118,6 @@ def get_config(arg=None):
     cfg.example = ml_collections.ConfigDict()
     cfg.example.prompt = EXAMPLE_PROMPT
     cfg.example.max_prompt_tokens = 64  # the prompt's last tokens, <= data.block_size
-    # Persistent XLA cache: every fine-tuning after the first reuses the compiled step ("" = off).
-    cfg.compilation_cache_dir = "~/.cache/collapse_jax/xla"
     cfg.matmul_precision = "default"  # TF32 on GPUs, as the paper's fine-tuning
     cfg.num_seeds = 5
     cfg.num_generations = 10

@@ -129,7 +129,8 @@ def test_config_variants_build(variant):
     assert isinstance(cfg, ml_collections.ConfigDict)
 
 
-# The pipeline's smoke tests run the same fine-tuning end to end; this one is kept for `-m slow`.
+# The LM chain's smoke tests (test_pipeline.py) run the same fine-tuning end to end; this one is
+# kept for `-m slow`.
 @pytest.mark.slow
 def test_smoke_run_end_to_end(shared_data, tmp_path):
     cfg = opt_finetune.get_config("smoke")

@@ -1,14 +1,20 @@
-"""The OPT WikiText pipeline: the smoke variant runs two generations and resumes exactly."""
+"""The OPT WikiText chain (the LM family on the chain's host path): the smoke variant runs two
+generations and resumes byte-identically after a kill at each sub-step."""
 
+import dataclasses
+import filecmp
 import importlib.util
 import shutil
 from pathlib import Path
 
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from collapse_jax import chain, errors
-from collapse_jax.families.lm import pipeline
+from collapse_jax import metrics as metrics_lib
+from collapse_jax.families.lm import family as lm
+from collapse_jax.families.lm import finetune, tail
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,14 +28,50 @@ def _config(arg="smoke"):
     return mod.get_config(arg)
 
 
-OUTPUTS = ("metrics.jsonl", "examples.jsonl", "arrays/gen_0_seed_0.npy", "arrays/gen_1_seed_0.npy")
+def _files(workdir: Path) -> list[str]:
+    """Every output a resume must reproduce byte for byte: the records, the per-block arrays,
+    the metric store and each checkpoint's arrays (the checkpoints' metadata holds timings)."""
+    names = ["metrics.jsonl", "examples.jsonl", "examples.md", "reference.json"]
+    names += [str(p.relative_to(workdir)) for p in sorted(workdir.glob("arrays/*.npy"))]
+    store = workdir / metrics_lib.STORE
+    names += [str(p.relative_to(workdir)) for p in sorted(store.rglob("*")) if p.is_file()]
+    return names
+
+
+def _checkpoints(workdir: Path) -> list[str]:
+    root = workdir / "checkpoints"
+    return sorted(str(p.parent.relative_to(root)) for p in root.glob("**/state/_METADATA"))
+
+
+def assert_same_run(got: Path, want: Path) -> None:
+    assert _files(got) == _files(want)
+    for name in _files(want):
+        assert filecmp.cmp(got / name, want / name, shallow=False), name
+    assert _checkpoints(got) == _checkpoints(want)
+    for step in _checkpoints(want):
+        trees = [ocp.StandardCheckpointer().restore(w / "checkpoints" / step) for w in (got, want)]
+        flat = [ocp.tree.to_flat_dict(t) for t in trees]
+        assert flat[0].keys() == flat[1].keys(), step
+        for k in flat[1]:
+            a, b = np.asarray(flat[0][k]), np.asarray(flat[1][k])
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), (step, k)
 
 
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory):
-    """An uninterrupted two-generation smoke run."""
+def gen0(tmp_path_factory):
+    """An uninterrupted one-generation smoke run (the start of every resume case)."""
     if not (ROOT.parent / "shared" / "data" / "wikitext-2").is_dir():
         pytest.skip("../shared/data/wikitext-2 is absent (the smoke variant reads it)")
+    cfg = _config()
+    cfg.num_generations = 1
+    workdir = tmp_path_factory.mktemp("gen0")
+    chain.run(cfg, workdir)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def straight(gen0, tmp_path_factory):
+    """An uninterrupted two-generation smoke run."""
     workdir = tmp_path_factory.mktemp("straight")
     chain.run(_config(), workdir)
     return workdir
@@ -41,7 +83,7 @@ def test_two_generations_write_the_output_contract(straight):
     from collapse_jax import plots
 
     run = plots.load_run(straight)
-    m = run.metrics
+    m = {k: np.asarray(v) for k, v in run.metrics.items()}
     assert all(np.isfinite(v).all() and v.shape == (2, 1) for v in m.values())
     # Beam search is the mode-seeking decoder: its blocks are more likely under the generation-0
     # model than the real blocks it was fitted on (the paper's Fig. 1 shift to the left).
@@ -61,42 +103,104 @@ def test_two_generations_write_the_output_contract(straight):
     assert "| 1 |" in summary
 
 
-def test_resume_after_each_step_is_byte_identical(straight, tmp_path, monkeypatch):
+class Killed(Exception):
+    """A simulated kill."""
+
+
+def _kill(*a, **k):
+    raise Killed
+
+
+def _counted(fn, counter: dict, name: str):
+    def wrapped(*a, **k):
+        counter[name] += 1
+        return fn(*a, **k)
+
+    return wrapped
+
+
+# Where generation 1 is killed, and the work its rerun must not repeat: sampling (the beam
+# search) once the pool is saved, fine-tuning once the model is saved.
+KILLS = {
+    "sampling": "sample",  # nothing of generation 1 saved yet
+    "fit": "fit",  # the pool is saved
+    "metrics": "metrics",  # the pool is saved, the fine-tuning is lost
+    "record": "record",  # the model and its metrics are saved, the metrics line is not
+    "finish": "finish",  # every generation is recorded, examples.md is not rewritten
+}
+
+
+@pytest.mark.parametrize("where", list(KILLS))
+def test_resume_after_a_kill_at_each_sub_step_is_byte_identical(
+    where, gen0, straight, tmp_path, monkeypatch
+):
+    workdir = tmp_path / "run"
+    shutil.copytree(gen0, workdir)  # generation 0 done; the rerun extends to 2 generations
+    calls = {"sample": 0, "finetune": 0}
+    fam = dataclasses.replace(lm.FAMILY, sample=_counted(lm.FAMILY.sample, calls, "sample"))
+    monkeypatch.setattr(finetune, "finetune", _counted(finetune.finetune, calls, "finetune"))
+    if where == "record":
+        monkeypatch.setattr(metrics_lib.Recorder, "write", _kill)
+        monkeypatch.setattr(lm, "FAMILY", fam)
+    else:
+        monkeypatch.setattr(lm, "FAMILY", dataclasses.replace(fam, **{KILLS[where]: _kill}))
+    with pytest.raises(Killed):
+        chain.run(_config(), workdir)
+    monkeypatch.undo()
+    saved = {
+        name: (workdir / "checkpoints/seed_0" / name / "1").is_dir() for name in ("data", "model")
+    }
+    lines = len((workdir / "metrics.jsonl").read_text().splitlines())
+    assert (
+        saved
+        == {
+            "sampling": {"data": False, "model": False},
+            "fit": {"data": True, "model": False},
+            "metrics": {"data": True, "model": False},
+            "record": {"data": True, "model": True},
+            "finish": {"data": True, "model": True},
+        }[where]
+    )
+    assert lines == (2 if where == "finish" else 1)
+
+    calls = {"sample": 0, "finetune": 0}
+    monkeypatch.setattr(finetune, "finetune", _counted(finetune.finetune, calls, "finetune"))
+    fam = dataclasses.replace(lm.FAMILY, sample=_counted(lm.FAMILY.sample, calls, "sample"))
+    monkeypatch.setattr(lm, "FAMILY", fam)
+    chain.run(_config(), workdir)
+    # The scratch base is restored, never pre-trained again; saved work is reused.
+    assert (
+        calls
+        == {
+            "sampling": {"sample": 1, "finetune": 1},
+            "fit": {"sample": 0, "finetune": 1},
+            "metrics": {"sample": 0, "finetune": 1},
+            "record": {"sample": 0, "finetune": 0},
+            "finish": {"sample": 0, "finetune": 0},
+        }[where]
+    )
+    assert_same_run(workdir, straight)
+
+
+def test_resume_after_a_kill_once_the_base_model_is_saved(gen0, tmp_path, monkeypatch):
     cfg = _config()
-    # Run generation 0 only, then extend to 2 generations with a crash after generation 1's beam
-    # search (its synthetic data is saved, its fine-tuning is lost), then rerun.
     cfg.num_generations = 1
-    chain.run(cfg, tmp_path)
-    cfg.num_generations = 2
-
-    calls = {"beam": 0}
-    real_continue, real_metrics = pipeline.continue_blocks, pipeline.model_metrics
-
-    def counting_continue(*a, **k):
-        calls["beam"] += 1
-        return real_continue(*a, **k)
-
-    def crash(*a, **k):
-        raise KeyboardInterrupt("simulated crash after the beam search")
-
-    monkeypatch.setattr(pipeline, "continue_blocks", counting_continue)
-    monkeypatch.setattr(pipeline, "model_metrics", crash)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(tail, "reference", _kill)
+    with pytest.raises(Killed):
         chain.run(cfg, tmp_path)
-    assert calls["beam"] == 1
-    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
-
-    monkeypatch.setattr(pipeline, "model_metrics", real_metrics)
+    monkeypatch.undo()
+    assert (tmp_path / "checkpoints/base/0").is_dir()
+    calls = {"finetune": 0}
+    monkeypatch.setattr(finetune, "finetune", _counted(finetune.finetune, calls, "finetune"))
     chain.run(cfg, tmp_path)
-    assert calls["beam"] == 1, "the saved synthetic data must be reused, not regenerated"
-    for name in OUTPUTS:
-        assert (tmp_path / name).read_bytes() == (straight / name).read_bytes(), name
+    assert calls == {"finetune": 1}  # generation 0 only: the base is restored
+    assert_same_run(tmp_path, gen0)
 
 
 def test_corrupt_newest_params_checkpoint_is_set_aside_and_redone(straight, tmp_path):
     workdir = tmp_path / "run"
     shutil.copytree(straight, workdir)
-    step = workdir / "checkpoints" / "seed_0" / "params" / "1"
+    step = workdir / "checkpoints" / "seed_0" / "model" / "1"
     (data_file,) = (step / "state" / "d").iterdir()
     data = bytearray(data_file.read_bytes())
     data[len(data) // 3 : len(data) // 3 + 16] = bytes(
@@ -105,26 +209,26 @@ def test_corrupt_newest_params_checkpoint_is_set_aside_and_redone(straight, tmp_
     data_file.write_bytes(bytes(data))
     chain.run(_config(), workdir)  # generation 1 is run again from generation 0's checkpoint
     assert (step.parent / "corrupt-1").is_dir() and step.is_dir()
-    for name in OUTPUTS:
-        assert (workdir / name).read_bytes() == (straight / name).read_bytes(), name
+    shutil.rmtree(step.parent / "corrupt-1")
+    assert_same_run(workdir, straight)
 
 
 def test_rare_classes_take_whole_count_classes():
     counts = np.array([5, 1, 1, 2, 0, 10])  # 19 tokens
     # Count-1 types hold 2/19 >= 0.1: they alone are rare at q = 0.1.
     np.testing.assert_array_equal(
-        pipeline.rare_classes(counts, 0.1), [False, True, True, False, False, False]
+        tail.rare_classes(counts, 0.1), [False, True, True, False, False, False]
     )
     # Classes 1, 2 hold 4/19 < 0.25, adding class 5 reaches 9/19.
     np.testing.assert_array_equal(
-        pipeline.rare_classes(counts, 0.25), [True, True, True, True, False, False]
+        tail.rare_classes(counts, 0.25), [True, True, True, True, False, False]
     )
 
 
 def test_ngram_keys_are_injective_within_blocks():
     rng = np.random.default_rng(0)
     blocks = rng.integers(0, 7, size=(20, 9))
-    keys = pipeline.ngram_keys(blocks, 3, 7)
+    keys = tail.ngram_keys(blocks, 3, 7)
     tuples = {tuple(b[i : i + 3]) for b in blocks for i in range(7)}
     assert keys.shape == (20, 7) and np.unique(keys).size == len(tuples)
 
@@ -150,7 +254,7 @@ def test_validate_names_the_bad_field(field, value, match):
         sub = sub[part]
     sub[leaf] = value
     with pytest.raises(errors.ConfigError, match=match):
-        pipeline.validate(cfg)
+        lm.validate(cfg)
 
 
 def test_regime_variants():
@@ -194,19 +298,18 @@ def test_tail_metrics_match_a_direct_computation():
             "finetune": {"eval_batch_size": 2},  # 5 blocks: the last batch is padded
         }
     )
-    corpus = pipeline.Corpus(None, train, test, test, train)
-    tail = pipeline.tail_reference(cfg, corpus, V)
-    got = pipeline.model_metrics(params, config, test, tail, cfg)
+    ref = tail.reference(cfg, train, test, V)
+    got = tail.model_metrics(params, config, test, ref, cfg)
 
     logits, _ = opt.forward(params, config, jax.numpy.asarray(test))
     logp = np.asarray(jax.nn.log_softmax(logits.astype(np.float32), axis=-1), np.float64)
     nll = -np.take_along_axis(logp[:, :-1], test[:, 1:, None], axis=-1)[..., 0]
     np.testing.assert_allclose(got["test_perplexity"], np.exp(nll.mean()), rtol=1e-5)
     for q in (0.1, 0.25):
-        name = pipeline._qname(q)
+        name = tail.qname(q)
         counts = collections.Counter(train.ravel().tolist())
         c = np.array([counts.get(v, 0) for v in range(V)])
-        rare = pipeline.rare_classes(c, q)
+        rare = tail.rare_classes(c, q)
         mass = np.exp(logp[:, :-1])[..., rare].sum(-1).mean()
         np.testing.assert_allclose(got[f"rare_mass_{name}"], mass, rtol=1e-5)
         for n in (1, 2, 3):
@@ -214,7 +317,7 @@ def test_tail_metrics_match_a_direct_computation():
                 tuple(b[i : i + n]) for b in train.tolist() for i in range(L - n + 1)
             )
             keys = list(grams)
-            rare_n = pipeline.rare_classes(np.array([grams[k] for k in keys]), q)
+            rare_n = tail.rare_classes(np.array([grams[k] for k in keys]), q)
             rare_set = {k for k, r in zip(keys, rare_n, strict=True) if r}
             vals = []
             for b in range(test.shape[0]):
@@ -259,7 +362,7 @@ def test_open_run_exports_a_generation_that_transformers_loads(straight, tmp_pat
     # The float32 summation-order bound of tests/test_convert.py.
     np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=1e-5)
 
-    # Sampling continues original blocks by the pipeline's beam search: deterministic given key.
+    # Sampling continues original blocks by the chain's beam search: deterministic given key.
     new_NxT = run.sample(1, 3, 0, jax.random.key(0))
     assert new_NxT.shape == (3, run.config.generate.max_new_tokens)
     np.testing.assert_array_equal(new_NxT, run.sample(1, 3, 0, jax.random.key(0)))

@@ -34,7 +34,7 @@ class Run:
 def load_run(workdir) -> Run:
     """``Run`` of a workdir: lazy arrays over ``DIR/metrics/`` (``metrics.open_metrics``).
 
-    A run without the store (the LM pipeline, runs of older versions) is read from the per-seed
+    A run without the store (runs of older versions) is read from the per-seed
     lines of ``metrics.jsonl``.
     """
     workdir = Path(workdir)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -34,6 +35,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from collapse_jax import errors
 
@@ -582,6 +584,47 @@ def beam_search(
     _check(model, prompt_ids_BxL, prompt_mask_BxL, s)
     fn = _beam_search_debug if debug else _beam_search_compiled
     return fn(model, params, prompt_ids_BxL, prompt_mask_BxL, s)
+
+
+def continue_blocks(
+    params, model_cfg, prompts_NxL, key, gen_cfg, prompt_mask_NxL=None
+) -> np.ndarray:
+    """``gen_cfg.max_new_tokens`` new tokens after every prompt, decoded as ``cfg.generate`` says:
+    ``new_NxT`` int32 on the host.
+
+    Beam search (the paper's decoder) is deterministic and ignores ``key``; the LM chain passes the
+    generation's key anyway so a sampling decoder needs no other call. Prompts go in batches of
+    ``gen_cfg.batch_size`` rows, the last padded (one compiled shape); ``prompt_mask_NxL`` marks
+    left padding (default: none).
+    """
+    from collapse_jax.families.lm import perplexity
+
+    del key
+    prompts_NxL = np.asarray(prompts_NxL, np.int32)
+    n, L = prompts_NxL.shape
+    mask_NxL = np.ones_like(prompts_NxL) if prompt_mask_NxL is None else prompt_mask_NxL
+    both_Nx2L = np.concatenate([prompts_NxL, np.asarray(mask_NxL, np.int32)], axis=1)
+    model = opt_model(model_cfg)
+    out, done, t0 = [], 0, time.perf_counter()
+    for batch, real in perplexity.padded_batches(both_Nx2L, gen_cfg.batch_size):
+        res = beam_search(
+            model,
+            params,
+            batch[:, :L],
+            batch[:, L:],
+            num_beams=gen_cfg.num_beams,
+            max_new_tokens=gen_cfg.max_new_tokens,
+            min_new_tokens=gen_cfg.min_new_tokens,
+            length_penalty=gen_cfg.length_penalty,
+            early_stopping=gen_cfg.early_stopping,
+            repetition_penalty=gen_cfg.repetition_penalty,
+            no_repeat_ngram_size=gen_cfg.no_repeat_ngram_size,
+        )
+        out.append(np.asarray(jax.device_get(res.tokens_BxN), np.int32)[:real])
+        done += real
+        rate = done / max(time.perf_counter() - t0, 1e-9)
+        logging.info("beam search %d/%d prompts | %.1f prompts/s", done, n, rate)
+    return np.concatenate(out)
 
 
 # ----------------------------------------------------------------------------- greedy and sampling

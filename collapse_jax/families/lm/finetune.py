@@ -10,9 +10,9 @@ Each epoch visits a fresh permutation of the training blocks in ``N // batch_siz
 the last partial batch is dropped (a different remainder each epoch, so every block is seen in
 expectation and one compiled shape serves all steps).
 
-Command (a single fine-tuning run; the recursive pipeline is ``configs/opt_wikitext.py``):
+Command (a single fine-tuning run; the recursive chain is ``configs/opt_wikitext.py``):
 
-    python -m collapse_jax.families.lm.finetune --config=configs/opt_finetune.py:cpu --workdir=/tmp/ft
+    python -m launch.run --config=configs/opt_finetune.py:cpu --workdir=/tmp/ft
 """
 
 import functools
@@ -30,7 +30,7 @@ import optax
 from absl import logging
 
 from collapse_jax import family
-from collapse_jax.errors import ConfigError, require
+from collapse_jax.errors import require
 from collapse_jax.families.lm import opt, perplexity
 
 SCHEDULE_PERIODS = ("epoch", "run")
@@ -129,17 +129,10 @@ def make_train_step(config: opt.OPTConfig, optimizer: optax.GradientTransformati
     return jax.jit(step, donate_argnums=0)
 
 
-def _optimizer_key(ft_cfg, steps_per_epoch: int) -> tuple:
-    """Everything the optimizer depends on, hashable."""
-    fields = ("learning_rate", "final_learning_rate", "schedule_period", "num_epochs")
-    fields += ("weight_decay", "adam_b1", "adam_b2", "adam_eps", "grad_clip_norm")
-    return (steps_per_epoch, *((f, ft_cfg[f]) for f in fields))
-
-
 @functools.lru_cache(maxsize=8)
 def _cached_step(config: opt.OPTConfig, optimizer_key: tuple):
     """``(optimizer, train_step)`` built once per model config and optimizer: every generation of
-    the recursive pipeline reuses one compiled step instead of tracing a new closure."""
+    the recursive chain reuses one compiled step instead of tracing a new closure."""
     steps_per_epoch, *fields = optimizer_key
     optimizer = make_optimizer(ml_collections.ConfigDict(dict(fields)), steps_per_epoch)
     return optimizer, make_train_step(config, optimizer)
@@ -238,7 +231,7 @@ def finetune(
     return Result(best_params, best_step, history)
 
 
-# --- a single fine-tuning run from a config (the lead wires it into launch/run.py) ---
+# --- a single fine-tuning run from a config (``launch.run`` with configs/opt_finetune.py) ---
 
 
 def build_model(lm_cfg, vocab_size: int, key: jax.Array) -> tuple[opt.OPTConfig, Any]:
@@ -263,38 +256,21 @@ def build_model(lm_cfg, vocab_size: int, key: jax.Array) -> tuple[opt.OPTConfig,
     return convert.load_pretrained(lm_cfg.source.removeprefix("hub:"), dtype=lm_cfg.dtype)
 
 
-def load_data(cfg, tokenizer_dir: Path | None = None):
-    """``(tokenizer, {"train", "valid", "test"} -> blocks_NxL)`` from ``cfg.data``/``cfg.tokenizer``.
-
-    With ``tokenizer_dir`` the tokenizer is also saved there, so a run directory is self-contained.
-    """
-    from collapse_jax.data import wikitext
-    from collapse_jax.families.lm import tokenizer as tokenizer_lib
-
-    lines = wikitext.split_lines(cfg.data)
-    tok = tokenizer_lib.load(cfg.tokenizer, lines["train"])
-    if tokenizer_dir is not None:
-        tok.save_pretrained(tokenizer_dir)
-    return tok, wikitext.blocks(cfg.data, tok, lines)
-
-
 def run_finetune(cfg, workdir) -> dict:
-    """Fine-tune once as ``cfg`` says; write ``config.json``, ``finetune.jsonl``, ``summary.json``,
-    ``test_sequence_perplexity.npy`` and the best model as an HF directory ``model/``."""
+    """Fine-tune once as ``cfg`` says; write ``finetune.jsonl``, ``summary.json``,
+    ``test_sequence_perplexity.npy`` and the best model as an HF directory ``model/``
+    (``chain.run`` has written ``config.json``)."""
+    from collapse_jax.families.lm import corpus as corpus_lib
+
     workdir = Path(workdir).expanduser().resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(cfg.to_json_best_effort(indent=2) + "\n")
     model_dir = workdir / "model"
     with jax.default_matmul_precision(cfg.matmul_precision):
-        tok, blocks = load_data(cfg, model_dir)
+        corpus = corpus_lib.load(cfg, model_dir)
+        blocks = {"train": corpus.train_MxL, "valid": corpus.valid_NxL, "test": corpus.test_NxL}
         init_key, train_key = jax.random.split(jax.random.key(cfg.seed))
-        config, params = build_model(cfg.lm, len(tok), init_key)
-        max_id = max(int(b.max()) for b in blocks.values())
-        if max_id >= config.vocab_size:
-            raise ConfigError(
-                f"lm.source={cfg.lm.source}: vocab_size {config.vocab_size} is too small for "
-                f"tokenizer.source={cfg.tokenizer.source} (token id {max_id})"
-            )
+        config, params = build_model(cfg.lm, len(corpus.tokenizer), init_key)
+        corpus_lib.check_vocabulary(cfg, config.vocab_size, corpus)
         logging.info(
             "blocks %s; model %s params",
             {k: v.shape for k, v in blocks.items()},
@@ -338,20 +314,6 @@ def run_finetune(cfg, workdir) -> dict:
     return summary
 
 
-def main(argv):
-    del argv
-    run_finetune(_CONFIG.value, _WORKDIR.value)
-
-
-if __name__ == "__main__":
-    from absl import app, flags
-    from ml_collections import config_flags
-
-    _CONFIG = config_flags.DEFINE_config_file("config", lock_config=True)
-    _WORKDIR = flags.DEFINE_string("workdir", None, "output directory", required=True)
-    app.run(main)
-
-
-FAMILY = family.HostFamily(
-    name="opt_finetune", validate=validate, driver=lambda cfg, workdir: run_finetune(cfg, workdir)
-)
+# One fine-tuning, not a chain: no seeds, generations or mixing, so it needs none of the chain's
+# loop, and its outputs (an HF model directory, the fine-tuning log) are its own.
+FAMILY = family.SingleRun(name="opt_finetune", validate=validate, run=run_finetune)

@@ -1,0 +1,251 @@
+"""The paper's recursive LLM experiment as a host family of the chain (``chain.py``'s host path).
+
+Shumailov et al., Sec. 4 / Fig. 1: OPT is fine-tuned on WikiText-2 token blocks (generation 0);
+generation n >= 1 continues original training blocks (the prompts, ``block_size`` tokens) with
+model n-1 by 5-way beam search of exactly ``block_size`` new tokens (EOS blocked), and those new
+tokens form one synthetic block. The chain's mixing plan (``mixing.py``) makes each generation's
+dataset: ``replace`` is the paper's 5-epoch regime (every original block continued), ``keep_real``
+with gamma = 0.1 the 10-epoch one (only the ``alpha * M`` model blocks are generated, from a
+random subset of the prompts, and a random 10% of the original blocks join them). Model n starts
+again from the base (pretrained) model and keeps the parameters best on the real validation
+blocks. The chain loops over seeds and generations; this module is single-seed.
+
+The base: ``lm.source=hub:...`` loads a pretrained OPT; ``lm.source=scratch`` (the CPU stand-in)
+pre-trains one with ``fold_in(key(cfg.seed), BASE_STREAM)`` once per workdir (checkpoint
+``DIR/checkpoints/base``), shared by every seed and generation. ``DIR/tokenizer/`` holds the
+tokenizer, ``DIR/reference.json`` the rare sets of D_0 (``tail.py``), ``DIR/examples.jsonl`` and
+``DIR/examples.md`` each model's continuation of the paper's Example 1 prompt.
+
+Metrics: ``valid_perplexity`` of the kept checkpoint, and the test and tail metrics of ``tail.py``.
+"""
+
+import json
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+from absl import logging
+
+from collapse_jax import family
+from collapse_jax.errors import require
+from collapse_jax.families.lm import corpus as corpus_lib
+from collapse_jax.families.lm import decode, finetune, opt, perplexity, tail
+
+# fold_in constant of the base model's key: outside any seed index in use.
+BASE_STREAM = 0xFFFFFFFF
+DECODE_PURPOSE = 0x44454344  # "DECD": the decoder's key, folded into the sampling key
+# Mixing regimes the LM runs: every other one needs what fine-tuning lacks (sample weights) or
+# pieces the LM does not have yet (fresh original text, curation scores, augment's pool layout).
+REGIMES = ("replace", "accumulate", "accumulate_subsample", "keep_real", "custom")
+
+
+def validate(cfg) -> None:
+    """Raise ``ConfigError`` naming any bad LM field, before any data or model is loaded."""
+    finetune.validate(cfg)
+    m = cfg.mixing
+    require(m.regime in REGIMES, "mixing.regime", f"one of {REGIMES} for the LM", m.regime)
+    require(
+        m.curation.score == "none", "mixing.curation.score", "'none' for the LM", m.curation.score
+    )
+    w = (m.real_weight, m.synthetic_weight)
+    require(w == (1.0, 1.0), "mixing.real_weight, synthetic_weight", "1, 1 for the LM", w)
+    g, d = cfg.generate, cfg.data
+    require(
+        isinstance(g.num_beams, int) and g.num_beams >= 1,
+        "generate.num_beams",
+        "an integer >= 1",
+        g.num_beams,
+    )
+    require(
+        g.max_new_tokens == d.block_size,
+        "generate.max_new_tokens",
+        f"data.block_size={d.block_size} (the new tokens form one training block)",
+        g.max_new_tokens,
+    )
+    require(
+        g.min_new_tokens == g.max_new_tokens,
+        "generate.min_new_tokens",
+        f"max_new_tokens={g.max_new_tokens} (exactly that many new tokens, EOS blocked; a shorter "
+        "block would need padding that fine-tuning does not mask)",
+        g.min_new_tokens,
+    )
+    require(g.batch_size >= 1, "generate.batch_size", ">= 1", g.batch_size)
+    tail.validate(cfg)
+    require(
+        1 <= cfg.example.max_prompt_tokens <= d.block_size,
+        "example.max_prompt_tokens",
+        f"in [1, data.block_size={d.block_size}]",
+        cfg.example.max_prompt_tokens,
+    )
+    if cfg.lm.source == "scratch":
+        need = d.block_size + g.max_new_tokens
+        require(
+            cfg.lm.scratch.max_position_embeddings >= need,
+            "lm.scratch.max_position_embeddings",
+            f">= {need} (prompt + new tokens)",
+            cfg.lm.scratch.max_position_embeddings,
+        )
+        require(
+            cfg.pretrain.max_train_blocks >= 0,
+            "pretrain.max_train_blocks",
+            ">= 0 (0: every training block)",
+            cfg.pretrain.max_train_blocks,
+        )
+
+
+class Truth(NamedTuple):
+    """What every seed shares."""
+
+    corpus: corpus_lib.Corpus
+    config: opt.OPTConfig
+    base_params: Any  # every generation's fine-tuning starts here
+    tail: tail.TailReference
+    example_BxL: tuple[np.ndarray, np.ndarray]  # (ids, mask) of the example prompt
+
+
+def _log(label: str):
+    def log(row):
+        logging.info("%s finetune %s", label, {k: v for k, v in row.items() if v is not None})
+
+    return log
+
+
+def example_prompt(cfg, tokenizer) -> tuple[np.ndarray, np.ndarray]:
+    """The last ``example.max_prompt_tokens`` tokens of the paper's Example 1 prompt, left-padded
+    to ``data.block_size`` and repeated to ``generate.batch_size`` rows: ``(ids_BxL, mask_BxL)``.
+
+    The shapes of the synthetic data's beam search, so the example reuses its compiled loop.
+    """
+    ids = tokenizer(cfg.example.prompt, add_special_tokens=False)["input_ids"]
+    ids = ids[-cfg.example.max_prompt_tokens :]
+    L, B = cfg.data.block_size, cfg.generate.batch_size
+    pad = L - len(ids)
+    ids_L = np.asarray([tokenizer.pad_token_id] * pad + ids, np.int32)
+    mask_L = np.asarray([0] * pad + [1] * len(ids), np.int32)
+    return np.tile(ids_L, (B, 1)), np.tile(mask_L, (B, 1))
+
+
+def reference(cfg, workdir: Path, once: family.Once) -> Truth:
+    """Corpus, base model and tail reference; writes ``DIR/tokenizer/`` and ``reference.json``."""
+    corpus = corpus_lib.load(cfg, workdir / "tokenizer")
+    k_init, k_pre = jax.random.split(jax.random.fold_in(jax.random.key(cfg.seed), BASE_STREAM))
+    config, params = finetune.build_model(cfg.lm, len(corpus.tokenizer), k_init)
+    corpus_lib.check_vocabulary(cfg, config.vocab_size, corpus)
+    if cfg.lm.source == "scratch":
+        cap = cfg.pretrain.max_train_blocks
+        blocks = corpus.all_train_NxL[:cap] if cap else corpus.all_train_NxL
+
+        def pretrain():
+            logging.info("pre-training the scratch base on %d blocks", blocks.shape[0])
+            result = finetune.finetune(
+                k_pre, params, config, blocks, corpus.valid_NxL, cfg.pretrain, _log("base")
+            )
+            return result.params, {"best_step": result.best_step, "history": result.history}
+
+        params = once("base", params, pretrain)
+    ref = tail.reference(cfg, corpus.train_MxL, corpus.test_NxL, config.vocab_size)
+    (workdir / "reference.json").write_text(json.dumps(ref.summary, indent=2) + "\n")
+    return Truth(corpus, config, params, ref, example_prompt(cfg, corpus.tokenizer))
+
+
+def original_data(key, truth: Truth, cfg) -> np.ndarray:
+    """D_0: the first ``data.max_train_blocks`` training blocks, the same for every seed."""
+    del key, cfg
+    return truth.corpus.train_MxL
+
+
+def init(truth: Truth, cfg):
+    del cfg
+    return truth.base_params
+
+
+def _blocks(data) -> np.ndarray:
+    """The filled slots of a pool as int32 token blocks (fine-tuning takes no sample weights)."""
+    return np.asarray(data.x)[np.asarray(data.weight) > 0]
+
+
+def fit(key, state, data, truth: Truth, cfg) -> family.Fitted:
+    """Fine-tune the base model (not ``state``: every generation starts from the base)."""
+    del state
+    train_x = _blocks(data)
+    result = finetune.finetune(
+        key,
+        truth.base_params,
+        truth.config,
+        train_x,
+        truth.corpus.valid_NxL,
+        cfg.finetune,
+        _log("fit"),
+    )
+    best = next(r for r in result.history if r["step"] == result.best_step)
+    record = {
+        "best_step": result.best_step,
+        "num_train_blocks": int(train_x.shape[0]),
+        "history": result.history,
+    }
+    return family.Fitted(result.params, {"valid_perplexity": best["valid_perplexity"]}, record)
+
+
+def continue_prompts(key, params, config, train_MxL: np.ndarray, n: int, gen_cfg) -> np.ndarray:
+    """Continue ``n`` of the original blocks with ``params``: all of them in order when n = M,
+    else ``n`` drawn without replacement by ``key`` (in order). ``new_NxL`` int32."""
+    M = train_MxL.shape[0]
+    # The prompts are drawn with ``key`` itself, as before the decoder took a key; a sampling
+    # decoder gets a stream of its own.
+    k_decode = jax.random.fold_in(key, DECODE_PURPOSE)
+    if n == M:
+        idx = np.arange(M)
+    else:
+        idx = np.sort(np.asarray(jax.random.permutation(key, M))[:n])
+    return decode.continue_blocks(params, config, train_MxL[idx], k_decode, gen_cfg)
+
+
+def sample(key, state, n: int, truth: Truth, cfg) -> np.ndarray:
+    return continue_prompts(key, state, truth.config, truth.corpus.train_MxL, n, cfg.generate)
+
+
+def metrics(key, state, data, origin: family.Origin, cfg) -> family.Measured:
+    """Test and tail metrics of model g; its training data scored by model 0; the example."""
+    truth: Truth = origin.truth
+    train_x = _blocks(data)
+    eval_bs = cfg.finetune.eval_batch_size
+    data_ppl_N = perplexity.sequence_perplexities(origin.state0, truth.config, train_x, eval_bs)
+    out = tail.model_metrics(state, truth.config, truth.corpus.test_NxL, truth.tail, cfg)
+    out |= tail.data_metrics(data_ppl_N, train_x, truth.tail, cfg, truth.config.vocab_size)
+    ids_BxL, mask_BxL = truth.example_BxL
+    new_BxN = decode.continue_blocks(state, truth.config, ids_BxL, key, cfg.generate, mask_BxL)
+    text = truth.corpus.tokenizer.decode(new_BxN[0].tolist())
+    logging.info("test ppl %.2f, data ppl median %.2f", out["test_perplexity"], out["data_ppl_q50"])
+    return family.Measured(out, data_ppl_N.astype(np.float32), {"text": text})
+
+
+def write_examples_md(cfg, workdir: Path) -> Path:
+    """``DIR/examples.md`` from ``DIR/examples.jsonl`` (the paper's Example 1 table)."""
+    rows = [json.loads(x) for x in (workdir / "examples.jsonl").read_text().splitlines() if x]
+    lines = [
+        "# Example continuations (the paper's Example 1)",
+        "",
+        f"Prompt: {cfg.example.prompt}",
+        "",
+    ]
+    for r in rows:
+        text = r["text"].replace("\n", " ")
+        lines.append(f"- generation {r['generation']}, seed {r['seed']}: {text}")
+    path = workdir / "examples.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+FAMILY = family.HostFamily(
+    name="opt_wikitext",
+    validate=validate,
+    reference=reference,
+    original_data=original_data,
+    init=init,
+    fit=fit,
+    sample=sample,
+    metrics=metrics,
+    finish=write_examples_md,
+    notes="examples.jsonl",
+)
