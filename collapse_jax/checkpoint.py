@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging as absl_logging
+from jax.sharding import SingleDeviceSharding
 
 from collapse_jax.errors import CheckpointError
 
@@ -107,7 +109,7 @@ class Checkpointer:
         (truncated or corrupt files, a missing item) raises ``UnreadableCheckpoint``.
         """
         path = self.directory / str(step)
-        want = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+        want = jax.tree.map(_abstract, abstract_state)
         try:
             saved = ocp.StandardCheckpointHandler().metadata(path / "state")
             saved = {k: (tuple(v.shape), v.dtype) for k, v in ocp.tree.to_flat_dict(saved).items()}
@@ -129,6 +131,12 @@ class Checkpointer:
                     state=ocp.args.StandardRestore(want), meta=ocp.args.JsonRestore()
                 ),
             )
+        except (TypeError, AttributeError) as e:
+            # The restore target, not the files, is at fault (a code bug): the checkpoint stays.
+            raise CheckpointError(
+                f"checkpoint {path}: this code cannot restore into its state ({_first(e)}); "
+                "the checkpoint was left in place"
+            ) from e
         except Exception as e:
             raise UnreadableCheckpoint(f"checkpoint {path}: unreadable ({_first(e)})") from e
         if not isinstance(restored["meta"], dict):
@@ -145,6 +153,14 @@ class Checkpointer:
         os.replace(src, dst)
         self._manager.reload()
         return dst
+
+
+def _abstract(x) -> jax.ShapeDtypeStruct:
+    """A restore target leaf; NumPy and Python scalars (which Orbax refuses) become arrays."""
+    if isinstance(x, (jax.Array, jax.ShapeDtypeStruct)):
+        return ocp.utils.to_shape_dtype_struct(x)
+    a = np.asarray(x)
+    return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=SingleDeviceSharding(jax.devices()[0]))
 
 
 class UnreadableCheckpoint(CheckpointError):

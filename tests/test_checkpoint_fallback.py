@@ -106,3 +106,20 @@ def test_checkpoint_of_other_shapes_is_an_error_saying_so(whole):
         with pytest.raises(CheckpointError, match="another config") as e:
             ckpt.restore(cfg.num_generations - 1, _abstract(cfg))
     assert not isinstance(e.value, UnreadableCheckpoint)
+
+
+def test_scalar_leaves_of_the_target_restore_and_nothing_is_set_aside(tmp_path):
+    """Orbax refuses NumPy and Python scalars as restore targets; such a target is our code's
+    fault, never the checkpoint's, so it must restore (or fail as a code error) in place."""
+    state = {"a": np.arange(3, dtype=np.float32), "b": np.float32(1.5)}
+    with Checkpointer(tmp_path / "ck", 3) as ckpt:
+        ckpt.save(0, jax.tree.map(jax.numpy.asarray, state), {"g": 0})
+    with Checkpointer(tmp_path / "ck", 3) as ckpt:
+        restored, meta = ckpt.restore(0, state)
+        with pytest.raises(CheckpointError) as e:  # float64 target for a float32 array
+            ckpt.restore(0, {"a": state["a"], "b": 1.5})
+        assert not isinstance(e.value, UnreadableCheckpoint)
+    assert meta == {"g": 0}
+    np.testing.assert_array_equal(restored["a"], state["a"])
+    assert float(restored["b"]) == 1.5
+    assert (tmp_path / "ck" / "0").is_dir()
