@@ -32,6 +32,7 @@ from collapse_jax.checkpoint import Checkpointer, restore_newest
 from collapse_jax.data import fetch
 from collapse_jax.errors import CheckpointError, ConfigError, require
 from collapse_jax.family import HostFamily, Origin
+from collapse_jax.sharding import SEEDS
 
 
 class Carry(NamedTuple):
@@ -336,41 +337,40 @@ def chunk_ends(start: int, num_generations: int, every: int, keep=()) -> list[in
 
 
 def build_span(cfg, fam, plan: mixing.Plan, mesh=None, length: int = 1):
-    """Jit ``span(keys_S, truth, carry_S, start, n) -> (carry_S, metrics_SxL)``: generations
+    """Jit ``span(keys_S, truth, carry_S, start, n) -> (carry_S, metrics_LxS)``: generations
     ``start .. start + n - 1`` (``n <= length``) in one call, metrics in the first ``n`` of
     ``length`` rows.
 
     ``start`` and ``n`` are traced, so every stretch between two checkpoints (a whole interval, a
     remainder, one ending at a kept generation) is one call of one program: ``chain.run`` compiles
     what ``simulate`` does (the first generation and one loop) and calls the device once per
-    checkpoint. The loop body is ``_step`` as in ``build``'s scan, so the values are the same bits.
+    checkpoint. The loop body is the vmapped ``_step``, which is what ``build``'s ``vmap(scan)`` batches into,
+    so the values are the same bits (tests/test_metrics_store.py, benchmarks/metrics_store.py).
     """
 
     def span(keys_S, truth, carry_S, start, n):
-        def one_seed(seed_key, carry):
-            step = partial(_step, fam, plan, cfg, seed_key, truth)
-            shapes = jax.eval_shape(step, carry, start)[1]
-            rows = jax.tree.map(lambda s: jax.numpy.zeros((length, *s.shape), s.dtype), shapes)
+        step_S = jax.vmap(partial(_step, fam, plan, cfg), in_axes=(0, None, 0, None))
+        shapes = jax.eval_shape(step_S, keys_S, truth, carry_S, start)[1]
+        rows = jax.tree.map(lambda s: jax.numpy.zeros((length, *s.shape), s.dtype), shapes)
 
-            def body(i, state):
-                carry, rows = state
-                carry, m = step(carry, start + i)
-                rows = jax.tree.map(
-                    lambda r, x: jax.lax.dynamic_update_index_in_dim(r, x, i, 0), rows, m
-                )
-                return carry, rows
+        def body(i, state):
+            carry_S, rows = state
+            carry_S, m_S = step_S(keys_S, truth, carry_S, start + i)
+            rows = jax.tree.map(
+                lambda r, x: jax.lax.dynamic_update_index_in_dim(r, x, i, 0), rows, m_S
+            )
+            return carry_S, rows
 
-            return jax.lax.fori_loop(0, n, body, (carry, rows))
-
-        return jax.vmap(one_seed)(keys_S, carry_S)
+        return jax.lax.fori_loop(0, n, body, (carry_S, rows))
 
     if mesh is None:
         return jax.jit(span, donate_argnums=(2,))
     per_seed, rep = sharding.chain_shardings(mesh)
+    per_seed_rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, SEEDS))
     return jax.jit(
         span,
         in_shardings=(per_seed, rep, per_seed, rep, rep),
-        out_shardings=per_seed,
+        out_shardings=(per_seed, per_seed_rows),
         donate_argnums=(2,),
     )
 
@@ -419,7 +419,7 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
             n = end - last
             carry, m = span(keys_S, truth, carry, np.int32(last + 1), np.int32(n))
             # One transfer of the whole pytree; the rows past n are the buffer's padding.
-            m = {k: np.swapaxes(v[:, :n], 0, 1) for k, v in sharding.to_host(m).items()}
+            m = {k: v[:n] for k, v in sharding.to_host(m).items()}
             _write_or_raise(writer, np.arange(last + 1, end + 1, dtype=np.int32), m)
             _save(ckpt, writer, end, carry)
             last = end
