@@ -429,6 +429,9 @@ class Recorder:
         self.store.truncate(last_generation)
         kept = self.jsonl.truncate(last_generation)
         if last_generation is None:
+            # Before the first checkpoint: from here on a checkpoint without progress.json is
+            # another version's run, not a kill before the first commit.
+            self.store.set_progress(per_seed=0, summary=0)
             return
         n = last_generation + 1
         done = self.store.progress()
