@@ -72,6 +72,7 @@ def main() -> None:
             cfg.num_seeds, cfg.log_every_seconds = S, 1e9
             sim = chain.simulate(cfg)  # compiles
             values = sum(v[0].size for v in sim.values()) * cfg.num_generations
+            n_metrics = len(sim)
             variants = [("run", cfg.metrics.per_seed_max_seeds)]
             if S <= cfg.metrics.per_seed_max_seeds:  # else "run" already writes summary lines
                 variants.append(("run, summary lines", 0))
@@ -119,7 +120,7 @@ def main() -> None:
             pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(25)
             print(out.getvalue())
     print(
-        f"\ngaussian:{args.variant} (1 metric value per seed per generation per metric, "
+        f"\ngaussian:{args.variant} ({n_metrics} scalar metrics per seed and generation, "
         f"{cfg.num_generations} generations, M = {cfg.samples_per_generation}, checkpoint every "
         f"{cfg.checkpoint.every_generations} and at {list(cfg.checkpoint.keep_generations)}), "
         f"{os.cpu_count()} CPUs, load average {load_start:.1f} at the start and "
