@@ -1,20 +1,27 @@
 r"""What recording costs: ``chain.run`` (store + metrics.jsonl + checkpoints) against ``chain.simulate``.
 
   python benchmarks/metrics_store.py                        # gaussian cpu, 1,000 and 10,000 seeds
-  python benchmarks/metrics_store.py --seeds=1000 --variant=smoke
+  python benchmarks/metrics_store.py --seeds=1000 --rounds=5 --profile
 
-One process; each program is compiled by an untimed first call (XLA's persistent cache then
-serves the timed calls' compile), so the times are the chain plus what it writes. Each time is
-the fastest of ``--repeats`` calls, simulate and run interleaved, which is what survives a
-machine shared with other work (say so when you quote the numbers). ``run`` is
-timed at the config's ``metrics.per_seed_max_seeds`` (100: per-seed jsonl lines up to 100
-seeds) and, as ``run, summary lines``, with the threshold at 0 (seed statistics only), which
-separates the store from the text. Bytes per value = ``DIR/metrics/per_seed`` on disk over
-generations x seeds x metric values.
+One process. Each program is compiled by an untimed first call (XLA's persistent cache then
+serves the timed calls' compile, so both sides still trace and lower their two programs, as a
+fresh ``launch.run`` does). Then ``--rounds`` rounds each time one ``simulate`` and one ``run``,
+in alternating order; the table gives the medians and the median of the per-round ratios, which
+is what survives a machine shared with other work (say so when you quote the numbers).
+
+Before timing, the untimed run's stored arrays are checked bit for bit against ``simulate``'s.
+``run`` is timed at the config's ``metrics.per_seed_max_seeds`` (100: per-seed jsonl lines up to
+100 seeds, seed statistics above) and, where that writes per-seed lines, also with the threshold at
+0 (``run, summary lines``). Bytes per value = the chunk files under ``DIR/metrics/per_seed`` over
+generations x seeds x metric values (4 = float32 uncompressed); metrics.jsonl is the text record.
 """
 
 import argparse
+import cProfile
+import io
 import os
+import pstats
+import statistics
 import sys
 import tempfile
 import time
@@ -33,19 +40,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="1000,10000", help="comma-separated seed counts")
     parser.add_argument("--variant", default="cpu", help="configs/gaussian.py variant")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls; the fastest counts")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds; medians count")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile one more run at the last seed count"
+    )
     args = parser.parse_args()
 
     import jax
+    import numpy as np
     from absl import logging
 
     from collapse_jax import chain
+    from collapse_jax import metrics as metrics_lib
     from configs import gaussian
 
     logging.set_verbosity(logging.WARNING)
     cache = tempfile.mkdtemp(prefix="metrics_store_jit_")
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    t_start, load_start = time.perf_counter(), os.getloadavg()[0]
 
     def once(fn, *a) -> float:
         t0 = time.perf_counter()
@@ -59,7 +72,7 @@ def main() -> None:
             cfg.num_seeds, cfg.log_every_seconds = S, 1e9
             sim = chain.simulate(cfg)  # compiles
             values = sum(v[0].size for v in sim.values()) * cfg.num_generations
-            del sim
+            n_metrics = len(sim)
             variants = [("run", cfg.metrics.per_seed_max_seeds)]
             if S <= cfg.metrics.per_seed_max_seeds:  # else "run" already writes summary lines
                 variants.append(("run, summary lines", 0))
@@ -68,31 +81,60 @@ def main() -> None:
                 c.metrics.per_seed_max_seeds = threshold
                 d = Path(tmp) / f"{S}_{threshold}"
                 chain.run(c, d / "0")  # compiles
+                got = metrics_lib.read_metrics(d / "0")
+                same = sorted(got) == sorted(sim) and all(
+                    got[k].dtype == sim[k].dtype and np.array_equal(got[k], sim[k]) for k in sim
+                )
+                if not same:
+                    raise SystemExit(f"{S} seeds {label}: stored arrays differ from simulate")
                 sim_s, run_s = [], []
-                for i in range(1, args.repeats + 1):
-                    sim_s.append(once(chain.simulate, cfg))
-                    run_s.append(once(chain.run, c, d / str(i)))
-                sim_s, run_s = min(sim_s), min(run_s)
+                for i in range(1, args.rounds + 1):
+                    pair = [
+                        lambda: once(chain.simulate, cfg),
+                        lambda: once(chain.run, c, d / str(i)),
+                    ]
+                    t = [f() for f in (pair if i % 2 else pair[::-1])]
+                    sim_s.append(t[0] if i % 2 else t[1])
+                    run_s.append(t[1] if i % 2 else t[0])
+                ratio = statistics.median(r / s for r, s in zip(run_s, sim_s, strict=True))
+                sim_m, run_m = statistics.median(sim_s), statistics.median(run_s)
                 d = d / "1"
                 store = _bytes(d / "metrics" / "per_seed")
                 jsonl = (d / "metrics.jsonl").stat().st_size
-                rows.append((S, label, sim_s, run_s, store / values, jsonl / 1e6))
+                rows.append((S, label, sim_m, run_m, ratio, store / values, jsonl / 1e6))
                 print(
-                    f"{S} seeds {label}: simulate {sim_s:.2f} s, run {run_s:.2f} s "
-                    f"({run_s / sim_s:.2f}x), {store / values:.3f} bytes/value, "
-                    f"metrics.jsonl {jsonl / 1e6:.1f} MB",
+                    f"{S} seeds {label}: simulate {sim_m:.2f} s, run {run_m:.2f} s, median ratio "
+                    f"{ratio:.2f}x (rounds: "
+                    + ", ".join(f"{s:.2f}/{r:.2f}" for s, r in zip(sim_s, run_s, strict=True))
+                    + f"), {store / values:.3f} bytes/value, metrics.jsonl {jsonl / 1e6:.2f} MB,"
+                    " store == simulate bit for bit",
                     flush=True,
                 )
-    print(f"\ngaussian:{args.variant}, {os.cpu_count()} CPUs, jax {jax.__version__}\n")
+            del sim
+        if args.profile:
+            prof = cProfile.Profile()
+            prof.enable()
+            chain.run(c, Path(tmp) / "profile")
+            prof.disable()
+            out = io.StringIO()
+            pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(25)
+            print(out.getvalue())
+    print(
+        f"\ngaussian:{args.variant} ({n_metrics} scalar metrics per seed and generation, "
+        f"{cfg.num_generations} generations, M = {cfg.samples_per_generation}, checkpoint every "
+        f"{cfg.checkpoint.every_generations} and at {list(cfg.checkpoint.keep_generations)}), "
+        f"{os.cpu_count()} CPUs, load average {load_start:.1f} at the start and "
+        f"{os.getloadavg()[0]:.1f} at the end, jax {jax.__version__}, "
+        f"{args.rounds} rounds, {time.perf_counter() - t_start:.0f} s in all\n"
+    )
     print(
         "| seeds | run | simulate (s) | run (s) | run / simulate | store bytes per value "
         "| metrics.jsonl (MB) |"
     )
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
-    for S, label, sim_s, run_s, b, mb in rows:
+    for S, label, sim_m, run_m, ratio, b, mb in rows:
         print(
-            f"| {S:,} | {label} | {sim_s:.2f} | {run_s:.2f} | {run_s / sim_s:.2f}x | {b:.3f} "
-            f"| {mb:.1f} |"
+            f"| {S:,} | {label} | {sim_m:.2f} | {run_m:.2f} | {ratio:.2f}x | {b:.3f} | {mb:.2f} |"
         )
 
 

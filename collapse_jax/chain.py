@@ -3,15 +3,17 @@
 Generation 0 draws D_0 and fits it; generation g >= 1 draws the next dataset from the mixture of
 the previous model's samples, kept data and original data (``mixing.py``) and fits it. One
 generation of every seed is ``vmap`` of a pure single-seed step; the generations between two
-checkpoints are a ``lax.scan`` inside the same XLA call, so the host only touches the device
-once per checkpoint interval.
+checkpoints are a loop inside the same XLA call (``build_span``), so the host only touches the
+device once per checkpoint, and records that chunk's metrics on a background thread
+(``metrics.Recorder``) while the device computes the next.
 
 Keys depend only on (cfg.seed, seed index, generation) (``rng.py``): seed s is the same stream
 whatever the number of seeds, and resuming needs no stored keys. Chunks always end on multiples of
 ``cfg.checkpoint.every_generations`` and on every generation of ``cfg.checkpoint.keep_generations``
 (so each kept generation is a checkpoint, held for good beside the latest ``max_to_keep``): the
 chunk ends are a fixed set given the config, a resumed run makes exactly the calls of an
-uninterrupted one and its ``metrics.jsonl`` is byte-identical.
+uninterrupted one and its ``metrics.jsonl`` is byte-identical. It resumes from the newest
+checkpoint whose metrics were recorded (a kill can come while the writer still holds a chunk).
 
 The host path (``HostFamily``: the LM, which cannot be vmapped) loops over generations and seeds
 in Python with the same keys, mixing plan, metrics recorder, progress line, non-finite guard,
@@ -37,6 +39,7 @@ from collapse_jax.checkpoint import Checkpointer, UnreadableCheckpoint, restore_
 from collapse_jax.data import fetch
 from collapse_jax.errors import CheckpointError, ConfigError, require
 from collapse_jax.family import HostFamily, Origin, SingleRun
+from collapse_jax.sharding import SEEDS
 
 
 class Carry(NamedTuple):
@@ -344,20 +347,44 @@ def chunk_ends(start: int, num_generations: int, every: int, keep=()) -> list[in
     return sorted(e for e in ends if e > start)
 
 
-def call_lengths(start: int, end: int, every: int, num_generations: int) -> list[int]:
-    """How generations ``start + 1 .. end`` (one checkpoint's stretch) split into jitted calls.
+def build_span(cfg, fam, plan: mixing.Plan, mesh=None, length: int = 1):
+    """Jit ``span(keys_S, truth, carry_S, start, n) -> (carry_S, metrics_LxS)``: generations
+    ``start .. start + n - 1`` (``n <= length``) in one call, metrics in the first ``n`` of
+    ``length`` rows.
 
-    A whole interval of ``every`` generations, or the final remainder after a multiple of
-    ``every``, is one scanned call, as without kept generations. A stretch that starts or ends at
-    a kept generation off that grid runs as one-generation calls instead: each distinct scan
-    length is another XLA compile (seconds), while a one-generation call costs what a scan step
-    does. Kept generations so add one program (length 1), not one per stretch length. The split
-    depends only on the stretch, so a resumed run makes exactly an uninterrupted run's calls.
+    ``start`` and ``n`` are traced, so every stretch between two checkpoints (a whole interval, a
+    remainder, one ending at a kept generation) is one call of one program: ``chain.run`` compiles
+    what ``simulate`` does (the first generation and one loop) and calls the device once per
+    checkpoint. The loop body is the vmapped ``_step``, what ``build``'s ``vmap(scan)`` batches
+    into, so the values are the same bits (tests/test_metrics_store.py checks it, and
+    benchmarks/metrics_store.py at 10^4 seeds).
     """
-    n = end - start
-    if start % every == 0 and (n == every or end == num_generations - 1):
-        return [n]
-    return [1] * n
+
+    def span(keys_S, truth, carry_S, start, n):
+        step_S = jax.vmap(partial(_step, fam, plan, cfg), in_axes=(0, None, 0, None))
+        shapes = jax.eval_shape(step_S, keys_S, truth, carry_S, start)[1]
+        rows = jax.tree.map(lambda s: jax.numpy.zeros((length, *s.shape), s.dtype), shapes)
+
+        def body(i, state):
+            carry_S, rows = state
+            carry_S, m_S = step_S(keys_S, truth, carry_S, start + i)
+            rows = jax.tree.map(
+                lambda r, x: jax.lax.dynamic_update_index_in_dim(r, x, i, 0), rows, m_S
+            )
+            return carry_S, rows
+
+        return jax.lax.fori_loop(0, n, body, (carry_S, rows))
+
+    if mesh is None:
+        return jax.jit(span, donate_argnums=(2,))
+    per_seed, rep = sharding.chain_shardings(mesh)
+    per_seed_rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, SEEDS))
+    return jax.jit(
+        span,
+        in_shardings=(per_seed, rep, per_seed, rep, rep),
+        out_shardings=(per_seed, per_seed_rows),
+        donate_argnums=(2,),
+    )
 
 
 def run(cfg, workdir, overwrite: bool = False) -> Path:
@@ -376,6 +403,7 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
         return workdir
 
     G = cfg.num_generations
+    every = cfg.checkpoint.every_generations
     with (
         jax.default_matmul_precision(cfg.matmul_precision),
         Checkpointer(
@@ -383,52 +411,76 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
             cfg.checkpoint.max_to_keep,
             keep_steps=cfg.checkpoint.keep_generations,
         ) as ckpt,
-        # Closed first: its background lines are flushed even when the guard below raises.
+        # Closed first: its background records are flushed even when the guard below raises.
         metrics_lib.Recorder(workdir, cfg, enabled=is_main) as writer,
     ):
         steps = build(cfg, fam, mesh)
+        span = build_span(cfg, fam, steps.plan, mesh, min(every, G - 1))
         truth, keys_S = _inputs(cfg, fam, mesh)
         if is_main:
             fetch.write_record(workdir)
-        last = ckpt.latest_step()
-        if last is not None and last >= G:
-            raise CheckpointError(
-                f"{workdir}/checkpoints holds generation {last} but num_generations is {G}"
-            )
-        if last is not None:
-            # Restored onto this run's devices, whatever the devices of the run that saved it.
-            # An unreadable newest checkpoint is set aside and an earlier one used.
-            abstract = sharding.with_sharding(jax.eval_shape(steps.first, keys_S, truth)[0], mesh)
-            last, carry, meta = restore_newest(ckpt, abstract)
-            if last is not None and meta.get("generation") != last:
-                raise CheckpointError(f"{workdir}/checkpoints/{last}: metadata names {meta}")
-        writer.resume(last)
-        if last is None:
+        restored = _restore_recorded(ckpt, writer, steps, keys_S, truth, mesh, workdir, G)
+        if restored is None:
             carry, m0 = steps.first(keys_S, truth)
             m0 = {k: v[None] for k, v in sharding.to_host(m0).items()}
-            _write_or_raise(writer, [0], m0)
-            ckpt.save(0, carry, {"generation": 0})
+            _write_or_raise(writer, np.zeros(1, np.int32), m0)
+            _save(ckpt, writer, 0, carry)
             last = 0
         else:
+            last, carry = restored
             logging.info("resuming %s after generation %d", workdir, last)
         progress = metrics_lib.Progress(G - 1, last, cfg.log_every_seconds)
-        every = cfg.checkpoint.every_generations
         for end in chunk_ends(last, G, every, cfg.checkpoint.keep_generations):
-            parts, first = [], last + 1
-            for n in call_lengths(last, end, every, G):
-                gens_n = np.arange(first, first + n, dtype=np.int32)
-                carry, m = steps.chunk(keys_S, truth, carry, gens_n)
-                parts.append({k: np.swapaxes(v, 0, 1) for k, v in sharding.to_host(m).items()})
-                first += n
-            gens = np.arange(last + 1, end + 1, dtype=np.int32)
-            m = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-            # Every seed's values are on disk before the checkpoint of the same generations is
-            # saved; the jsonl lines follow on the writer's thread while the next chunk computes.
-            _write_or_raise(writer, gens, m)
-            ckpt.save(end, carry, {"generation": end})
+            n = end - last
+            carry, m = span(keys_S, truth, carry, np.int32(last + 1), np.int32(n))
+            # One transfer of the whole pytree; the rows past n are the buffer's padding.
+            m = {k: v[:n] for k, v in sharding.to_host(m).items()}
+            _write_or_raise(writer, np.arange(last + 1, end + 1, dtype=np.int32), m)
+            _save(ckpt, writer, end, carry)
             last = end
             progress.update(last, force=last == G - 1)
     return workdir
+
+
+def _restore_recorded(ckpt, writer, steps, keys_S, truth, mesh, workdir, G):
+    """``(generation, carry)`` of the newest readable checkpoint whose metrics are recorded
+    (``Recorder.complete``), after truncating the records to it; None to start afresh.
+
+    Checkpoints newer than the recorded metrics (a kill came while the writer still held their
+    chunk) are deleted: the run recomputes them, bit for bit.
+    """
+    steps_on_disk = ckpt.all_steps()
+    if steps_on_disk and max(steps_on_disk) >= G:
+        raise CheckpointError(
+            f"{workdir}/checkpoints holds generation {max(steps_on_disk)} but num_generations "
+            f"is {G}"
+        )
+    usable = writer.complete(steps_on_disk)
+    for step in steps_on_disk:
+        if usable is None or step > usable:
+            logging.info("checkpoint %d is ahead of the recorded metrics; recomputing it", step)
+            ckpt.delete(step)
+    last, carry = None, None
+    if usable is not None:
+        # Restored onto this run's devices, whatever the devices of the run that saved it.
+        # An unreadable newest checkpoint is set aside and an earlier one used.
+        abstract = sharding.with_sharding(jax.eval_shape(steps.first, keys_S, truth)[0], mesh)
+        last, carry, meta = restore_newest(ckpt, abstract)
+        if last is not None and meta.get("generation") != last:
+            raise CheckpointError(f"{workdir}/checkpoints/{last}: metadata names {meta}")
+    writer.resume(last)
+    return None if last is None else (last, carry)
+
+
+def _save(ckpt, writer, generation: int, carry) -> None:
+    """Checkpoint ``generation``; the writer may still hold its chunk, never an older one's.
+
+    With ``max_to_keep`` 1 the previous checkpoint goes when this one commits, so this one must
+    not get ahead of its metrics: wait for them.
+    """
+    if ckpt.max_to_keep == 1:
+        writer.wait()
+    ckpt.save(generation, carry, {"generation": generation})
 
 
 def _write_or_raise(writer, gens, m_GxS) -> None:

@@ -46,6 +46,7 @@ class Checkpointer:
         read_only: bool = False,
     ):
         self.directory = Path(os.path.abspath(directory))
+        self.max_to_keep = max_to_keep
         if read_only:
             # Analysis opens a run's checkpoints without creating, cleaning or deleting anything.
             if not self.directory.is_dir():
@@ -100,6 +101,10 @@ class Checkpointer:
 
     def wait(self) -> None:
         self._manager.wait_until_finished()
+
+    def delete(self, step: int) -> None:
+        """Delete ``step`` (a checkpoint ahead of its recorded metrics, recomputed on resume)."""
+        self._manager.delete(step)
 
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
         """Restore ``step`` into the structure, shapes, dtypes (and shardings) of ``abstract_state``.

@@ -77,19 +77,50 @@ def summarizable(a) -> bool:
     return int(np.prod(a.shape[2:], dtype=np.int64)) <= SUMMARY_MAX_VALUES
 
 
+def sorted_quantile(sorted_xS: np.ndarray, q: float) -> np.ndarray:
+    """``np.quantile(x, q, axis=-1)`` (method ``linear``) of float64 ``x`` sorted on its last axis.
+
+    NumPy's own arithmetic on the same two order statistics (``(n - 1) q``, its floor, and its
+    two-sided lerp), so the result is the same float64 bits as ``np.quantile`` of the values.
+    """
+    n = sorted_xS.shape[-1]
+    v = (n - 1) * np.float64(q)
+    if v >= n - 1:  # NumPy takes the last element with the index -1, so t = v + 1
+        lo, hi, t = n - 1, n - 1, v + 1
+    elif v < 0:
+        lo, hi, t = 0, 0, v
+    else:
+        lo = int(np.floor(v))
+        hi, t = lo + 1, v - lo
+    a, b = sorted_xS[..., lo], sorted_xS[..., hi]
+    d = b - a
+    return b - d * (1 - t) if t >= 0.5 else a + d * t
+
+
 def summarize(metrics_GxS: dict[str, np.ndarray], quantiles) -> dict[str, np.ndarray]:
     """Seed statistics per generation, ``{name: float64 [G, stat, ...]}`` (see ``stat_names``).
 
-    The same NumPy calls on the same float64 values as ``plots.seed_band`` makes from every seed,
-    so a figure drawn from the summary is the figure drawn from the full array.
+    Bit for bit what ``plots.seed_stats`` computes from every seed (``np.mean`` of the float64
+    values, ``np.quantile``), so a figure drawn from the summary is the figure drawn from the full
+    array. The quantiles come from one sort of each generation's seeds in the metric's own dtype
+    (an exact, order-preserving step before the float64 cast): NumPy's vectorised float32 sort
+    is ~10x faster than ``np.quantile``'s float64 partitions (benchmarks/metrics_store.py), and
+    XLA:CPU's sort was slower still, so on the CPU this beats doing it inside the jitted chunk.
     """
     out = {}
     for k, v in metrics_GxS.items():
         if not summarizable(v):
             continue
-        x = np.asarray(v, np.float64)
-        q = np.quantile(x, [0.5, *quantiles], axis=1)  # [1 + Q, G, ...]
-        out[k] = np.concatenate([x.mean(axis=1)[:, None], np.moveaxis(q, 0, 1)], axis=1)
+        # Seeds last and contiguous: the pairwise float64 sum of np.mean per (generation, ...) row
+        # is then the one ``np.asarray(a[..., i], float).mean(axis=1)`` makes.
+        x_GxS = np.moveaxis(np.asarray(v), 1, -1)
+        mean = np.ascontiguousarray(x_GxS, np.float64).mean(axis=-1)
+        sorted_GxS = np.sort(x_GxS, axis=-1).astype(np.float64)
+        stats = [mean] + [sorted_quantile(sorted_GxS, q) for q in (0.5, *quantiles)]
+        if sorted_GxS.dtype.kind == "f" and sorted_GxS.shape[-1]:
+            nan = np.isnan(sorted_GxS[..., -1])  # NaN sorts last; np.quantile gives NaN there
+            stats = [mean] + [np.where(nan, np.nan, st) for st in stats[1:]]
+        out[k] = np.stack(stats, axis=1)
     return out
 
 
@@ -326,14 +357,16 @@ class MetricsStore:
 
 
 class Recorder:
-    """Records a run's metrics: ``DIR/metrics/`` first, then ``metrics.jsonl`` in the background.
+    """Records a run's metrics on one background thread, one chunk in flight.
 
-    ``write`` puts every seed's values into the store before returning, and ``chain.run`` saves
-    the checkpoint of those generations only after it: a committed checkpoint always has its
-    metrics, whatever moment a kill comes. The jsonl lines and seed statistics, which cost most
-    of the host's time at many seeds, are derived from the same values on one background thread
-    while the device computes the next chunk (one chunk at most in flight); ``resume`` rebuilds
-    from the store whatever of them a kill lost, so the resumed files are byte-identical.
+    ``write`` hands a chunk of every seed's values to the thread and returns once the previous
+    chunk is recorded: its rows in ``per_seed/``, its seed statistics in ``summary/``, its lines
+    in metrics.jsonl, then ``progress.json`` (the commit). The device computes the next chunk
+    meanwhile. ``chain.run`` saves a chunk's checkpoint after ``write`` returns, so when
+    checkpoint ``c`` is saved the store holds everything before the previous checkpoint, and
+    resume restores the newest checkpoint whose generations the store holds (``complete``),
+    discarding newer ones; ``resume`` then truncates the store and lines to it and rebuilds what
+    a kill lost from ``per_seed/``, so the resumed files are byte-identical.
     """
 
     def __init__(self, workdir, cfg, enabled: bool = True):
@@ -366,9 +399,28 @@ class Recorder:
             self._pool = None
 
     def wait(self) -> None:
+        """Block until every chunk handed to ``write`` is recorded (raising the writer's error)."""
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.result()
+
+    def complete(self, checkpoints) -> int | None:
+        """The newest of ``checkpoints`` (generations) whose metrics the store holds, or None.
+
+        Read on every process (the store is on the shared workdir), so all restore the same one.
+        """
+        steps = sorted(checkpoints)
+        if not steps:
+            return None
+        if not self.store.exists():
+            raise CheckpointError(
+                f"{self.store.dir}: missing, but {self.store.dir.parent}/checkpoints reach "
+                f"generation {steps[-1]} (a run of an older version?): move the workdir away or "
+                "pass --overwrite"
+            )
+        done = self.store.progress()["per_seed"]
+        ok = [s for s in steps if s < done]
+        return ok[-1] if ok else None
 
     def resume(self, last_generation: int | None) -> None:
         """Truncate to the checkpoint ``last_generation`` and rebuild what a kill left undone."""
@@ -377,6 +429,9 @@ class Recorder:
         self.store.truncate(last_generation)
         kept = self.jsonl.truncate(last_generation)
         if last_generation is None:
+            # Before the first checkpoint: from here on a checkpoint without progress.json is
+            # another version's run, not a kill before the first commit.
+            self.store.set_progress(per_seed=0, summary=0)
             return
         n = last_generation + 1
         done = self.store.progress()
@@ -395,23 +450,29 @@ class Recorder:
                 k: self.store.array("per_seed", k)[g0 : gens[-1] + 1].read().result() for k in names
             }
             self._derive(gens, m, summary_from=done["summary"], lines_from=lines_from + 1)
+            self.store.set_progress(summary=int(gens[-1]) + 1)
 
     def write(self, generations, metrics_GxS: dict[str, np.ndarray]) -> None:
-        """Record consecutive ``generations`` of ``{name: [G, S, ...]}``."""
+        """Queue consecutive ``generations`` of ``{name: [G, S, ...]}`` (host arrays, not changed
+        afterwards); returns once the chunk queued before is recorded."""
         if not self.enabled or len(generations) == 0:
             return
         gens = np.asarray(generations)
+        self.wait()
+        self._pending = self._pool.submit(self._record, gens, metrics_GxS)
+
+    def _record(self, gens, m_GxS) -> None:
         G, S = max(self.num_generations, int(gens[-1]) + 1), self.num_seeds
         # As many chunks as seeds_per_chunk asks for, evened out so the last is not padding.
         c = -(-S // -(-S // self.seeds_per_chunk))
-        for k, v in metrics_GxS.items():
+        for k, v in m_GxS.items():
             inner = (self.every, c, *v.shape[2:])
             shard = (self.every, -(-S // c) * c, *v.shape[2:])
             self.store.ensure("per_seed", k, (G, S, *v.shape[2:]), v.dtype, shard, inner)
-        self.store.write("per_seed", gens, metrics_GxS)
-        self.store.set_progress(per_seed=int(gens[-1]) + 1)
-        self.wait()  # bounded: the previous chunk's lines are done before this one is queued
-        self._pending = self._pool.submit(self._derive, gens, metrics_GxS)
+        self.store.write("per_seed", gens, m_GxS)
+        self._derive(gens, m_GxS)
+        end = int(gens[-1]) + 1
+        self.store.set_progress(per_seed=end, summary=end)  # the chunk's commit
 
     def _derive(self, gens, m_GxS, summary_from: int = 0, lines_from: int = 0) -> None:
         """Seed statistics into ``summary/`` and lines into metrics.jsonl, for rows past ``*_from``."""
@@ -434,7 +495,6 @@ class Recorder:
                 summ_l = {k: v[lines] for k, v in summ.items()}
                 text = format_summary_lines(gens[lines], summ_l, self.stats)
             self.jsonl.append(text)
-        self.store.set_progress(summary=int(gens[-1]) + 1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import tensorstore as ts
 
 from collapse_jax import chain, experiments, family, plots
 from collapse_jax import metrics as metrics_lib
-from collapse_jax.errors import ConfigError
+from collapse_jax.errors import CheckpointError, ConfigError
 from configs import common
 
 
@@ -120,6 +120,29 @@ def test_format_lines_is_byte_identical_to_the_previous_writer():
     assert metrics_lib.format_lines([7], one) == ['{"generation": 7, "a": [1.5,-0], "b": [3,4]}\n']
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 9, 100, 1001])
+def test_seed_statistics_are_numpys_bit_for_bit(n):
+    """The sort-based statistics equal np.mean / np.quantile of the float64 values exactly."""
+    rng = np.random.default_rng(n)
+    scale = 10.0 ** rng.uniform(-30, 30, (4, n, 3))
+    x = (rng.standard_normal((4, n, 3)) * scale).astype(np.float32)
+    qs = (0.0, 0.05, 0.1, 0.25, 0.75, 0.9, 0.95, 1.0, 1 / 3, 0.123456789)
+    m = {"f": x, "i": (x * 1e-25).astype(np.int32), "b": x > 0, "g": x[..., 0]}
+    got = metrics_lib.summarize(m, qs)
+    for k, v in m.items():
+        y = v.astype(np.float64)
+        want = np.quantile(y, [0.5, *qs], axis=1)
+        for j in range(len(qs) + 1):
+            np.testing.assert_array_equal(got[k][:, j + 1], want[j], strict=True, err_msg=k)
+        # The mean of each value's seeds, as plots.seed_stats takes it from a[..., i].
+        for idx in np.ndindex(*v.shape[2:]):
+            sel = (slice(None), slice(None), *idx)
+            want_mean = np.asarray(v[sel], float).mean(axis=1)
+            np.testing.assert_array_equal(got[k][(slice(None), 0, *idx)], want_mean, strict=True)
+    x[1, 0, 2] = np.nan
+    assert np.isnan(metrics_lib.summarize({"f": x}, qs)["f"][1, :, 2]).all()
+
+
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
     """One uninterrupted run and what ``chain.simulate`` returns for it (shared: compiled once)."""
@@ -221,6 +244,103 @@ def test_resume_after_a_kill_is_identical(full, tmp_path, kill):
     for k in want[1]:
         for s in want[1][k]:
             np.testing.assert_array_equal(got[1][k][s], want[1][k][s], strict=True)
+
+
+class Killed(Exception):
+    """Stands for SIGKILL: raised inside the writer thread or the run loop at a chosen moment."""
+
+
+def _kill_at(monkeypatch, target, name, call, partial=None):
+    """Make the ``call``-th call (from 1) of ``target.name`` die: after ``partial(*args)`` if
+    given (a half-done write), else before doing anything."""
+    real = getattr(target, name)
+    calls = []
+
+    def dying(*args, **kw):
+        calls.append(args)
+        if len(calls) == call:
+            if partial is not None:
+                partial(real, *args, **kw)
+            raise Killed(f"{name} call {call}")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(target, name, dying)
+
+
+def _first_array_only(real, self, kind, generations, arrays):
+    real(self, kind, generations, dict([next(iter(arrays.items()))]))
+
+
+def _half_the_text(real, self, lines):
+    text = "".join(lines)
+    real(self, [text[: len(text) // 2]])
+
+
+# Every moment of the toy run's record: chunks end at 0, 3, 6, 8 (checkpoint every 3); each chunk
+# writes per_seed/ then summary/ (MetricsStore.write calls 2k+1, 2k+2), appends its lines, then
+# commits progress.json (set_progress call k+2; call 1 starts the run). Checkpoint c is saved
+# while the writer may still hold c's chunk. Last: the checkpoint resume must pick, the newest
+# whose chunk was committed (None: start afresh).
+KILLS = [
+    ("MetricsStore", "write", 1, None, None),
+    ("MetricsStore", "write", 2, _first_array_only, None),
+    ("MetricsStore", "write", 3, _first_array_only, 0),
+    ("MetricsStore", "write", 5, _first_array_only, 3),
+    ("MetricsStore", "write", 6, None, 3),
+    ("MetricsStore", "write", 7, _first_array_only, 6),
+    ("MetricsStore", "write", 8, _first_array_only, 6),
+    ("MetricsWriter", "append", 2, _half_the_text, 0),
+    ("MetricsWriter", "append", 4, _half_the_text, 6),
+    ("MetricsStore", "set_progress", 3, None, 0),
+    ("MetricsStore", "set_progress", 4, None, 3),
+    ("Recorder", "_record", 4, None, 6),  # checkpoint 8 committed, its metrics never written
+    ("Checkpointer", "save", 3, None, 3),  # chunk 4..6 recorded, its checkpoint not saved
+]
+
+
+# With one checkpoint kept, each waits for its metrics (else a kill would cost the whole run).
+ONE_KEPT = [k for k in KILLS if k[1:3] in (("write", 5), ("_record", 4))]
+
+
+@pytest.mark.parametrize(
+    "target,name,call,partial,resumes_at,max_to_keep",
+    [(*k, 3) for k in KILLS] + [(*k, 1) for k in ONE_KEPT],
+)
+def test_resume_after_a_kill_in_the_writer_is_identical(
+    full, tmp_path, monkeypatch, target, name, call, partial, resumes_at, max_to_keep
+):
+    workdir, _ = full
+    cfg = toy_config(**{"checkpoint.max_to_keep": max_to_keep})
+    owner = chain.Checkpointer if target == "Checkpointer" else getattr(metrics_lib, target)
+    with monkeypatch.context() as m:
+        _kill_at(m, owner, name, call, partial)
+        with pytest.raises(Killed):
+            chain.run(cfg, tmp_path)
+    resumed = []
+    real_resume = metrics_lib.Recorder.resume
+    monkeypatch.setattr(
+        metrics_lib.Recorder, "resume", lambda self, g: resumed.append(g) or real_resume(self, g)
+    )
+    chain.run(cfg, tmp_path)
+    assert resumed == [resumes_at]
+    want, got = _state(workdir), _state(tmp_path)
+    assert got[2] == want[2]
+    for k in want[0]:
+        np.testing.assert_array_equal(got[0][k], want[0][k], strict=True)
+    assert want[1].keys() == got[1].keys()
+    for k in want[1]:
+        for st in want[1][k]:
+            np.testing.assert_array_equal(got[1][k][st], want[1][k][st], strict=True)
+
+
+def test_checkpoints_without_a_store_are_refused(full, tmp_path):
+    workdir, _ = full
+    old = tmp_path / "old"
+    shutil.copytree(workdir, old)
+    shutil.rmtree(old / "metrics")  # a run of a version before the store
+    with pytest.raises(CheckpointError, match=r"metrics: missing, but .* reach generation 8"):
+        chain.run(toy_config(), old)
+    assert (old / "checkpoints" / "8").exists()
 
 
 def test_extending_a_run_grows_the_store(full, tmp_path):
