@@ -411,21 +411,33 @@ def _corpus(cfg):
 
 @pytest.fixture(scope="module")
 def augmented(gen0, tmp_path_factory):
-    """augment, lambda = 0.5 (16 model blocks + the 32 of D_0), real blocks weighted 2."""
+    """augment, lambda = 0.5 (16 model blocks + the 32 of D_0), real blocks weighted 2, the model
+    blocks curated: the top 16 of 32 candidates by the current model's log-likelihood (one run
+    for three features keeps the suite short)."""
     cfg = _config()
     cfg.mixing.regime = "augment"
     cfg.mixing.augment_ratio = 0.5
     cfg.mixing.real_weight = 2.0
+    cfg.mixing.curation.score = "current"
+    cfg.mixing.curation.rule = "top"
+    cfg.mixing.curation.oversample = 2
     workdir = _with_base(gen0, tmp_path_factory.mktemp("augment"))
-    weights: list = []
+    weights, scored = [], []
+    real_log_prob = lm.FAMILY.log_prob
+
+    def log_prob(state, x, truth, cfg):
+        scored.append((np.asarray(x), real_log_prob(state, x, truth, cfg)))
+        return scored[-1][1]
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(finetune, "finetune", _recording(weights))
+        mp.setattr(lm, "FAMILY", dataclasses.replace(lm.FAMILY, log_prob=log_prob))
         chain.run(cfg, workdir)
-    return cfg, workdir, weights
+    return cfg, workdir, weights, scored
 
 
 def test_augment_keeps_all_of_d0_and_replaces_the_synthetic_part(augmented):
-    cfg, workdir, weights = augmented
+    cfg, workdir, weights, _ = augmented
     d0 = _corpus(cfg).train_MxL
     x, w = _pool(workdir, 1)
     assert x.shape == (16 + 32, cfg.data.block_size)
@@ -441,6 +453,39 @@ def test_augment_keeps_all_of_d0_and_replaces_the_synthetic_part(augmented):
     assert np.load(workdir / "arrays/gen_1_seed_0.npy").shape == (48,)
     lines = (workdir / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2 and "NaN" not in lines[1]
+
+
+def test_curation_keeps_the_top_candidates_by_log_likelihood(augmented):
+    cfg, workdir, _, scored = augmented
+    ((cand_x, scores),) = scored  # generation 1 only: 2 x 16 candidates, one per prompt
+    assert cand_x.shape == (32, cfg.data.block_size) and np.isfinite(scores).all()
+    x, _ = _pool(workdir, 1)
+    top = np.argsort(-scores, kind="stable")[:16]
+    assert x[:16].tobytes() == cand_x[top].astype(x.dtype).tobytes()
+    assert scores[top].min() >= np.delete(scores, top).max()
+
+
+def test_lm_log_prob_is_the_blocks_summed_token_log_likelihood():
+    import jax
+    import jax.numpy as jnp
+
+    from collapse_jax.families.lm import opt, perplexity
+
+    config = opt.OPTConfig(
+        vocab_size=13,
+        hidden_size=16,
+        num_hidden_layers=1,
+        ffn_dim=32,
+        num_attention_heads=2,
+        max_position_embeddings=16,
+        word_embed_proj_dim=16,
+    )
+    params = opt.init_params(jax.random.key(0), config)
+    x = jax.random.randint(jax.random.key(1), (5, 8), 0, 13, jnp.int32)
+    truth = lm.Truth(None, config, None, None, None)
+    got = lm.log_prob(params, x, truth, _config())
+    want = -np.asarray(perplexity.token_losses(params, config, x)).sum(axis=-1)
+    np.testing.assert_allclose(got, want, rtol=1e-5)  # float32 sums of 7 terms
 
 
 def test_weighted_step_counts_a_block_of_weight_w_as_w_blocks():
