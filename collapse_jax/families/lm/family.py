@@ -10,6 +10,18 @@ random subset of the prompts, and a random 10% of the original blocks join them)
 again from the base (pretrained) model and keeps the parameters best on the real validation
 blocks. The chain loops over seeds and generations; this module is single-seed.
 
+Every regime of ``mixing.py`` runs through the same plan as the vmapped families:
+  augment   all of D_0 plus round(lambda M) continuations (prompts: ``prompt_indices``, from the
+            sample key; with lambda > 1 a prompt is continued more than once, and beam search,
+            being deterministic, then repeats its block).
+  fresh     round(gamma M) training blocks after D_0 never used before (``fresh_data``; needs
+            ``data.max_train_blocks`` > 0) plus M - round(gamma M) continuations.
+  weights   ``mixing.real_weight`` / ``synthetic_weight``: fine-tuning minimises the weighted mean
+            of the blocks' token-mean losses (``finetune``); validation is unweighted.
+  curation  ``initial`` / ``current``: each candidate block's log-likelihood (``log_prob``), kept
+            by ``mixing.curate``; ``oracle`` is refused (text has no true density). Candidates
+            beyond M prompts repeat prompts (identical blocks under beam search).
+
 The base: ``lm.source=hub:...`` loads a pretrained OPT; ``lm.source=scratch`` (the CPU stand-in)
 pre-trains one with ``fold_in(key(cfg.seed), BASE_STREAM)`` once per workdir (checkpoint
 ``DIR/checkpoints/base``), shared by every seed and generation. ``DIR/tokenizer/`` holds the
