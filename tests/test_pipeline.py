@@ -520,9 +520,8 @@ def test_weighted_step_counts_a_block_of_weight_w_as_w_blocks():
     w_N = np.asarray([2.0, 1.0]) / 1.5  # as finetune passes them: over the mean weight
     got = one_step(True, [0, 1], jnp.asarray(w_N, jnp.float32))
     want = one_step(False, [0, 0, 1])
-    unweighted = one_step(False, [0, 1])
-    # float32 rounding of a few hundred terms; the unweighted step differs by far more.
-    assert got[0] == pytest.approx(want[0], rel=1e-6) and got[0] != pytest.approx(unweighted[0])
+    # float32 rounding of sums of a few hundred terms (ignoring the weights fails this: seen once).
+    assert got[0] == pytest.approx(want[0], rel=1e-6)
     for a, b in zip(got[1], want[1], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
