@@ -421,6 +421,9 @@ def augmented(gen0, tmp_path_factory):
     cfg.mixing.curation.score = "current"
     cfg.mixing.curation.rule = "top"
     cfg.mixing.curation.oversample = 2
+    # The cpu variant's ablation penalty: without it the smoke model's beam search gives nearly
+    # one block for every prompt (2 distinct of 16), and no choice among them could be seen.
+    cfg.generate.repetition_penalty = 2.0
     workdir = _with_base(gen0, tmp_path_factory.mktemp("augment"))
     weights, scored = [], []
     real_log_prob = lm.FAMILY.log_prob
@@ -461,6 +464,8 @@ def test_curation_keeps_the_top_candidates_by_log_likelihood(augmented):
     assert cand_x.shape == (32, cfg.data.block_size) and np.isfinite(scores).all()
     x, _ = _pool(workdir, 1)
     top = np.argsort(-scores, kind="stable")[:16]
+    # Distinct candidates, and the best are not simply the first 16: keeping any other 16 fails.
+    assert len(set(_rows(cand_x))) == 32 and set(top) != set(range(16))
     assert x[:16].tobytes() == cand_x[top].astype(x.dtype).tobytes()
     assert scores[top].min() >= np.delete(scores, top).max()
 
