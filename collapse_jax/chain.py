@@ -501,6 +501,9 @@ def _write_or_raise(writer, gens, m_GxS) -> None:
 # Keys: generation g of seed s splits ``rng.generation_key(seed_keys[s], g)`` four ways into
 # (sample, mix, train, fit), as ``_step``; generation 0 does too (its sample key draws D_0, the
 # mix key is unused), and a family's metrics get ``fold_in(generation key, METRICS_PURPOSE)``.
+# Regime ``fresh`` and curation fold ``FRESH_PURPOSE`` / ``CURATE_PURPOSE`` into the generation key
+# as ``_step`` does; the pool is ``mixing.next_pool``'s, so every regime's arithmetic is the one of
+# the vmapped families.
 #
 # Checkpoints (Orbax, step = generation) under ``DIR/checkpoints/``:
 #   ``seed_{s}/data``   the pool of generation g >= 1, saved after the sampling and mixing and
@@ -522,14 +525,29 @@ METRICS_PURPOSE = 0x4D455452  # "METR": a host family's metrics (the LM's exampl
 
 
 def check_host_family(fam: HostFamily, plan: mixing.Plan) -> None:
-    """The data policies the host path does not run yet (one ConfigError line)."""
-    if plan.regime == "fresh":
+    """The optional host-family functions the regime and curation need (one ConfigError line)."""
+    if plan.regime == "fresh" and fam.fresh_data is None:
         raise ConfigError(f"mixing.regime=fresh: family {fam.name} draws no fresh original data")
-    if plan.curates:
+    if plan.score == "oracle":
         raise ConfigError(
-            f"mixing.curation.score={plan.score}: family {fam.name} has no curation scores; "
-            "use none"
+            f"mixing.curation.score=oracle: family {fam.name} has no true density; use initial, "
+            "current or none"
         )
+    if plan.curates and fam.log_prob is None:
+        raise ConfigError(
+            f"mixing.curation.score={plan.score}: family {fam.name} has no log_prob; use none"
+        )
+
+
+def _host_model_samples(fam, plan, cfg, truth, state, state0, k_sample, gen_key):
+    """``_model_samples`` on the host: ``plan.num_model`` samples, curated when ``plan.curates``
+    (``oversample`` times as many candidates scored by ``log_prob``, kept by ``mixing.curate``)."""
+    if not plan.curates:
+        return jnp.asarray(fam.sample(k_sample, state, plan.num_model, truth, cfg))
+    cand_x = jnp.asarray(fam.sample(k_sample, state, plan.num_model * plan.oversample, truth, cfg))
+    scorer = state0 if plan.score == "initial" else state
+    scores = jnp.asarray(fam.log_prob(scorer, cand_x, truth, cfg))
+    return mixing.curate(jax.random.fold_in(gen_key, CURATE_PURPOSE), plan, cand_x, scores)
 
 
 def _float32(d: dict) -> dict:
@@ -650,9 +668,17 @@ class _HostSeed:
             pool = self.data.restore(g, self.pool_template)[0]
             logging.info("seed %d generation %d: samples restored", s, g)
         else:
-            model_x = fam.sample(k_sample, self.state_at(g - 1), plan.num_model, self.truth, cfg)
-            model_x = jnp.asarray(model_x)
-            pool = mixing.next_pool(k_mix, plan, self.pool_at(g - 1), model_x, self.x0, g)
+            state0 = self.state_at(0) if plan.score == "initial" else None
+            model_x = _host_model_samples(
+                fam, plan, cfg, self.truth, self.state_at(g - 1), state0, k_sample, gen_key
+            )
+            fresh_x = None
+            if plan.regime == "fresh":
+                k_fresh = jax.random.fold_in(gen_key, FRESH_PURPOSE)
+                fresh_x = jnp.asarray(
+                    fam.fresh_data(k_fresh, self.truth, plan.num_original, g, cfg)
+                )
+            pool = mixing.next_pool(k_mix, plan, self.pool_at(g - 1), model_x, self.x0, g, fresh_x)
             self.data.save(g, pool, {"generation": g, "seed_index": s})
         data = mixing.training_data(k_train, plan, pool)
         logging.info("seed %d generation %d: fitting", s, g)

@@ -140,6 +140,18 @@ class HostSample(Protocol):
         """``n`` samples from the fitted model (the LM: continuations of ``n`` original blocks)."""
 
 
+class HostFreshData(Protocol):
+    def __call__(self, key: Key, truth: Truth, n: int, generation: int, cfg: Config) -> Samples:
+        """``n`` original examples never used before, for regime ``fresh`` at ``generation``
+        (>= 1): disjoint from D_0 and from every other generation's."""
+
+
+class HostLogProb(Protocol):
+    def __call__(self, state: State, x: Samples, truth: Truth, cfg: Config) -> Any:
+        """``logp_N``: each sample's log-likelihood under a fitted state (curation scores
+        ``current`` and ``initial``; the LM: each block's summed token log-probabilities)."""
+
+
 class Measured(NamedTuple):
     """What a host family's ``metrics`` returns for one seed at one generation."""
 
@@ -201,6 +213,8 @@ class HostFamily:
     sample: HostSample
     metrics: HostMetrics
     finish: Finish | None = None
+    fresh_data: HostFreshData | None = None  # regime fresh
+    log_prob: HostLogProb | None = None  # curation scores initial and current
     notes: str | None = None  # file name in the workdir of Measured.note lines ("examples.jsonl")
 
 

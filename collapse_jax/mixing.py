@@ -23,7 +23,8 @@ Named regimes:
                         (never seen before) plus M - round(gamma * M) model samples, with gamma =
                         ``mixing.fresh_fraction`` (Alemohammad et
                         al.'s fresh-data loop). The family's ``fresh_data`` draws them (a new sample
-                        of the truth for the small families; unused real examples for the VAE).
+                        of the truth for the small families; unused real examples for the VAE
+                        and the LM).
 
 Per-source weights (``mixing.real_weight``, ``mixing.synthetic_weight``) are frequency weights in
 the fit: a slot of weight w counts as w samples (the Gaussian's ``n`` is the weights' sum). Real

@@ -10,6 +10,18 @@ random subset of the prompts, and a random 10% of the original blocks join them)
 again from the base (pretrained) model and keeps the parameters best on the real validation
 blocks. The chain loops over seeds and generations; this module is single-seed.
 
+Every regime of ``mixing.py`` runs through the same plan as the vmapped families:
+  augment   all of D_0 plus round(lambda M) continuations (prompts: ``prompt_indices``, from the
+            sample key; with lambda > 1 a prompt is continued more than once, and beam search,
+            being deterministic, then repeats its block).
+  fresh     round(gamma M) training blocks after D_0 never used before (``fresh_data``; needs
+            ``data.max_train_blocks`` > 0) plus M - round(gamma M) continuations.
+  weights   ``mixing.real_weight`` / ``synthetic_weight``: fine-tuning minimises the weighted mean
+            of the blocks' token-mean losses (``finetune``); validation is unweighted.
+  curation  ``initial`` / ``current``: each candidate block's log-likelihood (``log_prob``), kept
+            by ``mixing.curate``; ``oracle`` is refused (text has no true density). Candidates
+            beyond M prompts repeat prompts (identical blocks under beam search).
+
 The base: ``lm.source=hub:...`` loads a pretrained OPT; ``lm.source=scratch`` (the CPU stand-in)
 pre-trains one with ``fold_in(key(cfg.seed), BASE_STREAM)`` once per workdir (checkpoint
 ``DIR/checkpoints/base``), shared by every seed and generation. ``DIR/tokenizer/`` holds the
@@ -27,7 +39,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from collapse_jax import family
+from collapse_jax import family, mixing
 from collapse_jax.errors import require
 from collapse_jax.families.lm import corpus as corpus_lib
 from collapse_jax.families.lm import decode, finetune, opt, perplexity, tail
@@ -35,21 +47,27 @@ from collapse_jax.families.lm import decode, finetune, opt, perplexity, tail
 # fold_in constant of the base model's key: outside any seed index in use.
 BASE_STREAM = 0xFFFFFFFF
 DECODE_PURPOSE = 0x44454344  # "DECD": the decoder's key, folded into the sampling key
-# Mixing regimes the LM runs: every other one needs what fine-tuning lacks (sample weights) or
-# pieces the LM does not have yet (fresh original text, curation scores, augment's pool layout).
-REGIMES = ("replace", "accumulate", "accumulate_subsample", "keep_real", "custom")
+FRESH_STREAM = 0xFFFFFFFE  # fold_in constant of the fresh blocks' order (run-level, as D_0)
 
 
 def validate(cfg) -> None:
     """Raise ``ConfigError`` naming any bad LM field, before any data or model is loaded."""
     finetune.validate(cfg)
     m = cfg.mixing
-    require(m.regime in REGIMES, "mixing.regime", f"one of {REGIMES} for the LM", m.regime)
     require(
-        m.curation.score == "none", "mixing.curation.score", "'none' for the LM", m.curation.score
+        m.curation.score != "oracle",
+        "mixing.curation.score",
+        "none, initial or current for the LM (text has no true density: no oracle)",
+        m.curation.score,
     )
-    w = (m.real_weight, m.synthetic_weight)
-    require(w == (1.0, 1.0), "mixing.real_weight, synthetic_weight", "1, 1 for the LM", w)
+    if m.regime == "fresh":
+        require(
+            cfg.data.max_train_blocks > 0,
+            "data.max_train_blocks",
+            "> 0 for mixing.regime=fresh (with every training block in D_0 no unused real block "
+            "is left to draw)",
+            cfg.data.max_train_blocks,
+        )
     g, d = cfg.generate, cfg.data
     require(
         isinstance(g.num_beams, int) and g.num_beams >= 1,
@@ -129,6 +147,7 @@ def example_prompt(cfg, tokenizer) -> tuple[np.ndarray, np.ndarray]:
 def reference(cfg, workdir: Path, once: family.Once) -> Truth:
     """Corpus, base model and tail reference; writes ``DIR/tokenizer/`` and ``reference.json``."""
     corpus = corpus_lib.load(cfg, workdir / "tokenizer")
+    _check_fresh_supply(cfg, corpus)
     k_init, k_pre = jax.random.split(jax.random.fold_in(jax.random.key(cfg.seed), BASE_STREAM))
     config, params = finetune.build_model(cfg.lm, len(corpus.tokenizer), k_init)
     corpus_lib.check_vocabulary(cfg, config.vocab_size, corpus)
@@ -155,18 +174,73 @@ def original_data(key, truth: Truth, cfg) -> np.ndarray:
     return truth.corpus.train_MxL
 
 
+def _check_fresh_supply(cfg, corpus: corpus_lib.Corpus) -> None:
+    """Regime fresh: the training blocks after D_0 must hold every generation's fresh draws."""
+    if cfg.mixing.regime != "fresh":
+        return
+    M = corpus.train_MxL.shape[0]
+    n = mixing.plan(cfg.mixing, M, cfg.num_generations).num_original
+    unused = corpus.all_train_NxL.shape[0] - M
+    need = (cfg.num_generations - 1) * n
+    require(
+        need <= unused,
+        "mixing.fresh_fraction",
+        f"at most {unused} unused training blocks over {cfg.num_generations - 1} generations "
+        f"(D_0 = data.max_train_blocks = {M} of {corpus.all_train_NxL.shape[0]}; "
+        f"{n} per generation need {need})",
+        cfg.mixing.fresh_fraction,
+    )
+
+
+def fresh_data(key, truth: Truth, n: int, generation: int, cfg) -> np.ndarray:
+    """Regime fresh: ``n`` training blocks never used before, ``new_NxL``.
+
+    The blocks after D_0 (``data.max_train_blocks``) in one order drawn once per run from
+    ``fold_in(key(cfg.seed), FRESH_STREAM)``; generation g >= 1 takes positions
+    ``[(g - 1) n, g n)`` of it: without replacement, disjoint from D_0 and from every other
+    generation's, and the same on resume (``key`` unused). Shared by every seed, as D_0 is.
+    The scratch base's pre-training (``pretrain.max_train_blocks``) may have seen them.
+    """
+    del key
+    M = truth.corpus.train_MxL.shape[0]
+    unused_NxL = truth.corpus.all_train_NxL[M:]
+    order = jax.random.permutation(
+        jax.random.fold_in(jax.random.key(cfg.seed), FRESH_STREAM), unused_NxL.shape[0]
+    )
+    return unused_NxL[np.asarray(order)[(generation - 1) * n : generation * n]]
+
+
+def log_prob(state, x_NxL, truth: Truth, cfg) -> np.ndarray:
+    """Curation score: each block's log-likelihood under ``state``, ``logp_N`` float32.
+
+    The block alone, as fine-tuning sees it: the sum of its ``L - 1`` next-token log-probs.
+    """
+    x_NxL = np.asarray(x_NxL, np.int32)
+    loss_N = perplexity.block_losses(state, truth.config, x_NxL, cfg.finetune.eval_batch_size)
+    return (-loss_N * (x_NxL.shape[1] - 1)).astype(np.float32)
+
+
 def init(truth: Truth, cfg):
     del cfg
     return truth.base_params
 
 
 def _blocks(data) -> np.ndarray:
-    """The filled slots of a pool as int32 token blocks (fine-tuning takes no sample weights)."""
+    """The filled slots of a pool as int32 token blocks."""
     return np.asarray(data.x)[np.asarray(data.weight) > 0]
 
 
+def _weights(data) -> np.ndarray | None:
+    """The filled slots' fit weights, or None when they are all equal (then they change nothing:
+    ``finetune`` normalises by the mean weight, and the unweighted step runs)."""
+    w = np.asarray(data.weight)
+    w = w[w > 0]
+    return None if np.all(w == w[0]) else w
+
+
 def fit(key, state, data, truth: Truth, cfg) -> family.Fitted:
-    """Fine-tune the base model (not ``state``: every generation starts from the base)."""
+    """Fine-tune the base model (not ``state``: every generation starts from the base), each
+    block weighted by its slot's weight (``finetune``: a weighted mean of block losses)."""
     del state
     train_x = _blocks(data)
     result = finetune.finetune(
@@ -177,6 +251,7 @@ def fit(key, state, data, truth: Truth, cfg) -> family.Fitted:
         truth.corpus.valid_NxL,
         cfg.finetune,
         _log("fit"),
+        _weights(data),
     )
     best = next(r for r in result.history if r["step"] == result.best_step)
     record = {
@@ -187,17 +262,28 @@ def fit(key, state, data, truth: Truth, cfg) -> family.Fitted:
     return family.Fitted(result.params, {"valid_perplexity": best["valid_perplexity"]}, record)
 
 
+def prompt_indices(key, M: int, n: int) -> np.ndarray:
+    """Which of the ``M`` original blocks ``n`` continuations start from: every block
+    ``n // M`` times in order, then ``n % M`` more drawn without replacement by ``key`` (in order).
+
+    So n = M continues each block once, n < M a random subset (``keep_real``), n > M (``augment``
+    with lambda > 1, curation's candidates) each block more than once: a deterministic decoder
+    (beam search) then gives identical copies, a sampling one different continuations.
+    """
+    q, r = divmod(n, M)
+    rest = np.sort(np.asarray(jax.random.permutation(key, M))[:r]) if r else np.zeros(0, int)
+    return np.concatenate([np.tile(np.arange(M), q), rest]).astype(np.int64)
+
+
 def continue_prompts(key, params, config, train_MxL: np.ndarray, n: int, gen_cfg) -> np.ndarray:
-    """Continue ``n`` of the original blocks with ``params``: all of them in order when n = M,
-    else ``n`` drawn without replacement by ``key`` (in order). ``new_NxL`` int32."""
-    M = train_MxL.shape[0]
+    """Continue ``n`` original blocks (``prompt_indices``) with ``params``: ``new_NxL`` int32."""
+    M, L = train_MxL.shape
+    if n == 0:
+        return np.zeros((0, L), np.int32)  # augment with lambda * M rounding to 0
     # The prompts are drawn with ``key`` itself, as before the decoder took a key; a sampling
     # decoder gets a stream of its own.
     k_decode = jax.random.fold_in(key, DECODE_PURPOSE)
-    if n == M:
-        idx = np.arange(M)
-    else:
-        idx = np.sort(np.asarray(jax.random.permutation(key, M))[:n])
+    idx = prompt_indices(key, M, n)
     return decode.continue_blocks(params, config, train_MxL[idx], k_decode, gen_cfg)
 
 
@@ -248,4 +334,6 @@ FAMILY = family.HostFamily(
     metrics=metrics,
     finish=write_examples_md,
     notes="examples.jsonl",
+    fresh_data=fresh_data,
+    log_prob=log_prob,
 )

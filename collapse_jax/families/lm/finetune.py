@@ -10,6 +10,14 @@ Each epoch visits a fresh permutation of the training blocks in ``N // batch_siz
 the last partial batch is dropped (a different remainder each epoch, so every block is seen in
 expectation and one compiled shape serves all steps).
 
+Sample weights (the chain's per-source weights, ``mixing.real_weight`` / ``synthetic_weight``) are
+frequency weights, as in the small families: the objective is the weighted mean over blocks of
+each block's token-mean loss, ``sum_b w_b l_b / sum_b w_b``. A batch's loss is
+``mean_B(w_b / wbar * l_b)`` with ``wbar`` the mean weight of all training blocks: an unbiased
+estimate of that objective under the uniform shuffle, equal to the plain mean when the weights
+are equal (then no weights are passed at all, and the step is the unweighted one, bit for bit).
+Only the weights' ratios matter. Validation is unweighted.
+
 Command (a single fine-tuning run; the recursive chain is ``configs/opt_wikitext.py``):
 
     python -m launch.run --config=configs/opt_finetune.py:cpu --workdir=/tmp/ft
@@ -107,21 +115,29 @@ def _optimizer_key(ft_cfg, steps_per_epoch: int) -> tuple:
     return (steps_per_epoch, *((f, ft_cfg[f]) for f in fields))
 
 
-def make_train_step(config: opt.OPTConfig, optimizer: optax.GradientTransformation) -> Callable:
-    """``step(state, train_NxL, index_B, dropout_key) -> (state, loss)``, jitted, state donated.
+def make_train_step(
+    config: opt.OPTConfig, optimizer: optax.GradientTransformation, weighted: bool = False
+) -> Callable:
+    """``step(state, train_NxL, index_B, dropout_key[, weight_N]) -> (state, loss)``, jitted, state
+    donated. ``weighted``: the step takes ``weight_N``, each block's weight over the mean weight.
 
     The training blocks stay on the device and the batch is gathered inside the step, so a step
     moves only ``index_B`` from the host.
     """
 
-    def loss_fn(params, batch_BxL, dropout_key):
+    def loss_fn(params, batch_BxL, dropout_key, weight_B):
         losses = perplexity.token_losses(
             params, config, batch_BxL, deterministic=False, dropout_key=dropout_key
         )
-        return losses.mean()
+        if weight_B is None:
+            return losses.mean()
+        return (weight_B * losses.mean(axis=-1)).mean()
 
-    def step(state: TrainState, train_NxL, index_B, dropout_key):
-        loss, grads = jax.value_and_grad(loss_fn)(state.params, train_NxL[index_B], dropout_key)
+    def step(state: TrainState, train_NxL, index_B, dropout_key, weight_N=None):
+        weight_B = None if weight_N is None else weight_N[index_B]
+        loss, grads = jax.value_and_grad(loss_fn)(
+            state.params, train_NxL[index_B], dropout_key, weight_B
+        )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return TrainState(params, opt_state, state.step + 1), loss
@@ -130,12 +146,12 @@ def make_train_step(config: opt.OPTConfig, optimizer: optax.GradientTransformati
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_step(config: opt.OPTConfig, optimizer_key: tuple):
-    """``(optimizer, train_step)`` built once per model config and optimizer: every generation of
-    the recursive chain reuses one compiled step instead of tracing a new closure."""
+def _cached_step(config: opt.OPTConfig, optimizer_key: tuple, weighted: bool = False):
+    """``(optimizer, train_step)`` built once per model config, optimizer and weighting: every
+    generation of the recursive chain reuses one compiled step instead of tracing a new closure."""
     steps_per_epoch, *fields = optimizer_key
     optimizer = make_optimizer(ml_collections.ConfigDict(dict(fields)), steps_per_epoch)
-    return optimizer, make_train_step(config, optimizer)
+    return optimizer, make_train_step(config, optimizer, weighted)
 
 
 def finetune(
@@ -146,15 +162,23 @@ def finetune(
     valid_MxL,
     ft_cfg,
     log: Callable[[dict], None] = lambda row: None,
+    weight_N=None,
 ) -> Result:
     """Train for ``ft_cfg.num_epochs`` and return the parameters best on ``valid_MxL``.
 
     Validation runs after every epoch (and every ``eval_every_steps`` steps when > 0); the step-0
     evaluation is recorded but not a candidate, as in HF's ``load_best_model_at_end``. ``params``
-    is not modified. ``log`` receives each history row as it is made.
+    is not modified. ``log`` receives each history row as it is made. ``weight_N``: positive
+    frequency weights of the training blocks (module docstring), or None for equal ones.
     """
     train_NxL = np.asarray(train_NxL, np.int32)
     num_blocks, batch_size = train_NxL.shape[0], ft_cfg.batch_size
+    extra = ()
+    if weight_N is not None:
+        weight_N = np.asarray(weight_N, np.float64)
+        if weight_N.shape != (num_blocks,) or not np.all(np.isfinite(weight_N) & (weight_N > 0)):
+            raise ValueError(f"weight_N: {num_blocks} finite weights > 0 expected")
+        extra = (jnp.asarray((weight_N / weight_N.mean()).astype(np.float32)),)
     require(ft_cfg.num_epochs >= 1, "finetune.num_epochs", ">= 1", ft_cfg.num_epochs)
     require(
         0 < batch_size <= num_blocks,
@@ -166,7 +190,9 @@ def finetune(
         ft_cfg.eval_every_steps >= 0, "finetune.eval_every_steps", ">= 0", ft_cfg.eval_every_steps
     )
     steps_per_epoch = num_blocks // batch_size
-    optimizer, train_step = _cached_step(config, _optimizer_key(ft_cfg, steps_per_epoch))
+    optimizer, train_step = _cached_step(
+        config, _optimizer_key(ft_cfg, steps_per_epoch), weight_N is not None
+    )
     schedule = learning_rate_schedule(ft_cfg, steps_per_epoch)
     shuffle_key, dropout_key = jax.random.split(key)
 
@@ -183,6 +209,7 @@ def finetune(
         mesh = sharding.mesh_1d(sharding.DATA, ft_cfg.num_devices)
         state = sharding.put(state, sharding.state_shardings(mesh, state, ft_cfg.fsdp))
         train_dev = sharding.replicate(train_NxL, mesh)
+        extra = tuple(sharding.replicate(np.asarray(w), mesh) for w in extra)
 
     def evaluate(epoch: int, step: int, train_losses: list) -> dict:
         valid = perplexity.block_losses(state.params, config, valid_MxL, ft_cfg.eval_batch_size)
@@ -216,7 +243,7 @@ def finetune(
             if mesh is not None:
                 index_B = sharding.shard_batch(mesh, index_B)
             state, loss = train_step(
-                state, train_dev, index_B, jax.random.fold_in(dropout_key, step)
+                state, train_dev, index_B, jax.random.fold_in(dropout_key, step), *extra
             )
             losses.append(loss)  # kept on the device: no host sync per step
             step += 1
