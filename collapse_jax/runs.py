@@ -263,7 +263,9 @@ class RunView:
         idx = np.sort(np.asarray(jax.random.permutation(key, M))[: int(n)])
         model = decode.opt_model(self.lm_config)
         with jax.default_matmul_precision(self.config.matmul_precision):
-            return pipeline.continue_blocks(model, params, train_MxL[idx], self.config.generate)
+            return pipeline.continue_blocks(
+                model, params, train_MxL[idx], self.config.generate, key
+            )
 
     @property
     def lm_config(self):

@@ -11,7 +11,11 @@ regimes (Shumailov et al., Fig. 1 and Sec. 4)
   10ep_keep10   twice the epochs and a random 10% of the original blocks in every generation
                 (``mixing.regime=keep_real``, ``gamma=0.1``); the paper's 10 epochs.
 so ``paper_5ep`` = ``paper``, ``paper_10ep_keep10``, ``cpu_keep10`` (= ``cpu_10ep_keep10``), ...
-Any other regime of the chain works through ``--config.mixing.*``.
+Any other regime of the chain works through ``--config.mixing.*``. An optional last part names
+one of GeorgeDrayson/model_collapse's six decoders (``DECODERS``): ``beam`` (the paper's 5-way
+beam search, the default), ``greedy``, ``sampling`` (temperature 1), ``temp09``, ``topk50``,
+``topp095``; e.g. ``cpu_sampling``, ``paper_keep10_topk50``. Every decoder writes exactly
+``generate.max_new_tokens`` new tokens; ``--config.generate.*`` sets any field directly.
 
 paper  ``facebook/opt-125m`` on ``wikitext-2-raw-v1`` (every training block), 5 seeds, generations
        0..9, AdamW 2e-5 with per-epoch cosine to 1e-6, batch 128, 5-way beam search of exactly 64
@@ -48,11 +52,21 @@ M (``samples_per_generation`` in the other families) is the number of original t
 
 import ml_collections
 
+from collapse_jax.families.lm import tokenizer
 from configs import common, opt_finetune
 
-REGIMES = ("5ep", "10ep_keep10", "keep10")
+REGIMES = ("5ep", "10ep_keep10", "keep10")  # DECODERS: below generate_fields
 # Every variant and regime (tests/test_configs.py builds each).
-VARIANTS = ("paper", "cpu", "smoke", "paper_10ep_keep10", "cpu_keep10", "smoke_keep10")
+VARIANTS = (
+    "paper",
+    "cpu",
+    "smoke",
+    "paper_10ep_keep10",
+    "cpu_keep10",
+    "smoke_keep10",
+    "cpu_sampling",
+    "smoke_keep10_topp095",
+)
 
 # The paper's Example 1 prompt (a WikiText-2 training passage).
 EXAMPLE_PROMPT = (
@@ -63,31 +77,57 @@ EXAMPLE_PROMPT = (
 )
 
 
-def parse(arg: str | None) -> tuple[str, str]:
-    """``VARIANT[_REGIME]`` -> (variant, regime); regime ``keep10`` is ``10ep_keep10``."""
+def parse(arg: str | None) -> tuple[str, str, str]:
+    """``VARIANT[_REGIME][_DECODER]`` -> (variant, regime, decoder); regime ``keep10`` is
+    ``10ep_keep10``, decoder ``""`` keeps ``generate_fields``' beam search."""
     arg = arg or "paper"
-    name, _, regime = arg.partition("_")
-    regime = regime or "5ep"
+    name, _, rest = arg.partition("_")
+    head, _, last = rest.rpartition("_")
+    decoder = ""
+    if (last or head) in DECODERS:
+        decoder, rest = last or head, head if last else ""
+    regime = rest or "5ep"
     if regime not in REGIMES:
         raise ValueError(
-            f"config argument: expected VARIANT[_REGIME] with REGIME in {REGIMES}, got {arg!r}"
+            f"config argument: expected VARIANT[_REGIME][_DECODER] with REGIME in {REGIMES} and "
+            f"DECODER in {tuple(DECODERS)}, got {arg!r}"
         )
-    return common.variant(name), "10ep_keep10" if regime == "keep10" else regime
+    return common.variant(name), "10ep_keep10" if regime == "keep10" else regime, decoder
 
 
 def generate_fields() -> ml_collections.ConfigDict:
-    """Beam search of the synthetic blocks (``collapse_jax.families.lm.decode.beam_search`` keywords)."""
+    """Decoding of the synthetic blocks (``collapse_jax.families.lm.decode.continue_blocks``)."""
     gen = ml_collections.ConfigDict()
-    gen.num_beams = 5
+    gen.strategy = "beam"  # beam (the paper's) | greedy | sample
+    gen.num_beams = 5  # beam only
     # The paper's "exactly 64 new tokens": min = max = data.block_size, EOS blocked until then.
     gen.max_new_tokens = 64
     gen.min_new_tokens = 64
-    gen.length_penalty = 1.0
-    gen.early_stopping = False
+    gen.length_penalty = 1.0  # beam only
+    gen.early_stopping = False  # beam only
     gen.repetition_penalty = 1.0  # the paper's ablation: 2.0 (the authors' code hard-coded 3.0)
     gen.no_repeat_ngram_size = 0
-    gen.batch_size = 64  # prompts per compiled call (times num_beams rows)
+    # Token ids never generated (transformers' suppress_tokens), in every strategy.
+    gen.suppress_tokens = ()
+    # sample only (transformers' warpers, applied in this order; 1.0 / 0 / 1.0 = off)
+    gen.temperature = 1.0
+    gen.top_k = 0
+    gen.top_p = 1.0
+    gen.batch_size = 64  # prompts per compiled call (times num_beams rows for beam)
     return gen
+
+
+# GeorgeDrayson/model_collapse's six decoding settings (its config/decoding/*.yaml, all with
+# exactly the block's new tokens). Their beam search sets early_stopping=True; with EOS blocked
+# until the last step every hypothesis ends there, so it decodes exactly as the paper's False.
+DECODERS = {
+    "beam": dict(strategy="beam", num_beams=5),
+    "greedy": dict(strategy="greedy"),
+    "sampling": dict(strategy="sample", temperature=1.0, top_k=0, top_p=1.0),
+    "temp09": dict(strategy="sample", temperature=0.9),
+    "topk50": dict(strategy="sample", top_k=50),
+    "topp095": dict(strategy="sample", top_p=0.95),
+}
 
 
 def tail_fields() -> ml_collections.ConfigDict:
@@ -100,11 +140,23 @@ def tail_fields() -> ml_collections.ConfigDict:
     return tail
 
 
+def diversity_fields() -> ml_collections.ConfigDict:
+    """Diversity of each generation's data (``collapse_jax.families.lm.diversity.metrics``)."""
+    div = ml_collections.ConfigDict()
+    div.rep_orders = (2, 3, 4)  # rep-n, and diversity = prod_n (1 - rep_n) (Drayson's n)
+    div.self_bleu_order = 4
+    # Hypotheses of self-BLEU: a fixed, evenly spaced sample of blocks (Drayson's 1000), each
+    # scored against all other blocks; 0: every block.
+    div.self_bleu_blocks = 1000
+    return div
+
+
 def get_config(arg=None):
-    variant, regime = parse(arg)
+    variant, regime, decoder = parse(arg)
     cfg = common.base("opt_wikitext")
     cfg.variant = variant
     cfg.lm_regime = regime  # a label for reports; num_epochs and mixing below are what run
+    cfg.lm_decoder = decoder or "beam"  # a label for reports; cfg.generate is what runs
     cfg.lm = opt_finetune.lm_fields()
     cfg.data = opt_finetune.data_fields()
     cfg.tokenizer = opt_finetune.tokenizer_fields()
@@ -115,6 +167,7 @@ def get_config(arg=None):
     cfg.pretrain.max_train_blocks = 0  # 0: every training block (before data.max_train_blocks)
     cfg.generate = generate_fields()
     cfg.tail = tail_fields()
+    cfg.diversity = diversity_fields()
     cfg.example = ml_collections.ConfigDict()
     cfg.example.prompt = EXAMPLE_PROMPT
     cfg.example.max_prompt_tokens = 64  # the prompt's last tokens, <= data.block_size
@@ -149,6 +202,10 @@ def get_config(arg=None):
         cfg.num_generations = 4
         cfg.generate.batch_size = 128
         cfg.generate.repetition_penalty = 2.0
+        # The offline stand-in (the tokenized WikiText-2) has replaced its rare words by <unk>,
+        # which this small model learns to emit from generation 1 on; the paper's raw text has
+        # no <unk>, so there the ban changes practically nothing (the id is never a target).
+        cfg.generate.suppress_tokens = (tokenizer.UNK_ID,)
     if variant == "smoke":
         opt_finetune.use_smoke_model(cfg)
         cfg.pretrain.num_epochs = 1
@@ -165,6 +222,8 @@ def get_config(arg=None):
         cfg.generate.batch_size = 16
         cfg.example.max_prompt_tokens = 16
 
+    if decoder:
+        cfg.generate.update(DECODERS[decoder])
     if regime == "10ep_keep10":
         cfg.finetune.num_epochs *= 2
         cfg.mixing.regime = "keep_real"

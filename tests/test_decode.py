@@ -235,7 +235,7 @@ def test_warpers_match_transformers():
     # and temperature 1.3 removes tokens inside the top 7, so every branch is exercised.
     for temperature, top_k, top_p in [(1.3, 7, 0.6)]:
         s = decode.Settings(max_new_tokens=1, temperature=temperature, top_k=top_k, top_p=top_p)
-        got = np.asarray(jax.jit(decode._warp, static_argnames="s")(jnp.asarray(logits_RxV), s))
+        got = np.asarray(jax.jit(decode.warp, static_argnames="s")(jnp.asarray(logits_RxV), s))
         want = torch.tensor(logits_RxV)
         if temperature != 1.0:
             want = lp.TemperatureLogitsWarper(temperature)(None, want)
@@ -261,7 +261,7 @@ def test_sample_frequencies_follow_warped_distribution():
         params, prompts[:1], np.ones((1, 3)), np.arange(3)[None], model.init_cache(1, 3)
     )
     s = decode.Settings(max_new_tokens=1, greedy=False, **kw)
-    probs = np.asarray(jax.nn.softmax(decode._warp(logits, s)), np.float64)[0]
+    probs = np.asarray(jax.nn.softmax(decode.warp(logits, s)), np.float64)[0]
     counts = np.bincount(np.asarray(out.tokens_BxN[:, 0]), minlength=model.vocab_size)
     assert np.all(counts[probs == 0] == 0)
     keep = probs > 0

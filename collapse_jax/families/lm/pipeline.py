@@ -74,6 +74,9 @@ from collapse_jax.families.lm import decode, finetune, opt, perplexity
 
 # fold_in constant of the base model's key: outside any seed index in use.
 BASE_STREAM = 0xFFFFFFFF
+# fold_in constant of the example continuation's key under the generation key (sampling
+# strategies). Not a small integer: fold_in(key, i) equals split(key, n)[i] in jax's threefry.
+EXAMPLE_STREAM = 0x4558414D
 
 
 def _qname(q: float) -> str:
@@ -87,6 +90,7 @@ def _qname(q: float) -> str:
 def validate(cfg) -> None:
     """Raise ``ConfigError`` naming any bad pipeline field, before any data or model is loaded."""
     finetune.validate(cfg)
+    decode.validate(cfg)
     # The LM's own loop carries the regimes it had before the one-chain move; the newer data
     # policies (mixing.py) reach it when it goes through chain.py.
     lm_regimes = ("replace", "accumulate", "accumulate_subsample", "keep_real", "custom")
@@ -367,33 +371,9 @@ def data_metrics(data_ppl_N: np.ndarray, x_NxL: np.ndarray, tail: TailReference,
 # Generation
 
 
-def continue_blocks(model, params, prompts_NxL: np.ndarray, gen_cfg) -> np.ndarray:
-    """Beam-search ``gen_cfg.max_new_tokens`` new tokens after every prompt: ``new_NxT`` int32.
-
-    One compiled shape for every batch (``perplexity.padded_batches``).
-    """
-    n, bs = prompts_NxL.shape[0], gen_cfg.batch_size
-    out = []
-    t0 = time.perf_counter()
-    done = 0
-    for batch, real in perplexity.padded_batches(prompts_NxL, bs):
-        res = decode.beam_search(
-            model,
-            params,
-            jnp.asarray(batch, jnp.int32),
-            num_beams=gen_cfg.num_beams,
-            max_new_tokens=gen_cfg.max_new_tokens,
-            min_new_tokens=gen_cfg.min_new_tokens,
-            length_penalty=gen_cfg.length_penalty,
-            early_stopping=gen_cfg.early_stopping,
-            repetition_penalty=gen_cfg.repetition_penalty,
-            no_repeat_ngram_size=gen_cfg.no_repeat_ngram_size,
-        )
-        out.append(np.asarray(jax.device_get(res.tokens_BxN), np.int32)[:real])
-        done += real
-        rate = done / max(time.perf_counter() - t0, 1e-9)
-        logging.info("beam search %d/%d prompts | %.1f prompts/s", done, n, rate)
-    return np.concatenate(out)
+def continue_blocks(model, params, prompts_NxL: np.ndarray, gen_cfg, key) -> np.ndarray:
+    """``decode.continue_blocks`` (kept by name: tests count its calls)."""
+    return decode.continue_blocks(params, model, prompts_NxL, key, gen_cfg)
 
 
 def example_prompt(cfg, tokenizer) -> tuple[np.ndarray, np.ndarray]:
@@ -513,7 +493,7 @@ def run_seed_generation(ctx: Context, ckpt: SeedCheckpoints, cache: dict, s: int
             prompt_idx = np.sort(perm[: ctx.plan.num_model])
         t0 = time.perf_counter()
         new_NxL = continue_blocks(
-            ctx.model, cache["params"], corpus.train_MxL[prompt_idx], cfg.generate
+            ctx.model, cache["params"], corpus.train_MxL[prompt_idx], cfg.generate, key
         )
         logging.info(
             "seed %d generation %d: %d synthetic blocks in %.1fs",
@@ -550,20 +530,15 @@ def run_seed_generation(ctx: Context, ckpt: SeedCheckpoints, cache: dict, s: int
     metrics = {"valid_perplexity": best["valid_perplexity"]}
     metrics |= model_metrics(params, ctx.config, corpus.test_NxL, ctx.tail, cfg)
     metrics |= data_metrics(data_ppl_N, train_x, ctx.tail, cfg, ctx.config.vocab_size)
-    example = decode.beam_search(
-        ctx.model,
+    example = decode.continue_blocks(
         params,
-        jnp.asarray(ctx.example_BxL[0]),
-        jnp.asarray(ctx.example_BxL[1]),
-        num_beams=cfg.generate.num_beams,
-        max_new_tokens=cfg.generate.max_new_tokens,
-        min_new_tokens=cfg.generate.min_new_tokens,
-        length_penalty=cfg.generate.length_penalty,
-        early_stopping=cfg.generate.early_stopping,
-        repetition_penalty=cfg.generate.repetition_penalty,
-        no_repeat_ngram_size=cfg.generate.no_repeat_ngram_size,
+        ctx.model,
+        ctx.example_BxL[0],
+        jax.random.fold_in(key, EXAMPLE_STREAM),
+        cfg.generate,
+        prompt_mask_NxL=ctx.example_BxL[1],
     )
-    text = ctx.corpus.tokenizer.decode(np.asarray(example.tokens_BxN[0]).tolist())
+    text = ctx.corpus.tokenizer.decode(example[0].tolist())
     meta = {
         "generation": g,
         "seed_index": s,
