@@ -1,8 +1,9 @@
 """OPT in decoding mode: the decoders' ``LanguageModel`` over ``opt.py``'s fixed-length KV cache.
 
 The model (``opt.py``: parameters, forward, ``KVCache``), this adapter and the decoding loops
-(``decode/``) are three modules, as penzai separates a transformer, its KV-caching sampling mode
-and its decoding loop: the loops know only the ``decode.LanguageModel`` protocol.
+(``decode/``) are three modules, as penzai's ``models/transformer`` splits ``model_parts.py``,
+``sampling_mode.py`` and ``simple_decoding_loop.py``: the loops know only the
+``decode.LanguageModel`` protocol, and never import a concrete model.
 """
 
 from __future__ import annotations
