@@ -35,15 +35,19 @@ cpu    the small scratch OPT of ``configs/opt_finetune.py:cpu`` (2 layers, hidde
        after it), so ``--config.finetune.num_epochs=1`` gives identical numbers in a third of the
        fine-tuning time. Measured on an idle 2-core machine: 4.9 min wall in all (9 CPU-minutes,
        user + sys), of which the base pre-training is 3.4 min and each generation about 23 s.
-       Result (seed 0): test perplexity 190, 237, 236, 228 over generations 0..3 (rising only at
-       generation 1); the training data scored by the generation-0 model moves left, median
-       perplexity 58 (real data), 9.0, 4.7, 4.2, while its spread grows: 99th/50th percentile
-       2.8 (real), 1.7, 3.3, 3.7 and log-std 0.51, 0.40, 0.57, 0.59. The "tail" is a second
-       cluster (blocks that escape the loops, at perplexity 12..15) beside a main mode of
-       near-loops at 3..4, not a tail that reaches further out: the 99th percentile stays at 15
-       and the maximum falls (21, 15, 15); distinct 4-grams 0.89, 0.18, 0.016, 0.011.
-       Generations 4 and 5 stay there (test 235, 231; median 4.0, 3.8). A weak scratch model
-       cannot reproduce the paper's Fig. 1 in full.
+       Result (seed 0, with ``<unk>`` suppressed, see ``generate.suppress_tokens`` below): test
+       perplexity 188, 235, 230, 230 over generations 0..3 (rising only at generation 1); the
+       training data scored by the generation-0 model moves left, median perplexity 58 (real
+       data), 9.6, 5.4, 4.3, while its spread grows: 99th/50th percentile 2.8 (real), 1.8, 3.6,
+       4.5 and log-std 0.51, 0.37, 0.57, 0.53. The "tail" is a cluster of blocks that escape the
+       loops (perplexity up to 20) beside a main mode of near-loops, not a tail that reaches
+       further out: the maximum falls (181, 22, 20, 20); distinct 4-grams 0.89, 0.20, 0.014,
+       0.009; Drayson's diversity 0.89, 0.49, 0.012, 0.002 (self-BLEU-4 0.37, 0.94, 0.99, 1.00).
+       Without the ban every Example-1 continuation was ``<unk> <unk> ...`` from generation 1 on;
+       with it, loops such as ``= = = ...`` or ``as well as well as ...``. A weak scratch model
+       cannot reproduce the paper's Fig. 1 in full. ``cpu_sampling`` (temperature 1, the same
+       penalty 2.0) goes the other way: test perplexity 188, 239, 281, 305, data median
+       perplexity 58, 1133, 2390, 4096, no repeated n-gram (diversity 1.0, self-BLEU-4 0.03).
 smoke  a tiny model on 32 blocks, 2 generations, 1 seed: seconds (what the tests run).
 
 M (``samples_per_generation`` in the other families) is the number of original training blocks;
@@ -120,6 +124,8 @@ def generate_fields() -> ml_collections.ConfigDict:
 # GeorgeDrayson/model_collapse's six decoding settings (its config/decoding/*.yaml, all with
 # exactly the block's new tokens). Their beam search sets early_stopping=True; with EOS blocked
 # until the last step every hypothesis ends there, so it decodes exactly as the paper's False.
+# A preset sets only these fields: the cpu variant keeps its repetition penalty 2.0 under every
+# decoder (Drayson uses none: add --config.generate.repetition_penalty=1.0).
 DECODERS = {
     "beam": dict(strategy="beam", num_beams=5),
     "greedy": dict(strategy="greedy"),
