@@ -21,24 +21,18 @@ import _common  # first: puts the repository root on sys.path
 import jax
 import numpy as np
 
-from collapse_jax.families.lm import convert, decode, opt
+from collapse_jax.families.lm import convert, decode, opt, opt_cache
 
 SETUPS = {
     # The scratch OPT the `cpu` variant of configs/opt_wikitext.py fine-tunes and decodes with.
     "small": dict(
-        config=dict(
-            vocab_size=8192,
-            hidden_size=128,
-            num_hidden_layers=2,
-            ffn_dim=512,
-            num_attention_heads=4,
-            max_position_embeddings=128,
-            word_embed_proj_dim=128,
+        config=opt.tiny_config(
+            vocab_size=8192, hidden_size=128, ffn_dim=512, max_position_embeddings=128
         ),
         batch=8,
     ),
     # facebook/opt-125m's shape (random weights) with a CPU-sized batch of prompts.
-    "opt-125m": dict(config=dict(), batch=2),
+    "opt-125m": dict(config=opt.OPTConfig(), batch=2),
 }
 PROMPT_LENGTH = 64
 NEW_TOKENS = 64
@@ -50,7 +44,7 @@ def run(name: str, rounds: int, torch_device: str = "cpu", batch: int | None = N
     import transformers
 
     setup = SETUPS[name]
-    hf_config = transformers.OPTConfig(**setup["config"], dropout=0.0)
+    hf_config = transformers.OPTConfig(**{**setup["config"].to_hf_dict(), "dropout": 0.0})
     torch.manual_seed(0)
     model = transformers.OPTForCausalLM(hf_config).eval()
     config = opt.OPTConfig.from_hf(hf_config)
@@ -61,7 +55,7 @@ def run(name: str, rounds: int, torch_device: str = "cpu", batch: int | None = N
     ids_BxL[:, 0] = config.bos_token_id
     mask_BxL = np.ones_like(ids_BxL)
     kw = dict(num_beams=NUM_BEAMS, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)
-    lm = decode.opt_model(config)
+    lm = opt_cache.opt_model(config)
 
     def ours():
         out = decode.beam_search(lm, params, ids_BxL, mask_BxL, **kw)

@@ -11,7 +11,11 @@ regimes (Shumailov et al., Fig. 1 and Sec. 4)
   10ep_keep10   twice the epochs and a random 10% of the original blocks in every generation
                 (``mixing.regime=keep_real``, ``gamma=0.1``); the paper's 10 epochs.
 so ``paper_5ep`` = ``paper``, ``paper_10ep_keep10``, ``cpu_keep10`` (= ``cpu_10ep_keep10``), ...
-Any other regime of the chain works through ``--config.mixing.*``.
+Any other regime of the chain works through ``--config.mixing.*``. An optional last part names
+one of GeorgeDrayson/model_collapse's six decoders (``DECODERS``): ``beam`` (the paper's 5-way
+beam search, the default), ``greedy``, ``sampling`` (temperature 1), ``temp09``, ``topk50``,
+``topp095``; e.g. ``cpu_sampling``, ``paper_keep10_topk50``. Every decoder writes exactly
+``generate.max_new_tokens`` new tokens; ``--config.generate.*`` sets any field directly.
 
 paper  ``facebook/opt-125m`` on ``wikitext-2-raw-v1`` (every training block), 5 seeds, generations
        0..9, AdamW 2e-5 with per-epoch cosine to 1e-6, batch 128, 5-way beam search of exactly 64
@@ -31,15 +35,22 @@ cpu    the small scratch OPT of ``configs/opt_finetune.py:cpu`` (2 layers, hidde
        after it), so ``--config.finetune.num_epochs=1`` gives identical numbers in a third of the
        fine-tuning time. Measured on an idle 2-core machine: 4.9 min wall in all (9 CPU-minutes,
        user + sys), of which the base pre-training is 3.4 min and each generation about 23 s.
-       Result (seed 0): test perplexity 190, 237, 236, 228 over generations 0..3 (rising only at
-       generation 1); the training data scored by the generation-0 model moves left, median
-       perplexity 58 (real data), 9.0, 4.7, 4.2, while its spread grows: 99th/50th percentile
-       2.8 (real), 1.7, 3.3, 3.7 and log-std 0.51, 0.40, 0.57, 0.59. The "tail" is a second
-       cluster (blocks that escape the loops, at perplexity 12..15) beside a main mode of
-       near-loops at 3..4, not a tail that reaches further out: the 99th percentile stays at 15
-       and the maximum falls (21, 15, 15); distinct 4-grams 0.89, 0.18, 0.016, 0.011.
-       Generations 4 and 5 stay there (test 235, 231; median 4.0, 3.8). A weak scratch model
-       cannot reproduce the paper's Fig. 1 in full.
+       Result (seed 0, with ``<unk>`` suppressed, see ``generate.suppress_tokens`` below): test
+       perplexity 188, 235, 230, 230 over generations 0..3 (rising only at generation 1); the
+       training data scored by the generation-0 model moves left, median perplexity 58 (real
+       data), 9.6, 5.4, 4.3, while its spread grows: 99th/50th percentile 2.8 (real), 1.8, 3.6,
+       4.5 and log-std 0.51, 0.37, 0.57, 0.53. The "tail" is a cluster of blocks that escape the
+       loops (perplexity up to 20) beside a main mode of near-loops, not a tail that reaches
+       further out: the maximum falls (181, 22, 20, 20); distinct 4-grams 0.89, 0.20, 0.014,
+       0.009; Drayson's diversity 0.89, 0.49, 0.012, 0.002 (self-BLEU-4 0.37, 0.94, 0.99, 1.00).
+       Without the ban every Example-1 continuation was ``<unk> <unk> ...`` from generation 1 on;
+       with it, loops such as ``= = = ...`` or ``as well as well as ...``. A weak scratch model
+       cannot reproduce the paper's Fig. 1 in full. ``cpu_sampling`` (temperature 1, the same
+       penalty 2.0) goes the other way: test perplexity 188, 239, 281, 305, data median
+       perplexity 58, 1133, 2390, 4096, no repeated n-gram (diversity 1.0, self-BLEU-4 0.03);
+       with ``--config.generate.repetition_penalty=1.0`` (Drayson's pure sampling): test 188,
+       229, 263, 302, data median 58, 320, 389, 514 with a right tail reaching further out
+       (maximum 181, 1139, 1661, 2243), diversity 0.89, 0.97, 0.95, 0.93.
 smoke  a tiny model on 32 blocks, 2 generations, 1 seed: seconds (what the tests run).
 
 M (``samples_per_generation`` in the other families) is the number of original training blocks;
@@ -48,11 +59,21 @@ M (``samples_per_generation`` in the other families) is the number of original t
 
 import ml_collections
 
+from collapse_jax.families.lm import tokenizer
 from configs import common, opt_finetune
 
-REGIMES = ("5ep", "10ep_keep10", "keep10")
+REGIMES = ("5ep", "10ep_keep10", "keep10")  # DECODERS: below generate_fields
 # Every variant and regime (tests/test_configs.py builds each).
-VARIANTS = ("paper", "cpu", "smoke", "paper_10ep_keep10", "cpu_keep10", "smoke_keep10")
+VARIANTS = (
+    "paper",
+    "cpu",
+    "smoke",
+    "paper_10ep_keep10",
+    "cpu_keep10",
+    "smoke_keep10",
+    "cpu_sampling",
+    "smoke_keep10_topp095",
+)
 
 # The paper's Example 1 prompt (a WikiText-2 training passage).
 EXAMPLE_PROMPT = (
@@ -63,31 +84,59 @@ EXAMPLE_PROMPT = (
 )
 
 
-def parse(arg: str | None) -> tuple[str, str]:
-    """``VARIANT[_REGIME]`` -> (variant, regime); regime ``keep10`` is ``10ep_keep10``."""
+def parse(arg: str | None) -> tuple[str, str, str]:
+    """``VARIANT[_REGIME][_DECODER]`` -> (variant, regime, decoder); regime ``keep10`` is
+    ``10ep_keep10``, decoder ``""`` keeps ``generate_fields``' beam search."""
     arg = arg or "paper"
-    name, _, regime = arg.partition("_")
-    regime = regime or "5ep"
+    name, _, rest = arg.partition("_")
+    head, _, last = rest.rpartition("_")
+    decoder = ""
+    if (last or head) in DECODERS:
+        decoder, rest = last or head, head if last else ""
+    regime = rest or "5ep"
     if regime not in REGIMES:
         raise ValueError(
-            f"config argument: expected VARIANT[_REGIME] with REGIME in {REGIMES}, got {arg!r}"
+            f"config argument: expected VARIANT[_REGIME][_DECODER] with REGIME in {REGIMES} and "
+            f"DECODER in {tuple(DECODERS)}, got {arg!r}"
         )
-    return common.variant(name), "10ep_keep10" if regime == "keep10" else regime
+    return common.variant(name), "10ep_keep10" if regime == "keep10" else regime, decoder
 
 
 def generate_fields() -> ml_collections.ConfigDict:
-    """Beam search of the synthetic blocks (``collapse_jax.families.lm.decode.beam_search`` keywords)."""
+    """Decoding of the synthetic blocks (``collapse_jax.families.lm.decode.continue_blocks``)."""
     gen = ml_collections.ConfigDict()
-    gen.num_beams = 5
+    gen.strategy = "beam"  # beam (the paper's) | greedy | sample
+    gen.num_beams = 5  # beam only
     # The paper's "exactly 64 new tokens": min = max = data.block_size, EOS blocked until then.
     gen.max_new_tokens = 64
     gen.min_new_tokens = 64
-    gen.length_penalty = 1.0
-    gen.early_stopping = False
+    gen.length_penalty = 1.0  # beam only
+    gen.early_stopping = False  # beam only
     gen.repetition_penalty = 1.0  # the paper's ablation: 2.0 (the authors' code hard-coded 3.0)
     gen.no_repeat_ngram_size = 0
-    gen.batch_size = 64  # prompts per compiled call (times num_beams rows)
+    # Token ids never generated (transformers' suppress_tokens), in every strategy.
+    gen.suppress_tokens = ()
+    # sample only (transformers' warpers, applied in this order; 1.0 / 0 / 1.0 = off)
+    gen.temperature = 1.0
+    gen.top_k = 0
+    gen.top_p = 1.0
+    gen.batch_size = 64  # prompts per compiled call (times num_beams rows for beam)
     return gen
+
+
+# GeorgeDrayson/model_collapse's six decoding settings (its config/decoding/*.yaml, all with
+# exactly the block's new tokens). Their beam search sets early_stopping=True; with EOS blocked
+# until the last step every hypothesis ends there, so it decodes exactly as the paper's False.
+# A preset sets only these fields: the cpu variant keeps its repetition penalty 2.0 under every
+# decoder (Drayson uses none: add --config.generate.repetition_penalty=1.0).
+DECODERS = {
+    "beam": dict(strategy="beam", num_beams=5),
+    "greedy": dict(strategy="greedy"),
+    "sampling": dict(strategy="sample", temperature=1.0, top_k=0, top_p=1.0),
+    "temp09": dict(strategy="sample", temperature=0.9),
+    "topk50": dict(strategy="sample", top_k=50),
+    "topp095": dict(strategy="sample", top_p=0.95),
+}
 
 
 def tail_fields() -> ml_collections.ConfigDict:
@@ -100,11 +149,23 @@ def tail_fields() -> ml_collections.ConfigDict:
     return tail
 
 
+def diversity_fields() -> ml_collections.ConfigDict:
+    """Diversity of each generation's data (``collapse_jax.families.lm.diversity.metrics``)."""
+    div = ml_collections.ConfigDict()
+    div.rep_orders = (2, 3, 4)  # rep-n, and diversity = prod_n (1 - rep_n) (Drayson's n)
+    div.self_bleu_order = 4
+    # Hypotheses of self-BLEU: a fixed, evenly spaced sample of blocks (Drayson's 1000), each
+    # scored against all other blocks; 0: every block.
+    div.self_bleu_blocks = 1000
+    return div
+
+
 def get_config(arg=None):
-    variant, regime = parse(arg)
+    variant, regime, decoder = parse(arg)
     cfg = common.base("opt_wikitext")
     cfg.variant = variant
     cfg.lm_regime = regime  # a label for reports; num_epochs and mixing below are what run
+    cfg.lm_decoder = decoder or "beam"  # a label for reports; cfg.generate is what runs
     cfg.lm = opt_finetune.lm_fields()
     cfg.data = opt_finetune.data_fields()
     cfg.tokenizer = opt_finetune.tokenizer_fields()
@@ -115,6 +176,7 @@ def get_config(arg=None):
     cfg.pretrain.max_train_blocks = 0  # 0: every training block (before data.max_train_blocks)
     cfg.generate = generate_fields()
     cfg.tail = tail_fields()
+    cfg.diversity = diversity_fields()
     cfg.example = ml_collections.ConfigDict()
     cfg.example.prompt = EXAMPLE_PROMPT
     cfg.example.max_prompt_tokens = 64  # the prompt's last tokens, <= data.block_size
@@ -147,6 +209,10 @@ def get_config(arg=None):
         cfg.num_generations = 4
         cfg.generate.batch_size = 128
         cfg.generate.repetition_penalty = 2.0
+        # The offline stand-in (the tokenized WikiText-2) has replaced its rare words by <unk>,
+        # which this small model learns to emit from generation 1 on; the paper's raw text has
+        # no <unk>, so there the ban changes practically nothing (the id is never a target).
+        cfg.generate.suppress_tokens = (tokenizer.UNK_ID,)
     if variant == "smoke":
         opt_finetune.use_smoke_model(cfg)
         cfg.pretrain.num_epochs = 1
@@ -163,6 +229,8 @@ def get_config(arg=None):
         cfg.generate.batch_size = 16
         cfg.example.max_prompt_tokens = 16
 
+    if decoder:
+        cfg.generate.update(DECODERS[decoder])
     if regime == "10ep_keep10":
         cfg.finetune.num_epochs *= 2
         cfg.mixing.regime = "keep_real"

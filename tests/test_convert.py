@@ -10,19 +10,6 @@ import transformers
 from collapse_jax import errors
 from collapse_jax.families.lm import convert, opt
 
-TINY = dict(
-    vocab_size=97,
-    hidden_size=32,
-    num_hidden_layers=2,
-    ffn_dim=48,
-    num_attention_heads=4,
-    max_position_embeddings=40,
-)
-
-
-def _config(**kw):
-    return opt.OPTConfig(**{**TINY, "word_embed_proj_dim": TINY["hidden_size"], **kw})
-
 
 def _assert_trees_equal(a, b):
     assert jax.tree.structure(a) == jax.tree.structure(b)
@@ -35,7 +22,7 @@ def _assert_trees_equal(a, b):
     [dict(), dict(do_layer_norm_before=False, word_embed_proj_dim=24), dict(enable_bias=False)],
 )
 def test_export_then_import_is_exact(tmp_path, variant):
-    config = _config(**variant)
+    config = opt.tiny_config(**variant)
     params = opt.init_params(jax.random.key(0), config)
     convert.save_pretrained(params, config, tmp_path)
     loaded_config, loaded = convert.load_pretrained(tmp_path)
@@ -45,7 +32,7 @@ def test_export_then_import_is_exact(tmp_path, variant):
 
 def test_export_loads_in_transformers_and_back(tmp_path):
     torch = pytest.importorskip("torch")
-    config = _config(do_layer_norm_before=False, word_embed_proj_dim=24)
+    config = opt.tiny_config(do_layer_norm_before=False, word_embed_proj_dim=24)
     params = opt.init_params(jax.random.key(1), config)
     convert.save_pretrained(params, config, tmp_path / "ours")
     model = transformers.OPTForCausalLM.from_pretrained(tmp_path / "ours").eval()
@@ -66,7 +53,7 @@ def test_export_loads_in_transformers_and_back(tmp_path):
 
 def test_torch_bin_without_model_prefix(tmp_path):
     torch = pytest.importorskip("torch")
-    config = _config()
+    config = opt.tiny_config()
     params = opt.init_params(jax.random.key(2), config)
     state_dict = convert.state_dict_from_params(params, config)
     # Old checkpoints: bare OPTModel keys, an explicit (tied) lm_head, float16 storage.
@@ -89,7 +76,7 @@ def _raises_one_line(match, fn):
 
 
 def test_bad_keys_and_shapes_fail_loudly():
-    config = _config()
+    config = opt.tiny_config()
     good = _state_dict(config)
     convert.params_from_state_dict(good, config)
 
@@ -116,23 +103,23 @@ def test_bad_keys_and_shapes_fail_loudly():
     _raises_one_line("lm_head.weight", lambda: convert.params_from_state_dict(untied, config))
 
     # A post-LN checkpoint has no decoder.final_layer_norm: loading it as pre-LN names the key.
-    post = _state_dict(_config(do_layer_norm_before=False))
+    post = _state_dict(opt.tiny_config(do_layer_norm_before=False))
     _raises_one_line(
         "missing key decoder.final_layer_norm", lambda: convert.params_from_state_dict(post, config)
     )
 
 
 def test_export_rejects_params_of_another_config():
-    params = opt.init_params(jax.random.key(4), _config())
+    params = opt.init_params(jax.random.key(4), opt.tiny_config())
     with pytest.raises(errors.ConfigError, match="expected shape"):
-        convert.state_dict_from_params(params, _config(ffn_dim=64))
+        convert.state_dict_from_params(params, opt.tiny_config(ffn_dim=64))
     with pytest.raises(errors.ConfigError, match="missing decoder/project_in"):
-        convert.state_dict_from_params(params, _config(word_embed_proj_dim=24))
+        convert.state_dict_from_params(params, opt.tiny_config(word_embed_proj_dim=24))
 
 
 def test_missing_files_and_offline_hub(tmp_path, monkeypatch):
     _raises_one_line("config.json", lambda: convert.load_pretrained(tmp_path))
-    (tmp_path / "config.json").write_text(json.dumps(_config().to_hf_dict()))
+    (tmp_path / "config.json").write_text(json.dumps(opt.tiny_config().to_hf_dict()))
     _raises_one_line("expected model.safetensors", lambda: convert.load_pretrained(tmp_path))
 
     import huggingface_hub

@@ -11,6 +11,7 @@ from scipy import special, stats
 
 from collapse_jax import errors
 from collapse_jax.families.lm import decode, opt
+from configs import opt_wikitext
 
 # ----------------------------------------------------------------------------- a toy model
 
@@ -231,11 +232,11 @@ def test_warpers_match_transformers():
     from transformers.generation import logits_process as lp
 
     logits_RxV = np.random.default_rng(0).normal(size=(6, 50)).astype(np.float32) * 3
-    # One setting with all three warpers (each setting is a compile); top_p=0.6 after top_k=7
-    # and temperature 1.3 removes tokens inside the top 7, so every branch is exercised.
-    for temperature, top_k, top_p in [(1.3, 7, 0.6)]:
+    # Each warper alone, then all three: top_p=0.6 after top_k=7 and temperature 1.3 removes
+    # tokens inside the top 7, so every branch is exercised (each setting is a small compile).
+    for temperature, top_k, top_p in [(0.7, 0, 1.0), (1.0, 5, 1.0), (1.0, 0, 0.9), (1.3, 7, 0.6)]:
         s = decode.Settings(max_new_tokens=1, temperature=temperature, top_k=top_k, top_p=top_p)
-        got = np.asarray(jax.jit(decode._warp, static_argnames="s")(jnp.asarray(logits_RxV), s))
+        got = np.asarray(jax.jit(decode.warp, static_argnames="s")(jnp.asarray(logits_RxV), s))
         want = torch.tensor(logits_RxV)
         if temperature != 1.0:
             want = lp.TemperatureLogitsWarper(temperature)(None, want)
@@ -244,9 +245,24 @@ def test_warpers_match_transformers():
         if top_p < 1.0:
             want = lp.TopPLogitsWarper(top_p)(None, want)
         want = want.numpy()
-        assert np.any(np.isfinite(got).sum(-1) < top_k)
+        if top_k and top_p < 1.0:
+            assert np.any(np.isfinite(got).sum(-1) < top_k)
         np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
         np.testing.assert_allclose(got[np.isfinite(got)], want[np.isfinite(want)], rtol=1e-6)
+
+
+def test_suppress_tokens_matches_transformers():
+    torch = pytest.importorskip("torch")
+    from transformers.generation import logits_process as lp
+
+    logits_RxV = np.random.default_rng(1).normal(size=(4, 20)).astype(np.float32)
+    ids_RxL = np.ones((4, 3), np.int32)
+    s = decode.Settings(max_new_tokens=2, suppress_tokens=(0, 7, 19))
+    got = decode.process(logits_RxV, ids_RxL, ids_RxL, np.ones((4, 2), np.int32), 0, s, eos=2)
+    want = lp.SuppressTokensLogitsProcessor([0, 7, 19], device="cpu")(
+        torch.tensor(ids_RxL), torch.tensor(logits_RxV)
+    )
+    np.testing.assert_array_equal(np.asarray(got), want.numpy())
 
 
 @pytest.mark.slow
@@ -261,7 +277,7 @@ def test_sample_frequencies_follow_warped_distribution():
         params, prompts[:1], np.ones((1, 3)), np.arange(3)[None], model.init_cache(1, 3)
     )
     s = decode.Settings(max_new_tokens=1, greedy=False, **kw)
-    probs = np.asarray(jax.nn.softmax(decode._warp(logits, s)), np.float64)[0]
+    probs = np.asarray(jax.nn.softmax(decode.warp(logits, s)), np.float64)[0]
     counts = np.bincount(np.asarray(out.tokens_BxN[:, 0]), minlength=model.vocab_size)
     assert np.all(counts[probs == 0] == 0)
     keep = probs > 0
@@ -270,16 +286,134 @@ def test_sample_frequencies_follow_warped_distribution():
     assert p > 1e-3
 
 
-# ----------------------------------------------------------------------------- transformers parity
+# ----------------------------------------------------------------------------- strategies
 
-TINY = dict(
-    vocab_size=61,
-    hidden_size=32,
-    num_hidden_layers=2,
-    ffn_dim=48,
-    num_attention_heads=4,
-    max_position_embeddings=40,
-)
+
+def _gen_cfg(**kw):
+    """The pipeline's ``generate`` fields at toy size: exactly 6 new tokens, EOS blocked."""
+    gen = opt_wikitext.generate_fields()
+    gen.update(dict(max_new_tokens=6, min_new_tokens=6, batch_size=4, **kw))
+    return gen
+
+
+@pytest.fixture(scope="module")
+def favoured_toy():
+    """A toy LM whose position logits favour token 5 everywhere, and 7 prompts for it."""
+    model = ToyLM(vocab_size=9, max_positions=16)
+    params = model.init_params(jax.random.key(4), scale=2.0, eos_bias=2.5)
+    params["pos"] = params["pos"].at[:, 5].add(3.0)
+    prompts = np.random.default_rng(0).integers(0, 9, (7, 5))
+    return model, params, prompts
+
+
+def test_strategies_write_exactly_n_tokens_suppress_and_agree_at_their_limits(favoured_toy):
+    model, params, prompts = favoured_toy
+    key = jax.random.key(0)
+    free = decode.continue_blocks(params, model, prompts, key, _gen_cfg(strategy="greedy"))
+    # The two ids greedy writes most when free, so that the ban has something to remove.
+    suppress = dict(suppress_tokens=(5, 0))
+    assert np.mean(np.isin(free, (5, 0))) > 0.5
+    out = {
+        name: decode.continue_blocks(params, model, prompts, key, _gen_cfg(**suppress, **kw))
+        for name, kw in {
+            "greedy": dict(strategy="greedy"),
+            "beam1": dict(strategy="beam", num_beams=1),
+            "beam3": dict(strategy="beam", num_beams=3),
+            "top_k_1": dict(strategy="sample", top_k=1),
+            "sample": dict(strategy="sample"),
+            "top_p": dict(strategy="sample", temperature=0.9, top_p=0.95),
+        }.items()
+    }
+    for name, new_NxT in out.items():
+        assert new_NxT.shape == (7, 6), name
+        assert not np.isin(new_NxT, (5, 0)).any(), name
+        # EOS blocked until the last token, so no row ends early (no pad after an EOS)
+        assert not (new_NxT[:, :-1] == model.eos_token_id).any(), name
+    np.testing.assert_array_equal(out["beam1"], out["greedy"])
+    np.testing.assert_array_equal(out["top_k_1"], out["greedy"])
+    assert not np.array_equal(out["sample"], out["greedy"])
+
+
+def test_sampling_is_deterministic_per_key_and_batch_independent(favoured_toy):
+    model, params, prompts = favoured_toy
+    gen = _gen_cfg(strategy="sample")
+    a = decode.continue_blocks(params, model, prompts, jax.random.key(1), gen)
+    again = decode.continue_blocks(params, model, prompts, jax.random.key(1), gen)
+    other = decode.continue_blocks(params, model, prompts, jax.random.key(2), gen)
+    np.testing.assert_array_equal(a, again)
+    assert np.mean(a != other) > 0.2
+    # Row n draws from fold_in(key, n) whatever batch it lands in (the last batch is padded).
+    gen.batch_size = 3
+    np.testing.assert_array_equal(
+        decode.continue_blocks(params, model, prompts, jax.random.key(1), gen), a
+    )
+
+
+def test_sample_frequencies_at_temperature_one_are_softmax():
+    model = ToyLM(vocab_size=6, max_positions=8)
+    params = model.init_params(jax.random.key(5), scale=1.0)
+    n = 4000
+    prompts = np.tile(np.asarray([[3, 0, 4]]), (n, 1))
+    out = decode.sample(model, params, prompts, key=jax.random.key(6), max_new_tokens=1)
+    logits, _ = model.next_logits(
+        params, prompts[:1], np.ones((1, 3)), np.arange(3)[None], model.init_cache(1, 3)
+    )
+    p_V = special.softmax(np.asarray(logits, np.float64)[0])
+    counts_V = np.bincount(np.asarray(out.tokens_BxN[:, 0]), minlength=model.vocab_size)
+    # Each count is Binomial(n, p_v): exact two-sided tests, 1e-3 family-wise false alarm
+    # (Bonferroni over the V tokens).
+    pvalues_V = [stats.binomtest(int(k), n, p).pvalue for k, p in zip(counts_V, p_V, strict=True)]
+    assert min(pvalues_V) > 1e-3 / model.vocab_size, (counts_V, n * p_V)
+
+
+def test_generate_fields_validate_with_one_line_errors():
+    cfg = opt_wikitext.get_config("smoke")
+    decode.validate(cfg)
+    bad = [
+        ("strategy", "nucleus"),
+        ("temperature", 0.0),
+        ("top_k", -1),
+        ("top_p", 1.5),
+        ("suppress_tokens", (-1,)),
+        ("suppress_tokens", (3, 3)),
+        ("temperature", 0.9),  # with strategy=beam: silently ignored otherwise
+        ("batch_size", 0),
+    ]
+    for name, value in bad:
+        c = opt_wikitext.get_config("smoke")
+        c.generate[name] = value
+        with pytest.raises(errors.ConfigError, match=rf"^generate\.{name}: expected .*got") as e:
+            decode.validate(c)
+        assert "\n" not in str(e.value)
+
+
+def test_decoder_presets_and_the_cpu_variant_ban_on_unk(tmp_path):
+    presets = {
+        p: opt_wikitext.get_config(f"cpu_keep10_{p}").generate for p in opt_wikitext.DECODERS
+    }
+    assert presets["beam"].strategy == "beam" and presets["beam"].num_beams == 5
+    assert presets["greedy"].strategy == "greedy"
+    assert (presets["sampling"].temperature, presets["sampling"].top_k) == (1.0, 0)
+    assert presets["temp09"].temperature == 0.9
+    assert presets["topk50"].top_k == 50 and presets["topp095"].top_p == 0.95
+    for gen in presets.values():
+        assert gen.max_new_tokens == gen.min_new_tokens  # exactly that many new tokens
+    assert opt_wikitext.get_config("cpu_keep10").mixing.regime == "keep_real"
+    assert opt_wikitext.get_config("smoke").generate.suppress_tokens == ()
+    # The cpu variant bans the trained tokenizer's <unk>, which the tokenized stand-in's "<unk>"
+    # words encode to.
+    pytest.importorskip("tokenizers")
+    from transformers import PreTrainedTokenizerFast
+
+    from collapse_jax.families.lm import tokenizer
+
+    lines = ["the <unk> of the tower", "a tower of the <unk> church"] * 20
+    tok = PreTrainedTokenizerFast.from_pretrained(tokenizer.train_bpe(lines, 300, tmp_path / "t"))
+    (unk,) = opt_wikitext.get_config("cpu").generate.suppress_tokens
+    assert unk in tok("the <unk> of", add_special_tokens=False)["input_ids"]
+
+
+# ----------------------------------------------------------------------------- transformers parity
 
 
 @pytest.fixture(scope="module")
@@ -289,7 +423,8 @@ def tiny_opt():
 
     from collapse_jax.families.lm import convert
 
-    hf_config = transformers.OPTConfig(**TINY, dropout=0.0, init_std=0.3)
+    config = opt.tiny_config(vocab_size=61, dropout=0.0, init_std=0.3)
+    hf_config = transformers.OPTConfig(**config.to_hf_dict())
     hf_config._attn_implementation = "eager"
     torch.manual_seed(0)
     model = transformers.OPTForCausalLM(hf_config).eval()

@@ -14,15 +14,6 @@ from collapse_jax.families.lm import convert, opt
 # any real semantic slip (position offset, q scaling order, layer-norm placement) is >= 1e-3.
 ATOL = 1e-5
 
-TINY = dict(
-    vocab_size=97,
-    hidden_size=32,
-    num_hidden_layers=2,
-    ffn_dim=48,
-    num_attention_heads=4,
-    max_position_embeddings=40,
-)
-
 # Every structural switch the published OPT checkpoints use (125m: pre-LN; 350m: post-LN with
 # project_in/out), plus the non-affine/bias-free variants transformers supports.
 VARIANTS = {
@@ -49,7 +40,7 @@ def _ids_and_left_padded_mask(batch, length, vocab, seed=0):
 def test_logits_match_transformers(variant):
     torch = pytest.importorskip("torch")
     switches = {**VARIANTS, **HF_ONLY_VARIANTS}[variant]
-    hf_config = transformers.OPTConfig(**TINY, **switches, dropout=0.0)
+    hf_config = transformers.OPTConfig(**opt.TINY_FIELDS, **switches, dropout=0.0)
     # Eager attention adds finfo.min to masked scores, exactly what opt.py does, so even the
     # fully padded rows (uniform attention) agree.
     hf_config._attn_implementation = "eager"
@@ -67,7 +58,7 @@ def test_logits_match_transformers(variant):
     state_dict = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     params = convert.params_from_state_dict(state_dict, config)
 
-    ids_BxL, mask_BxL = _ids_and_left_padded_mask(4, 11, TINY["vocab_size"])
+    ids_BxL, mask_BxL = _ids_and_left_padded_mask(4, 11, opt.TINY_FIELDS["vocab_size"])
     with torch.no_grad():
         want = model(input_ids=torch.tensor(ids_BxL), attention_mask=torch.tensor(mask_BxL))
     got, cache = jax.jit(opt.forward, static_argnames="config")(
@@ -78,13 +69,9 @@ def test_logits_match_transformers(variant):
     np.testing.assert_allclose(np.asarray(got), want.logits.numpy(), rtol=0, atol=ATOL)
 
 
-def _tiny_config(**kw):
-    return opt.OPTConfig(**TINY, word_embed_proj_dim=TINY["hidden_size"], **kw)
-
-
 @pytest.mark.parametrize("do_layer_norm_before", [True, False])
 def test_cached_prefill_and_steps_equal_full_forward(do_layer_norm_before):
-    config = _tiny_config(do_layer_norm_before=do_layer_norm_before)
+    config = opt.tiny_config(do_layer_norm_before=do_layer_norm_before)
     params = opt.init_params(jax.random.key(1), config)
     b, prompt, new, slots = 3, 5, 4, 12
     ids_BxL, mask_BxL = _ids_and_left_padded_mask(b, prompt + new, config.vocab_size, seed=1)
@@ -126,7 +113,7 @@ def test_cached_prefill_and_steps_equal_full_forward(do_layer_norm_before):
 def test_forked_cache_shares_the_prompt_and_equals_full_forward():
     # Three left-padded prompts forked into 2 rows each (beam search's prompt sharing); every row
     # then feeds its own 2 tokens. Each row must equal the uncached forward of its sequence.
-    config = _tiny_config()
+    config = opt.tiny_config()
     params = opt.init_params(jax.random.key(2), config)
     p, rows, prompt, new = 3, 2, 5, 2
     ids_PxL, mask_PxL = _ids_and_left_padded_mask(p, prompt, config.vocab_size, seed=2)
@@ -166,7 +153,7 @@ def test_forked_cache_shares_the_prompt_and_equals_full_forward():
 
 
 def test_cache_gather_reorders_rows():
-    config = _tiny_config()
+    config = opt.tiny_config()
     cache = opt.init_cache(config, 3, 4)
     cache = cache.replace(key=tuple(k + jnp.arange(3.0)[:, None, None, None] for k in cache.key))
     gathered = cache.gather(jnp.array([2, 2, 0]))
@@ -175,7 +162,7 @@ def test_cache_gather_reorders_rows():
 
 
 def test_dropout_only_in_training():
-    config = _tiny_config(dropout=0.1, attention_dropout=0.1)
+    config = opt.tiny_config(dropout=0.1, attention_dropout=0.1)
     params = opt.init_params(jax.random.key(2), config)
     ids_BxL = np.arange(3, 19).reshape(2, 8)
     eval_a, _ = opt.forward(params, config, ids_BxL, dropout_key=jax.random.key(0))
@@ -191,7 +178,7 @@ def test_dropout_only_in_training():
 
 
 def test_bfloat16_compute_tracks_float32():
-    config = _tiny_config()
+    config = opt.tiny_config()
     params = opt.init_params(jax.random.key(3), config)
     ids_BxL = np.arange(3, 27).reshape(2, 12)
     f32, _ = opt.forward(params, config, ids_BxL)
@@ -217,8 +204,8 @@ def test_opt_125m_shape_and_param_count():
 
 
 def test_config_round_trips_through_hf():
-    configs = [opt.OPTConfig(**{**TINY, "word_embed_proj_dim": 32, **v}) for v in VARIANTS.values()]
-    configs.append(_tiny_config(remove_final_layer_norm=True, dropout=0.0))
+    configs = [opt.tiny_config(**v) for v in VARIANTS.values()]
+    configs.append(opt.tiny_config(remove_final_layer_norm=True, dropout=0.0))
     for config in configs:
         hf_config = transformers.OPTConfig(**config.to_hf_dict())
         assert opt.OPTConfig.from_hf(hf_config) == config

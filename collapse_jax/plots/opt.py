@@ -9,6 +9,8 @@ perplexity_histograms  per-block perplexity of each generation's training data u
 test_perplexity        test perplexity against generation (seed mean, 10-90% band, median)
 tail                   rare-token probability mass (with the test set's empirical share), rare
                        token / n-gram NLL, and the distinct-n share of the training data
+diversity              self-BLEU and rep-n of each generation's training data, and Drayson's
+                       diversity prod_n (1 - rep_n) (``families/lm/diversity.py``)
 """
 
 import json
@@ -29,7 +31,8 @@ def regime_label(config: dict) -> str:
     if mix["regime"] == "keep_real":
         data = f"{round(100 * mix['gamma'])}% original data"
     n = config["finetune"]["num_epochs"]
-    return f"{config['lm_regime']} ({n} epoch{'s' * (n != 1)}, {data})"
+    decoder = config.get("lm_decoder", "beam")  # runs older than the decoder axis used beam
+    return f"{config['lm_regime']} ({n} epoch{'s' * (n != 1)}, {data}, {decoder})"
 
 
 def _hist_arrays(run) -> dict[int, np.ndarray]:
@@ -90,6 +93,21 @@ def figures(run, outdir) -> list[Path]:
         ax.legend(fontsize=7)
     fig.suptitle(label, fontsize=9)
     paths.append(plots.save(fig, outdir, "tail"))
+
+    if "diversity" in run.metrics:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+        for name in [*_names(run, "self_bleu_"), "diversity"]:
+            plots.seed_band(axes[0], x, run.metrics[name], label=name)
+        axes[0].set_ylabel("self-BLEU / diversity of the training data")
+        for name in _names(run, "rep_"):
+            plots.seed_band(axes[1], x, run.metrics[name], label=name)
+        axes[1].set_ylabel("share of repeated n-grams in a block")
+        for ax in axes:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("generation")
+            ax.legend(fontsize=7)
+        fig.suptitle(label, fontsize=9)
+        paths.append(plots.save(fig, outdir, "diversity"))
     return paths
 
 
@@ -131,6 +149,14 @@ def compare(workdirs, outdir) -> list[Path]:
     ax.set_ylabel("test perplexity")
     ax.legend(fontsize=7)
     paths.append(plots.save(fig, outdir, "compare_test_perplexity"))
+    if all("diversity" in run.metrics for run in runs):
+        fig, ax = plt.subplots(figsize=(5.5, 3.5))
+        for run in runs:
+            plots.seed_band(ax, run.generations, run.metrics["diversity"], regime_label(run.config))
+        ax.set_xlabel("generation")
+        ax.set_ylabel("diversity of the training data")
+        ax.legend(fontsize=7)
+        paths.append(plots.save(fig, outdir, "compare_diversity"))
     return paths
 
 
@@ -147,6 +173,8 @@ def summary(run) -> str:
         ("data ppl 95%", "data_ppl_q95"),
         ("rare mass q10", "rare_mass_q10"),
         ("distinct-4", "distinct_4"),
+        ("self-BLEU-4", "self_bleu_4"),
+        ("diversity", "diversity"),
     ]
     cols = [(h, k) for h, k in cols if k in m]
     lines = [

@@ -42,7 +42,7 @@ from absl import logging
 from collapse_jax import family, mixing
 from collapse_jax.errors import require
 from collapse_jax.families.lm import corpus as corpus_lib
-from collapse_jax.families.lm import decode, finetune, opt, perplexity, tail
+from collapse_jax.families.lm import decode, diversity, finetune, opt, perplexity, tail
 
 # fold_in constant of the base model's key: outside any seed index in use.
 BASE_STREAM = 0xFFFFFFFF
@@ -68,13 +68,9 @@ def validate(cfg) -> None:
             "is left to draw)",
             cfg.data.max_train_blocks,
         )
+    decode.validate(cfg)
+    diversity.validate(cfg)
     g, d = cfg.generate, cfg.data
-    require(
-        isinstance(g.num_beams, int) and g.num_beams >= 1,
-        "generate.num_beams",
-        "an integer >= 1",
-        g.num_beams,
-    )
     require(
         g.max_new_tokens == d.block_size,
         "generate.max_new_tokens",
@@ -88,7 +84,6 @@ def validate(cfg) -> None:
         "block would need padding that fine-tuning does not mask)",
         g.min_new_tokens,
     )
-    require(g.batch_size >= 1, "generate.batch_size", ">= 1", g.batch_size)
     tail.validate(cfg)
     require(
         1 <= cfg.example.max_prompt_tokens <= d.block_size,
@@ -299,6 +294,7 @@ def metrics(key, state, data, origin: family.Origin, cfg) -> family.Measured:
     data_ppl_N = perplexity.sequence_perplexities(origin.state0, truth.config, train_x, eval_bs)
     out = tail.model_metrics(state, truth.config, truth.corpus.test_NxL, truth.tail, cfg)
     out |= tail.data_metrics(data_ppl_N, train_x, truth.tail, cfg, truth.config.vocab_size)
+    out |= diversity.metrics(train_x, cfg.diversity)
     ids_BxL, mask_BxL = truth.example_BxL
     new_BxN = decode.continue_blocks(state, truth.config, ids_BxL, key, cfg.generate, mask_BxL)
     text = truth.corpus.tokenizer.decode(new_BxN[0].tolist())

@@ -533,3 +533,26 @@ def forward(
         dropout_key=dropout_key,
     )
     return lm_logits(params, config, h), new_cache
+
+
+# ----------------------------------------------------------------------------------- tiny
+
+
+# The tests' and quick benchmarks' OPT: every structural path of OPT-125m at a size that
+# compiles and runs in a fraction of a second on a CPU.
+TINY_FIELDS = dict(
+    vocab_size=97,
+    hidden_size=32,
+    num_hidden_layers=2,
+    ffn_dim=48,
+    num_attention_heads=4,
+    max_position_embeddings=40,
+)
+
+
+def tiny_config(**overrides) -> OPTConfig:
+    """``TINY_FIELDS`` with ``overrides``; ``word_embed_proj_dim`` follows ``hidden_size`` unless
+    given (no projections)."""
+    fields = {**TINY_FIELDS, **overrides}
+    fields.setdefault("word_embed_proj_dim", fields["hidden_size"])
+    return OPTConfig(**fields)
