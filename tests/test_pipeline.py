@@ -14,7 +14,7 @@ import pytest
 from collapse_jax import chain, errors
 from collapse_jax import metrics as metrics_lib
 from collapse_jax.families.lm import family as lm
-from collapse_jax.families.lm import finetune, tail
+from collapse_jax.families.lm import finetune, tail, tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,6 +91,9 @@ def test_two_generations_write_the_output_contract(straight):
     # Generation 0 trains on D_0, so its rare-token share is the one that defines the rare set:
     # at least q by construction.
     assert m["data_rare_share_q10"][0, 0] >= 0.1
+    # Diversity of each generation's data (families/lm/diversity.py): a share in [0, 1].
+    assert {"self_bleu_4", "rep_4", "diversity"} <= m.keys()
+    assert ((m["diversity"] >= 0) & (m["diversity"] <= 1)).all()
     ppl1 = np.load(straight / "arrays/gen_1_seed_0.npy")
     assert ppl1.shape == (32,) and np.isfinite(ppl1).all()
     assert len((straight / "examples.jsonl").read_text().splitlines()) == 2
@@ -98,6 +101,7 @@ def test_two_generations_write_the_output_contract(straight):
     assert {p.name for p in paths} == {
         "perplexity_histograms.png",
         "test_perplexity.png",
+        "diversity.png",
         "tail.png",
     }
     assert "| 1 |" in summary
@@ -600,3 +604,44 @@ def test_fresh_needs_unused_blocks():
     cfg.num_generations = 10_000
     with pytest.raises(errors.ConfigError, match=r"mixing\.fresh_fraction"):
         lm._check_fresh_supply(cfg, _corpus(cfg))
+
+
+# The decoder axis (issue 15): a sampling decoder's keys derive from the generation key, so a
+# run killed before its pool is saved samples the same blocks again on resume.
+
+
+def _sampling_config():
+    cfg = _config("smoke_sampling")
+    cfg.generate.suppress_tokens = (tokenizer.UNK_ID,)
+    return cfg
+
+
+def test_sampling_decoder_resumes_byte_identically_and_never_writes_suppressed_ids(
+    gen0, tmp_path, monkeypatch
+):
+    straight_dir = _with_base(gen0, tmp_path / "straight")
+    chain.run(_sampling_config(), straight_dir)
+    x1, _ = _pool(straight_dir, 1)
+    assert not np.isin(x1, _sampling_config().generate.suppress_tokens).any()
+    assert len(set(_rows(x1))) > 1  # sampled blocks differ (beam's smoke pool nearly repeats)
+
+    workdir = _with_base(gen0, tmp_path / "run")
+    samples = {"n": 0}
+    real_sample = lm.FAMILY.sample
+
+    def sample_or_kill(*a, **k):
+        samples["n"] += 1
+        if samples["n"] == 1:  # generation 1's sampling, before its pool is saved
+            raise Killed
+        return real_sample(*a, **k)
+
+    cfg = _sampling_config()
+    cfg.num_generations = 1
+    chain.run(cfg, workdir)  # generation 0, then extended to 2 below
+    monkeypatch.setattr(lm, "FAMILY", dataclasses.replace(lm.FAMILY, sample=sample_or_kill))
+    with pytest.raises(Killed):
+        chain.run(_sampling_config(), workdir)
+    monkeypatch.undo()
+    assert not (workdir / "checkpoints/seed_0/data/1").is_dir()
+    chain.run(_sampling_config(), workdir)
+    assert_same_run(workdir, straight_dir)
