@@ -127,5 +127,5 @@ def test_paper_path_tiny_width_runs_resumes_and_times_every_stage(tmp_path):
 
 @pytest.mark.slow
 def test_paper_path_at_opt_125m_shape(tmp_path):
-    """OPT-125m's shape (hours on a loaded 2-core CPU; see the benchmark's docstring)."""
+    """OPT-125m's shape: >= 24 GB of free memory and hours on a 2-core CPU (benchmark docstring)."""
     _run(tmp_path, "opt-125m")
