@@ -349,6 +349,31 @@ def project(per_block: dict[str, float], blocks=PAPER_BLOCKS, paper=PAPER) -> di
     return out
 
 
+def forward_flops_per_token(hf: dict, context: int) -> float:
+    """Matmul FLOPs of one token's forward pass at ``context`` keys (multiply-add = 2 FLOPs):
+    the q/k/v/out and fc1/fc2 kernels, the tied LM head, and the two attention products."""
+    d, f, n = hf["hidden_size"], hf["ffn_dim"], hf["num_hidden_layers"]
+    macs = (
+        n * (4 * d * d + 2 * d * f + 2 * context * d) + hf["word_embed_proj_dim"] * hf["vocab_size"]
+    )
+    return 2.0 * macs
+
+
+def paper_flops(hf: dict, blocks=PAPER_BLOCKS, paper=PAPER) -> dict[str, float]:
+    """FLOPs of the paper's experiment per regime: training 3x the forward, beam search a prefill
+    of the 64-token prompt and 5 beams x 64 one-token steps at up to 128 keys."""
+    m, v, t = blocks["train"], blocks["valid"], blocks["test"]
+    fwd = forward_flops_per_token(hf, BLOCK) * BLOCK  # one block
+    beam = fwd + 5 * BLOCK * forward_flops_per_token(hf, 3 * BLOCK // 2)  # one prompt
+    out = {}
+    for regime, (epochs, model_share) in PAPER_REGIMES.items():
+        one_generation = (3 * epochs * m + (epochs + 1) * v + m + t) * fwd
+        one_generation += paper["example_prompts"] * beam
+        synthetic = (paper["generations"] - 1) * model_share * m * beam
+        out[regime] = paper["seeds"] * (paper["generations"] * one_generation + synthetic)
+    return out
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", required=True, type=Path)
@@ -366,7 +391,7 @@ def main(argv=None) -> dict:
     print(_common.machine(), flush=True)
     data_root = standin_data(workdir)
     model_dir = workdir / f"model-{args.model}"
-    build_model(args.model, model_dir, data_root)
+    hf = build_model(args.model, model_dir, data_root)
     run_dir, log = workdir / "run", workdir / "stage_times.jsonl"
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -414,6 +439,13 @@ def main(argv=None) -> dict:
         )
     total_wall = sum(r["wall_seconds"] for r in runs)
     print(f"| all (process wall, both runs) | | | {total_wall:.1f} | | |")
+    flops = paper_flops(hf)
+    summary["paper_flops"] = flops
+    print(
+        f"\nThe paper's experiment at this model's shape: {sum(flops.values()):.3g} FLOPs "
+        + ", ".join(f"{k} {v:.3g}" for k, v in flops.items())
+        + f"; {sum(flops.values()) / 1e14 / 3600:.1f} hours per 100 TFLOP/s sustained"
+    )
     missing = [s for s in STAGE_ORDER if s not in stages or stages[s]["s_per_block"] is None]
     missing = [s for s in missing if s != "tail reference"]
     if not missing:

@@ -94,6 +94,25 @@ def test_projection_counts_the_paper_work():
     assert counts["test perplexity + tail metrics"]["5ep"] == 5 * 10 * 50
 
 
+def test_flops_per_token_count_every_matmul_weight_once():
+    import jax
+
+    from collapse_jax.families.lm import opt
+
+    config = opt.OPTConfig()  # OPT-125m
+    params = jax.eval_shape(lambda: opt.init_params(jax.random.key(0), config))
+    # Every 2-D kernel is one multiply-add per token; the tied head is the token embedding;
+    # the position table is a lookup.
+    kernels = sum(
+        x.size for path, x in jax.tree_util.tree_leaves_with_path(params) if "kernel" in str(path)
+    )
+    head = config.vocab_size * config.word_embed_proj_dim
+    attention = 2 * 64 * config.hidden_size * config.num_hidden_layers
+    flops = pp.forward_flops_per_token(config.to_hf_dict(), context=64)
+    assert flops == 2 * (kernels + head + attention)
+    assert 2.4e8 < flops < 2.6e8  # ~2 x 125M parameters
+
+
 def _run(tmp_path, model):
     from collapse_jax.data import fetch
 
