@@ -315,28 +315,14 @@ def _dropout(x, rate: float, key, deterministic: bool):
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)).astype(x.dtype)
 
 
-def _qkv(p: Params, x, dtype):
-    """The q, k and v projections as one (D, 3D) matmul (the HF parameters stay separate).
-
-    One wide matmul reads x once, and its backward is one (N, 3D) x (3D, D) product and one
-    kernel gradient, instead of three of each; the same dot products, so the same values up to
-    float32 rounding."""
-    names = ("q_proj", "k_proj", "v_proj")
-    kernel = jnp.concatenate([p[n]["kernel"] for n in names], axis=1)
-    bias = None
-    if "bias" in p["q_proj"]:
-        bias = jnp.concatenate([p[n]["bias"] for n in names])
-    y = _apply_dense({"kernel": kernel} | ({} if bias is None else {"bias": bias}), x, dtype)
-    return jnp.split(y, 3, axis=-1)
-
-
 def _attention(p, config, x_BxLxD, mask_Bx1xLxT, layer_cache, index, dropout_keys, deterministic):
     dtype = config.compute_dtype
     b, l, _ = x_BxLxD.shape
     h, dh = config.num_attention_heads, config.head_dim
-    q, k, v = _qkv(p, x_BxLxD, dtype)
     # HF scales q after its bias (and before the product); the order matters at 1e-5.
-    q = q * jnp.asarray(dh**-0.5, dtype)
+    q = _apply_dense(p["q_proj"], x_BxLxD, dtype) * jnp.asarray(dh**-0.5, dtype)
+    k = _apply_dense(p["k_proj"], x_BxLxD, dtype)
+    v = _apply_dense(p["v_proj"], x_BxLxD, dtype)
     q_BxLxHxDh = q.reshape(b, l, h, dh)
     k_BxLxHxDh = k.reshape(b, l, h, dh)
     v_BxLxHxDh = v.reshape(b, l, h, dh)
