@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from collapse_jax.families.lm import convert, opt
+from collapse_jax.families.lm import convert, opt, perplexity
 
 SETUPS = {
     # A from-scratch CPU model of the size the `cpu` fine-tuning config trains.
@@ -60,11 +60,9 @@ def _jax_side(config, params, ids_BxL):
     forward = jax.jit(lambda p, x: opt.forward(p, config, x)[0])
 
     def loss_fn(p, x_BxL, key):
-        logits_BxLxV, _ = opt.forward(p, config, x_BxL, deterministic=False, dropout_key=key)
-        nll_BxL = optax.softmax_cross_entropy_with_integer_labels(
-            logits_BxLxV[:, :-1], x_BxL[:, 1:]
-        )
-        return nll_BxL.mean()
+        # The fine-tuning loss itself (finetune.make_train_step), not a copy of it.
+        nll_BxT = perplexity.token_losses(p, config, x_BxL, deterministic=False, dropout_key=key)
+        return nll_BxT.mean()
 
     tx = optax.adamw(2e-5, weight_decay=0.01)
 

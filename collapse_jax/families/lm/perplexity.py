@@ -21,10 +21,13 @@ def token_losses(
     params, config: opt.OPTConfig, blocks_BxL: jax.Array, *, deterministic=True, dropout_key=None
 ) -> jax.Array:
     """Next-token negative log-likelihoods ``loss_Bx(L-1)`` in float32."""
-    logits_BxLxV, _ = opt.forward(
+    hidden_BxLxW, _ = opt.hidden_states(
         params, config, blocks_BxL, deterministic=deterministic, dropout_key=dropout_key
     )
-    return optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV[:, :-1], blocks_BxL[:, 1:])
+    # The last position predicts nothing: dropping it before the LM head saves 1/L of the head
+    # and a copy of the (B, L, V) logits (and its padded gradient) that slicing them would make.
+    logits_BxTxV = opt.lm_logits(params, config, hidden_BxLxW[:, :-1])
+    return optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, blocks_BxL[:, 1:])
 
 
 @functools.partial(jax.jit, static_argnames="config")
