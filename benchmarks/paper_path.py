@@ -110,7 +110,8 @@ def _rows(args) -> int | None:
 
 def _stage_specs():
     """``(function name, stage(parent, args, kwargs), rows(args, kwargs, out))`` per wrapped
-    function; a function is wrapped in every module that holds it, under any name."""
+    function; a function is wrapped in every module that holds it, under any name (``tail.X``:
+    only the ``X`` of module ``tail``)."""
 
     def finetune_rows(a, k, out):
         ft = a[5] if len(a) > 5 else k["ft_cfg"]
@@ -137,7 +138,7 @@ def _stage_specs():
             lambda p, a, k: "test perplexity + tail metrics",
             lambda a, k, o: _rows(a),
         ),
-        ("tail_reference", lambda p, a, k: "tail reference", lambda a, k, out: None),
+        ("tail.reference", lambda p, a, k: "tail reference", lambda a, k, out: None),
     )
 
 
@@ -200,11 +201,14 @@ def install_timers(log_path: Path, interrupt: str = "") -> None:
         return timed
 
     modules = [m for name, m in sys.modules.items() if name.startswith("collapse_jax") and m]
-    for name, stage_of, rows_of in _stage_specs():
+    for spec, stage_of, rows_of in _stage_specs():
+        # "module.attr" names a function of one module only (a name other modules also use).
+        owner, _, name = spec.rpartition(".")
         originals = {
             id(getattr(m, name)): getattr(m, name)
             for m in modules
-            if callable(getattr(m, name, None))
+            if (not owner or m.__name__.endswith("." + owner))
+            and callable(getattr(m, name, None))
             and not hasattr(getattr(m, name), "__wrapped_by_paper_path__")
         }
         for fn in originals.values():
