@@ -12,13 +12,20 @@ Variants (``:NAME``):
   cpu    the first 8,000 images of the same lookup (the t10k images where only they are found,
          as in ``../shared/data/mnist``; the measurements below are theirs) as D_0, 3 epochs of
          batch 64 (375 Adam steps), 5 generations, 2 seeds: 240k training images in all.
-         Measured on 2 cores under a load of 15-25 (five other jobs): generation 0 took 25
-         minutes of wall clock and 4.2 CPU-minutes (compile and classifier included), its
-         latent_std 0.627 / 0.615 (seeds 0 / 1; the paper's ~0.67), train loss 122, recognisable
-         if blurry digits, class_entropy 2.18 nats (all ten digits). Steps matter: the latent
-         std of generation 0 grows with training (0.12, 0.53, 0.67 after 50, 200, 400 steps of
-         64 images), and the earlier 78 steps (5,000 images, 1 epoch) left it at 0.175 with
-         samples that faded to blank over the generations instead of the paper's blurred digits.
+         Measured (2 cores under a load of 5-25 from five other jobs: 49.6 minutes of wall
+         clock, 609 CPU-seconds in all, so about 5-8 minutes on 2 idle cores), seeds 0 / 1:
+           generation        0      1      2      3      4
+           latent_std     0.627  0.424  0.293  0.156  0.101
+                          0.615  0.471  0.321  0.190  0.112
+           class_entropy   2.19   2.04   1.89   1.58   0.06  (nats; seed 0)
+           train_loss       123    144    155    162    148
+         Generation 0 matches the paper (latent std ~0.67, recognisable if blurry digits, all ten
+         classes); generations 1-2 are blurred digit prototypes; by 3-4 the samples fade towards
+         blank, faster than the paper's 0.67 -> 0.43 in 5 generations, because each generation
+         here trains 375 steps where the paper trains 7,000 and every undertrained decoder loses
+         contrast. Steps matter: the latent std of generation 0 grows with training (0.12, 0.53,
+         0.67 after 50, 200, 400 steps of 64 images); the earlier 78 steps (5,000 images, 1
+         epoch) left it at 0.175 and the samples were blank from generation 1.
   smoke  seconds; what the tests run (a few batches of 32 images).
 """
 
