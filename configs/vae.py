@@ -25,7 +25,7 @@ Variants (``:NAME``):
          here trains 375 steps where the paper trains 7,000 and every undertrained decoder loses
          contrast. Steps matter: the latent std of generation 0 grows with training (0.12, 0.53,
          0.67 after 50, 200, 400 steps of 64 images); the earlier 78 steps (5,000 images, 1
-         epoch) left it at 0.175 and the samples were blank from generation 1.
+         epoch) left it at 0.175, and at 0.031 from generation 1 on (blank samples).
   smoke  seconds; what the tests run (a few batches of 32 images).
 """
 
