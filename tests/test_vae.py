@@ -118,14 +118,17 @@ def test_vmapped_fresh_per_batch_fit_equals_per_seed_loop():
         # Same ops with a seed axis added: float32 reassociation only. The losses agree closely.
         np.testing.assert_allclose(one.loss_E, out.loss_E[s], rtol=1e-4)
         np.testing.assert_array_equal(one.z_eval_NxZ, out.z_eval_NxZ[s])
-        # Adam divides by sqrt(v): where a gradient is ~0 (a dead unit), rounding-level changes
-        # move a parameter by up to lr per step. So: all within steps * lr, nearly all tight.
+        # Adam divides by sqrt(v): where a gradient is ~0 (a unit that is almost never active),
+        # rounding-level changes move a parameter by up to lr per step. So: all within
+        # steps * lr, nearly all of the model tight (a small leaf such as a bias can hold a few
+        # dozen such units, so the share is over the whole model).
         steps = cfg.vae.epochs * -(-M // cfg.vae.batch_size)
+        num_loose = 0
         for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(out.params), strict=True):
             a, b = np.asarray(a), np.asarray(b)[s]
             assert np.max(np.abs(a - b)) <= steps * cfg.vae.learning_rate
-            loose = np.abs(a - b) > 2e-5 + 2e-4 * np.abs(b)
-            assert loose.mean() < 0.005, loose.mean()
+            num_loose += np.sum(np.abs(a - b) > 2e-5 + 2e-4 * np.abs(b))
+        assert num_loose / model.num_params(one.params) < 0.005, num_loose
     assert out.fitted and bool(jnp.all(jnp.isfinite(out.loss_E)))
     assert out.loss_E.shape == (S, cfg.vae.epochs)
 
