@@ -252,16 +252,6 @@ def test_metrics_and_figures(smoke_run, tmp_path):
     assert "GMM-EM chain" in gmm_plots.summary(run)
 
 
-@pytest.mark.parametrize("variant", gmm_config.VARIANTS)
-def test_config_variants_build(variant):
-    cfg = gmm_config.get_config(variant)
-    chain.validate(cfg)
-    gmm.validate(cfg)
-    for m in cfg.sweep.to_dict().get("samples_per_generation", []):
-        cfg.samples_per_generation = m
-        gmm.validate(cfg)
-
-
 @pytest.mark.parametrize(
     "field,value",
     [
