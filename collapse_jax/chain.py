@@ -393,6 +393,11 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
         writer.resume(last)
         if last is None:
             carry, m0 = steps.first(keys_S, truth)
+            if mesh is None:
+                # A restored carry is committed to the first local device (with_sharding): commit
+                # this one alike, so that a resumed run calls the very program of the run it resumes and
+                # finds it in the XLA cache (an uncommitted carry makes another program).
+                carry = jax.device_put(carry, jax.local_devices()[0])
             m0 = {k: v[None] for k, v in sharding.to_host(m0).items()}
             _write_or_raise(writer, [0], m0)
             ckpt.save(0, carry, {"generation": 0})
