@@ -422,6 +422,11 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
         restored = _restore_recorded(ckpt, writer, steps, keys_S, truth, mesh, workdir, G)
         if restored is None:
             carry, m0 = steps.first(keys_S, truth)
+            if mesh is None:
+                # A restored carry is committed to the first local device (with_sharding): commit
+                # this one alike, so that a resumed run calls the very program of the run it resumes and
+                # finds it in the XLA cache (an uncommitted carry makes another program).
+                carry = jax.device_put(carry, jax.local_devices()[0])
             m0 = {k: v[None] for k, v in sharding.to_host(m0).items()}
             _write_or_raise(writer, np.zeros(1, np.int32), m0)
             _save(ckpt, writer, 0, carry)

@@ -45,3 +45,42 @@ def test_unwritable_folder_only_warns(tmp_path, monkeypatch, jax_cache_config):
     (tmp_path / "file").write_text("")
     monkeypatch.setenv(compile_cache.ENV, str(tmp_path / "file" / "xla"))
     assert compile_cache.enable() is None
+
+
+def test_a_resumed_run_finds_the_programs_of_the_run_it_resumes(
+    tmp_path, request, jax_cache_config
+):
+    """A restored carry is committed to its device; the fresh run's must be too, else the resumed
+    run's chunk is another program and recompiles (minutes for the larger families)."""
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    from collapse_jax import chain
+    from configs import gaussian
+
+    # An empty cache of its own (no program from earlier runs) that keeps every program.
+    compile_cache.enable(tmp_path / "xla")
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    cc.reset_cache()
+    request.addfinalizer(cc.reset_cache)  # the next compile opens the tests' folder again
+
+    def cfg_for(num_generations):
+        cfg = gaussian.get_config("smoke")
+        cfg.num_generations = num_generations
+        cfg.checkpoint.every_generations = 1
+        cfg.checkpoint.keep_generations = []
+        return cfg
+
+    chain.run(cfg_for(4), tmp_path / "whole")  # its programs are now in the cache
+    chain.run(cfg_for(2), tmp_path / "part")
+    events = []
+
+    def listen(event, **kwargs):
+        events.append(event)
+
+    jax.monitoring.register_event_listener(listen)
+    try:
+        chain.run(cfg_for(4), tmp_path / "part")
+    finally:
+        jax.monitoring.unregister_event_listener(listen)
+    assert "/jax/compilation_cache/cache_hits" in events
+    assert "/jax/compilation_cache/cache_misses" not in events

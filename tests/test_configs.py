@@ -1,4 +1,5 @@
-"""Every config file and variant builds and validates; the launcher's errors are one line."""
+"""Every experiment's config file and variant builds and validates; the table's entries resolve;
+the launcher's errors are one line."""
 
 import importlib.util
 import subprocess
@@ -10,10 +11,9 @@ import pytest
 
 from collapse_jax import chain, experiments
 from collapse_jax.errors import DataError
-from collapse_jax.family import Family
+from collapse_jax.family import Family, HostFamily
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.py") if p.stem not in ("__init__", "common"))
 
 
 def _load(path: Path):
@@ -28,16 +28,26 @@ def _variants(mod) -> tuple[str, ...]:
     return tuple(getattr(mod, "VARIANTS", ("paper", "cpu", "smoke")))
 
 
-CASES = [(p, v) for p in CONFIGS for v in _variants(_load(p))]
+CASES = [
+    (name, v)
+    for name, e in experiments.EXPERIMENTS.items()
+    if e.config_path.is_file()  # a missing file fails test_every_experiment_resolves instead
+    for v in _variants(_load(e.config_path))
+]
 
 
-@pytest.mark.parametrize("path,variant", CASES, ids=[f"{p.stem}:{v}" for p, v in CASES])
-def test_every_config_variant_builds(path, variant):
-    cfg = _load(path).get_config(variant)
-    fam = experiments.family(cfg.experiment)
-    fam.validate(cfg)
-    if isinstance(fam, Family):
-        chain.validate(cfg)
+@pytest.mark.parametrize("name,variant", CASES, ids=[f"{n}:{v}" for n, v in CASES])
+def test_every_config_variant_builds(name, variant):
+    """Each variant, and each run of its sweep (``launch.sweep``), passes validation."""
+    from launch import sweep
+
+    cfg = _load(experiments.get(name).config_path).get_config(variant)
+    assert cfg.experiment == name
+    fam = experiments.family(name)
+    for _, _, run_cfg in sweep.expand(cfg, "/unused"):
+        fam.validate(run_cfg)
+        if isinstance(fam, Family):
+            chain.validate(run_cfg)
     if variant == "smoke" and isinstance(fam, Family):
         # Trace the whole generation step without running it: shapes are static in the config.
         cfg.num_seeds = 2
@@ -45,15 +55,27 @@ def test_every_config_variant_builds(path, variant):
         try:
             truth = fam.reference(cfg)
         except DataError as e:  # the VAE's MNIST pool lives in ../shared/data
-            pytest.skip(f"{path.stem}:{variant} needs data: {e}")
+            pytest.skip(f"{name}:{variant} needs data: {e}")
         keys = jax.random.split(jax.random.key(0), 2)
         _, metrics = jax.eval_shape(steps.first, keys, truth)
         assert metrics and all(v.shape[0] == 2 for v in jax.tree.leaves(metrics))
 
 
-def test_configs_found():
-    names = {p.stem for p in CONFIGS}
-    assert {"gaussian", "discrete"} <= names
+@pytest.mark.parametrize("name", sorted(experiments.EXPERIMENTS))
+def test_every_experiment_resolves(name):
+    """The table's entry: its config file exists, its family imports, its plots draw."""
+    e = experiments.get(name)
+    assert e.name == name
+    assert e.config_path.is_file(), e.config_path
+    assert isinstance(e.family(), Family | HostFamily)
+    if e.plots_module is not None:
+        plots = e.plots()
+        assert callable(plots.figures) and callable(plots.summary), e.plots_module
+
+
+def test_every_config_file_is_in_the_table():
+    files = {p.name for p in (ROOT / "configs").glob("*.py")} - {"__init__.py", "common.py"}
+    assert files == {e.config for e in experiments.EXPERIMENTS.values()}
 
 
 def _launch(*args, cwd=ROOT):

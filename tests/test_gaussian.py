@@ -20,16 +20,6 @@ def cfg_for(dim=1, estimator="unbiased", source="normal", m=20):
     return cfg
 
 
-@pytest.mark.parametrize("variant", ["paper", "cpu", "smoke"])
-def test_config_variants_build(variant):
-    cfg = gaussian_config.get_config(variant)
-    chain.validate(cfg)
-    gaussian.validate(cfg)
-    for m in cfg.sweep.to_dict().get("samples_per_generation", []):
-        cfg.samples_per_generation = m
-        gaussian.validate(cfg)
-
-
 @pytest.mark.parametrize(
     "field, value",
     [

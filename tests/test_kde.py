@@ -36,15 +36,6 @@ def cfg_for(dataset="moons", regime="replace", **kw):
     return cfg
 
 
-@pytest.mark.parametrize("variant", ["paper", "cpu", "smoke"])
-def test_config_variants_build(variant):
-    from launch import sweep
-
-    for _, _, run_cfg in sweep.expand(kde_config.get_config(variant), "/unused"):
-        chain.validate(run_cfg)
-        kde.validate(run_cfg)
-
-
 @pytest.mark.parametrize(
     "field, value",
     [

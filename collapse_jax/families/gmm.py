@@ -11,7 +11,7 @@ check one against the other (``tests/test_gmm.py`` does, in float64):
            the parameters before the last M-step, sklearn's ``lower_bound_``) is below ``tol``, or
            after ``max_iter`` iterations. Under ``vmap`` a converged seed keeps its parameters
            while the others iterate (a select on its done flag), and the loop gathers the seeds
-           still running into smaller batches as the others finish (``compacting_while_loop``),
+           still running into smaller batches as the others finish (``collapse_jax.compacting``),
            so a generation costs the seeds' summed iterations, not S times the slowest seed's.
 
 Every sum over samples carries the pool's 0/1 weights ``w_n``, so a padded accumulate buffer fits
@@ -23,7 +23,8 @@ neither does this code: its ``n_k`` is the floor ``10 eps``, so its weight falls
 responsibilities remain (the origin when all of them are 0), and its covariance is
 ``reg_covar * I``. It stays in the model, essentially never sampled, and EM carries on. sklearn
 raises only when a Cholesky factorisation fails; here (no exceptions under ``jit``) a covariance
-whose Cholesky factor is not finite is replaced by its diagonal, floored at ``reg_covar``.
+whose Cholesky factor is not finite is replaced by its diagonal, floored at ``reg_covar``, in the
+E-step and in sampling alike (``cholesky_factor``).
 
 Initialisation (``init_params``, as sklearn): ``kmeans`` (greedy k-means++ seeding then Lloyd
 iterations, then one M-step on the hard labels), ``k-means++`` (the seeds alone), ``random``
@@ -36,7 +37,6 @@ the original data) and GMM_n; for Gaussian mixtures it is a closed form (``l2_di
 """
 
 import math
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -46,6 +46,7 @@ from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import logsumexp
 
 from collapse_jax import family
+from collapse_jax.compacting import compacting_while_loop
 from collapse_jax.errors import require
 from collapse_jax.mixing import Data
 
@@ -88,20 +89,28 @@ def _weights_like(data: Data) -> jax.Array:
     return data.weight.astype(data.x.dtype)
 
 
-def precision_cholesky(covariances_KxDxD: jax.Array, reg_covar: float = 0.0) -> jax.Array:
-    """Upper factors ``U_k`` with ``U_k U_k^T = C_k^-1`` (sklearn's ``precisions_cholesky_``).
+def cholesky_factor(covariances_KxDxD: jax.Array, reg_covar: float = 0.0) -> jax.Array:
+    """Lower factors ``L_k`` with ``L_k L_k^T = C_k``, finite for every covariance.
 
     A covariance whose Cholesky factor is not finite (numerically indefinite: sklearn would raise)
-    falls back to its diagonal, floored at ``reg_covar`` (or the smallest normal float).
+    falls back to its diagonal floored at ``reg_covar``: the M-step adds ``reg_covar`` to every
+    diagonal, so ``C_k >= reg_covar I`` holds for every fitted covariance in exact arithmetic, and
+    the fallback keeps that bound where rounding broke it. With ``reg_covar = 0`` the floor is the
+    smallest normal float, so that the precision ``L_k^-T L_k^-1`` stays finite.
     """
-    d = covariances_KxDxD.shape[-1]
     chol_KxDxD = jnp.linalg.cholesky(covariances_KxDxD)
     ok_K = jnp.all(jnp.isfinite(chol_KxDxD), axis=(-2, -1))
     floor = max(reg_covar, float(jnp.finfo(covariances_KxDxD.dtype).tiny))
     diag_KxD = jnp.maximum(jnp.diagonal(covariances_KxDxD, axis1=-2, axis2=-1), floor)
-    eye = jnp.eye(d, dtype=covariances_KxDxD.dtype)
+    eye = jnp.eye(covariances_KxDxD.shape[-1], dtype=covariances_KxDxD.dtype)
     fallback_KxDxD = jnp.sqrt(diag_KxD)[..., None] * eye[None]
-    chol_KxDxD = jnp.where(ok_K[:, None, None], chol_KxDxD, fallback_KxDxD)
+    return jnp.where(ok_K[:, None, None], chol_KxDxD, fallback_KxDxD)
+
+
+def precision_cholesky(covariances_KxDxD: jax.Array, reg_covar: float = 0.0) -> jax.Array:
+    """Upper factors ``U_k`` with ``U_k U_k^T = C_k^-1`` (sklearn's ``precisions_cholesky_``)."""
+    chol_KxDxD = cholesky_factor(covariances_KxDxD, reg_covar)
+    eye = jnp.eye(covariances_KxDxD.shape[-1], dtype=covariances_KxDxD.dtype)
     inv_KxDxD = solve_triangular(chol_KxDxD, jnp.broadcast_to(eye, chol_KxDxD.shape), lower=True)
     return jnp.swapaxes(inv_KxDxD, -1, -2)
 
@@ -271,65 +280,6 @@ def em(data: Data, gmm: GMM, *, tol: float, max_iter: int, reg_covar: float) -> 
     return State(gmm, lower_bound, n_iter, converged)
 
 
-def compacting_while_loop(cond_fun, body_fun, operand, init):
-    """``lax.while_loop`` over ``carry`` with a loop-invariant ``operand``, cheap under ``vmap``.
-
-    ``vmap`` of a plain ``while_loop`` runs the body for the whole batch until the slowest member
-    is done: a chain generation costs S times the slowest seed's EM iterations, and EM's iteration
-    counts are heavy-tailed (mean ~50, max over 256 seeds ~250 at M = 1000). This function's
-    batching rule instead runs the batch until at most S/4 members are active, gathers those into
-    a batch of S/4, and so on down to 1, then scatters the results back: the work follows the
-    sum of iterations, not S times the max. Each member does exactly the iterations of its own
-    unbatched loop (a finished member is frozen by a select), so results equal ``vmap`` of the
-    plain loop up to floating-point kernel differences between batch sizes.
-    """
-
-    @jax.custom_batching.custom_vmap
-    def loop(operand, carry):
-        return jax.lax.while_loop(
-            lambda c: cond_fun(operand, c), lambda c: body_fun(operand, c), carry
-        )
-
-    @loop.def_vmap
-    def _rule(axis_size, in_batched, operand, carry):
-        def bcast(x, batched):
-            return x if batched else jnp.broadcast_to(x, (axis_size, *jnp.shape(x)))
-
-        operand = jax.tree.map(bcast, operand, in_batched[0])
-        carry = jax.tree.map(bcast, carry, in_batched[1])
-        out = _compacted_loops(cond_fun, body_fun, operand, carry, axis_size)
-        return out, jax.tree.map(lambda _: True, out)
-
-    return loop(operand, init)
-
-
-_SHRINK = 4
-
-
-def _compacted_loops(cond_fun, body_fun, operand_B, carry_B, size: int):
-    active = jax.vmap(cond_fun)
-
-    def guarded(op, c):
-        keep = cond_fun(op, c)
-        new = body_fun(op, c)
-        return jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, c)
-
-    # Batch sizes of the levels: size, size/4, ..., 1 (each level is one more compiled loop).
-    nxt = 0 if size == 1 else max(1, size // _SHRINK)
-    carry_B = jax.lax.while_loop(
-        lambda c: jnp.sum(active(operand_B, c)) > nxt,
-        lambda c: jax.vmap(guarded)(operand_B, c),
-        carry_B,
-    )
-    if nxt == 0:
-        return carry_B
-    # The (at most nxt) active members first; the rest of the slots are finished no-ops.
-    _, idx = jax.lax.top_k(active(operand_B, carry_B).astype(jnp.int32), nxt)
-    take = partial(jax.tree.map, lambda x: x[idx])
-    sub = _compacted_loops(cond_fun, body_fun, take(operand_B), take(carry_B), nxt)
-    return jax.tree.map(lambda x, s: x.at[idx].set(s), carry_B, sub)
-
-
 # ---------------------------------------------------------------------------------------------
 # Initialisation.
 
@@ -452,18 +402,15 @@ def fit_gmm(key, data: Data, gmm_cfg, start: GMM | None = None) -> State:
     )
 
 
-def sample_gmm(key, gmm: GMM, n: int) -> jax.Array:
-    """``n`` i.i.d. draws ``x_nxD`` (component by categorical, then ``mu + L z``)."""
+def sample_gmm(key, gmm: GMM, n: int, reg_covar: float = 0.0) -> jax.Array:
+    """``n`` i.i.d. draws ``x_nxD`` (component by categorical, then ``mu + L z``).
+
+    ``reg_covar``: the EM's, the floor of a numerically indefinite covariance (``cholesky_factor``).
+    """
     k_comp, k_z = jax.random.split(key)
     dtype = gmm.means_KxD.dtype
     z_n = _categorical(k_comp, gmm.weights_K, (n,))
-    # Covariances here are at least reg_covar * I; the fallback keeps a (numerically) indefinite
-    # one finite rather than NaN.
-    chol_KxDxD = jnp.linalg.cholesky(gmm.covariances_KxDxD)
-    ok_K = jnp.all(jnp.isfinite(chol_KxDxD), axis=(-2, -1))
-    diag_KxD = jnp.sqrt(jnp.maximum(jnp.diagonal(gmm.covariances_KxDxD, axis1=-2, axis2=-1), 0))
-    eye = jnp.eye(gmm.means_KxD.shape[-1], dtype=dtype)
-    chol_KxDxD = jnp.where(ok_K[:, None, None], chol_KxDxD, diag_KxD[..., None] * eye[None])
+    chol_KxDxD = cholesky_factor(gmm.covariances_KxDxD, reg_covar)
     eps_nxD = jax.random.normal(k_z, (n, gmm.means_KxD.shape[-1]), dtype)
     return gmm.means_KxD[z_n] + jnp.einsum("nde,ne->nd", chol_KxDxD[z_n], eps_nxD)
 
@@ -556,8 +503,7 @@ def fit(key, state: State, data: Data, cfg) -> State:
 
 
 def sample(key, state: State, n: int, cfg) -> jax.Array:
-    del cfg
-    return sample_gmm(key, state.gmm, n)
+    return sample_gmm(key, state.gmm, n, cfg.gmm.reg_covar)
 
 
 def log_prob(state: State, x_NxD, cfg) -> jax.Array:
