@@ -11,7 +11,7 @@ import pytest
 
 from collapse_jax import chain, experiments
 from collapse_jax.errors import DataError
-from collapse_jax.family import Family, HostFamily
+from collapse_jax.family import Family, HostFamily, SingleRun
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +67,7 @@ def test_every_experiment_resolves(name):
     e = experiments.get(name)
     assert e.name == name
     assert e.config_path.is_file(), e.config_path
-    assert isinstance(e.family(), Family | HostFamily)
+    assert isinstance(e.family(), Family | HostFamily | SingleRun)
     if e.plots_module is not None:
         plots = e.plots()
         assert callable(plots.figures) and callable(plots.summary), e.plots_module
