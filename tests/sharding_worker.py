@@ -148,16 +148,15 @@ def _tiny_opt():
     from collapse_jax.families.lm import finetune, opt
     from configs import opt_finetune
 
-    config = opt.OPTConfig(
+    config = opt.tiny_config(
         vocab_size=96,
         hidden_size=32,
         num_hidden_layers=1,
         ffn_dim=64,
         num_attention_heads=2,
         max_position_embeddings=32,
-        word_embed_proj_dim=32,
-        dropout=0.1,  # on: the dropout masks must not depend on the sharding either
-    )
+        dropout=0.1,
+    )  # on: the dropout masks must not depend on the sharding either
     ft = ml_collections.ConfigDict(opt_finetune.finetune_fields())
     ft.learning_rate = 1e-3
     ft.final_learning_rate = 1e-4

@@ -11,14 +11,13 @@ from collapse_jax.families.lm import finetune, opt, perplexity
 from configs import opt_finetune
 
 V, L = 32, 12
-TINY = opt.OPTConfig(
+TINY = opt.tiny_config(
     vocab_size=V,
     hidden_size=16,
     num_hidden_layers=1,
     ffn_dim=32,
     num_attention_heads=2,
     max_position_embeddings=16,
-    word_embed_proj_dim=16,
     dropout=0.1,
 )
 

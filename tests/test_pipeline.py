@@ -281,14 +281,13 @@ def test_tail_metrics_match_a_direct_computation():
     from collapse_jax.families.lm import opt
 
     V, L = 13, 8
-    config = opt.OPTConfig(
+    config = opt.tiny_config(
         vocab_size=V,
         hidden_size=16,
         num_hidden_layers=1,
         ffn_dim=32,
         num_attention_heads=2,
         max_position_embeddings=16,
-        word_embed_proj_dim=16,
     )
     params = opt.init_params(jax.random.key(0), config)
     rng = np.random.default_rng(1)
@@ -480,14 +479,13 @@ def test_lm_log_prob_is_the_blocks_summed_token_log_likelihood():
 
     from collapse_jax.families.lm import opt, perplexity
 
-    config = opt.OPTConfig(
+    config = opt.tiny_config(
         vocab_size=13,
         hidden_size=16,
         num_hidden_layers=1,
         ffn_dim=32,
         num_attention_heads=2,
         max_position_embeddings=16,
-        word_embed_proj_dim=16,
     )
     params = opt.init_params(jax.random.key(0), config)
     x = jax.random.randint(jax.random.key(1), (5, 8), 0, 13, jnp.int32)
@@ -504,16 +502,15 @@ def test_weighted_step_counts_a_block_of_weight_w_as_w_blocks():
 
     from collapse_jax.families.lm import opt
 
-    config = opt.OPTConfig(
+    config = opt.tiny_config(
         vocab_size=13,
         hidden_size=16,
         num_hidden_layers=1,
         ffn_dim=32,
         num_attention_heads=2,
         max_position_embeddings=16,
-        word_embed_proj_dim=16,
-        dropout=0.0,  # the batches differ in size: no dropout mask may depend on it
-    )
+        dropout=0.0,
+    )  # the batches differ in size: no dropout mask may depend on it
     params = opt.init_params(jax.random.key(0), config)
     blocks = jax.random.randint(jax.random.key(1), (2, 8), 0, 13, jnp.int32)
     optimizer = finetune.make_optimizer(_config().finetune, steps_per_epoch=1)
