@@ -7,6 +7,7 @@ import importlib.util
 import shutil
 from pathlib import Path
 
+import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -642,3 +643,45 @@ def test_sampling_decoder_resumes_byte_identically_and_never_writes_suppressed_i
     assert not (workdir / "checkpoints/seed_0/data/1").is_dir()
     chain.run(_sampling_config(), workdir)
     assert_same_run(workdir, straight_dir)
+
+
+def test_curation_by_the_initial_model_resamples_among_the_candidates(gen0, tmp_path, monkeypatch):
+    """``initial`` + ``resample`` on the LM: at generation 2 the candidates are scored by the
+    generation-0 model (not the current one), and every kept block is one of the candidates."""
+    cfg = _config()
+    cfg.num_generations = 3
+    cfg.mixing.curation.score = "initial"
+    cfg.mixing.curation.rule = "resample"
+    cfg.mixing.curation.oversample = 2
+    cfg.generate.repetition_penalty = 2.0  # distinct candidates (see the augment fixture)
+    workdir = _with_base(gen0, tmp_path / "run")
+    scored = []
+    real_log_prob, real_fit = lm.FAMILY.log_prob, lm.FAMILY.fit
+    fitted = []
+
+    def log_prob(state, x, truth, cfg):
+        scored.append((state, np.asarray(x)))
+        return real_log_prob(state, x, truth, cfg)
+
+    def fit(*a, **k):
+        fitted.append(real_fit(*a, **k))
+        return fitted[-1]
+
+    monkeypatch.setattr(lm, "FAMILY", dataclasses.replace(lm.FAMILY, log_prob=log_prob, fit=fit))
+    chain.run(cfg, workdir)
+    assert len(scored) == 2 and len(fitted) == 3  # generations 1 and 2 curate; 0, 1, 2 fit
+
+    def same(a, b):
+        return all(
+            np.array_equal(x, y)
+            for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+        )
+
+    state0, state1 = fitted[0].state, fitted[1].state
+    assert not same(state0, state1)
+    assert all(same(state, state0) for state, _ in scored)  # never the current model
+    for g, (_, cand_x) in zip((1, 2), scored, strict=True):
+        assert cand_x.shape == (64, cfg.data.block_size)
+        x, _ = _pool(workdir, g)
+        assert x.shape == (32, cfg.data.block_size)
+        assert set(_rows(x)) <= set(_rows(cand_x))
