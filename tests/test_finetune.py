@@ -2,7 +2,6 @@
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -119,13 +118,6 @@ def test_learning_rate_schedules():
         finetune.finetune(
             jax.random.key(0), {}, TINY, np.zeros((4, L), np.int32), None, ft_config(batch_size=8)
         )
-
-
-@pytest.mark.parametrize("variant", ["paper", "cpu", "smoke"])
-def test_config_variants_build(variant):
-    cfg = opt_finetune.get_config(variant)
-    assert cfg.variant == variant and cfg.data.block_size == 64
-    assert isinstance(cfg, ml_collections.ConfigDict)
 
 
 # The LM chain's smoke tests (test_pipeline.py) run the same fine-tuning end to end; this one is

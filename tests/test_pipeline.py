@@ -604,24 +604,27 @@ def test_fresh_needs_unused_blocks():
         lm._check_fresh_supply(cfg, _corpus(cfg))
 
 
-# The decoder axis (issue 15): a sampling decoder's keys derive from the generation key, so a
-# run killed before its pool is saved samples the same blocks again on resume.
+# The decoder axis (issue 15): each strategy runs through the chain (beam: the tests above). A
+# sampling decoder's keys derive from the generation key, so a run killed before its pool is
+# saved samples the same blocks again on resume.
 
 
-def _sampling_config():
-    cfg = _config("smoke_sampling")
+def _decoder_config(decoder):
+    cfg = _config(f"smoke_{decoder}")
     cfg.generate.suppress_tokens = (tokenizer.UNK_ID,)
     return cfg
 
 
-def test_sampling_decoder_resumes_byte_identically_and_never_writes_suppressed_ids(
-    gen0, tmp_path, monkeypatch
+@pytest.mark.parametrize("decoder", ["sampling", "greedy"])
+def test_decoder_resumes_byte_identically_and_never_writes_suppressed_ids(
+    decoder, gen0, tmp_path, monkeypatch
 ):
     straight_dir = _with_base(gen0, tmp_path / "straight")
-    chain.run(_sampling_config(), straight_dir)
+    chain.run(_decoder_config(decoder), straight_dir)
     x1, _ = _pool(straight_dir, 1)
-    assert not np.isin(x1, _sampling_config().generate.suppress_tokens).any()
-    assert len(set(_rows(x1))) > 1  # sampled blocks differ (beam's smoke pool nearly repeats)
+    assert not np.isin(x1, _decoder_config(decoder).generate.suppress_tokens).any()
+    if decoder == "sampling":
+        assert len(set(_rows(x1))) > 1  # sampled blocks differ (beam's smoke pool nearly repeats)
 
     workdir = _with_base(gen0, tmp_path / "run")
     samples = {"n": 0}
@@ -633,15 +636,15 @@ def test_sampling_decoder_resumes_byte_identically_and_never_writes_suppressed_i
             raise Killed
         return real_sample(*a, **k)
 
-    cfg = _sampling_config()
+    cfg = _decoder_config(decoder)
     cfg.num_generations = 1
     chain.run(cfg, workdir)  # generation 0, then extended to 2 below
     monkeypatch.setattr(lm, "FAMILY", dataclasses.replace(lm.FAMILY, sample=sample_or_kill))
     with pytest.raises(Killed):
-        chain.run(_sampling_config(), workdir)
+        chain.run(_decoder_config(decoder), workdir)
     monkeypatch.undo()
     assert not (workdir / "checkpoints/seed_0/data/1").is_dir()
-    chain.run(_sampling_config(), workdir)
+    chain.run(_decoder_config(decoder), workdir)
     assert_same_run(workdir, straight_dir)
 
 
