@@ -54,19 +54,11 @@ def _single_device():
 
 
 def _w2_tolerance(one, cfg):
-    """Largest rounding difference between two evaluation orders of ``gaussian.w2_squared``.
+    """``gaussian.w2_squared_rounding_bound`` of the single-device run's values."""
+    from collapse_jax.families import gaussian
 
-    W2^2 = |m - mu0|^2 + (tr C + d s0^2 - 2 s0 sqrt(tr C)): four terms that nearly cancel once
-    the chain has collapsed. Summing n terms in float32 errs by at most (n - 1) u sum|t_i|
-    (u = eps/2, plus the rounding of the sqrt and the products, within the same bound's slack);
-    two orders (a partitioned and a single-device program fuse them differently) can differ by
-    twice that: 3 eps sum|t_i| for n = 4.
-    """
-    s0, d = cfg.gaussian.std, cfg.gaussian.dim
-    assert d == 1, d  # tr C is the variance; for d > 1 use cov_trace and d-term sqrt sums
-    var = one["variance"].astype(np.float64)
-    terms = one["mean_error"] + var + d * s0**2 + 2 * s0 * np.sqrt(np.maximum(var, 0.0))
-    return 3 * np.finfo(np.float32).eps * terms
+    g = cfg.gaussian
+    return gaussian.w2_squared_rounding_bound(one["mean_error"], one["variance"], g.std, g.dim)
 
 
 def _assert_same_as_single(got, one):

@@ -10,6 +10,7 @@ import pytest
 import collapse_jax
 from collapse_jax import chain, mixing, rng
 from collapse_jax.errors import CheckpointError
+from collapse_jax.families import gaussian as gaussian_family
 from collapse_jax.family import Origin
 from configs import discrete, gaussian, gmm, vae
 
@@ -42,7 +43,19 @@ def assert_metrics_match(run, generation):
     for name, v in got.items():
         # metrics.jsonl holds 9 significant digits: every float32 reads back to itself exactly.
         v = np.asarray(v)
-        np.testing.assert_array_equal(v, run.metrics[name][row].astype(v.dtype), err_msg=name)
+        want = np.asarray(run.metrics[name][row]).astype(v.dtype)
+        if name == "w2_squared" and run.config.experiment == "gaussian":
+            # A cancelling float32 sum: the recomputing program may fuse it in another order
+            # (seen on jax 0.12: 1 ulp at one seed); its inputs, the other metrics, stay bitwise.
+            g = run.config.gaussian
+            mean_error = np.asarray(run.metrics["mean_error"][row])
+            bound = gaussian_family.w2_squared_rounding_bound(
+                mean_error, np.asarray(run.metrics["variance"][row]), g.std, g.dim
+            )
+            err = np.abs(v.astype(np.float64) - want.astype(np.float64))
+            assert np.all(err <= bound), (name, err.max(), bound[err.argmax()])
+            continue
+        np.testing.assert_array_equal(v, want, err_msg=name)
 
 
 @pytest.fixture(scope="module")
