@@ -64,12 +64,7 @@ def toy_config(**kw) -> ml_collections.ConfigDict:
     cfg.checkpoint.every_generations = 2
     cfg.toy = ml_collections.ConfigDict({"sigma": 2.0, "nan_below_var": -1.0})
     cfg.log_every_seconds = 0.0
-    for k, v in kw.items():
-        node = cfg
-        *path, leaf = k.split(".")
-        for p in path:
-            node = node[p]
-        node[leaf] = v
+    cfg.update_from_flattened_dict(kw)  # dotted keys: "mixing.regime"
     return cfg
 
 

@@ -82,12 +82,7 @@ def _config(**kw):
     cfg = common.base("toy")
     cfg.num_seeds, cfg.num_generations = 2, 5
     cfg.checkpoint.max_to_keep, cfg.checkpoint.keep_generations = 2, [1]
-    for k, v in kw.items():
-        node = cfg
-        *path, leaf = k.split(".")
-        for p in path:
-            node = node[p]
-        node[leaf] = v
+    cfg.update_from_flattened_dict(kw)  # dotted keys: "mixing.regime"
     return cfg
 
 

@@ -18,6 +18,15 @@ from collapse_jax.families.lm import family as lm
 from collapse_jax.families.lm import finetune, tail, tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
+# The tiny OPT of the tests below that build a model by hand (vocabulary 13, blocks of 8).
+TINY_OPT = dict(
+    vocab_size=13,
+    hidden_size=16,
+    num_hidden_layers=1,
+    ffn_dim=32,
+    num_attention_heads=2,
+    max_position_embeddings=16,
+)
 
 
 def _config(arg="smoke"):
@@ -282,14 +291,7 @@ def test_tail_metrics_match_a_direct_computation():
     from collapse_jax.families.lm import opt
 
     V, L = 13, 8
-    config = opt.tiny_config(
-        vocab_size=V,
-        hidden_size=16,
-        num_hidden_layers=1,
-        ffn_dim=32,
-        num_attention_heads=2,
-        max_position_embeddings=16,
-    )
+    config = opt.tiny_config(**TINY_OPT)
     params = opt.init_params(jax.random.key(0), config)
     rng = np.random.default_rng(1)
     # A skewed unigram so that rare classes exist at both levels.
@@ -480,14 +482,7 @@ def test_lm_log_prob_is_the_blocks_summed_token_log_likelihood():
 
     from collapse_jax.families.lm import opt, perplexity
 
-    config = opt.tiny_config(
-        vocab_size=13,
-        hidden_size=16,
-        num_hidden_layers=1,
-        ffn_dim=32,
-        num_attention_heads=2,
-        max_position_embeddings=16,
-    )
+    config = opt.tiny_config(**TINY_OPT)
     params = opt.init_params(jax.random.key(0), config)
     x = jax.random.randint(jax.random.key(1), (5, 8), 0, 13, jnp.int32)
     truth = lm.Truth(None, config, None, None, None)
@@ -503,15 +498,8 @@ def test_weighted_step_counts_a_block_of_weight_w_as_w_blocks():
 
     from collapse_jax.families.lm import opt
 
-    config = opt.tiny_config(
-        vocab_size=13,
-        hidden_size=16,
-        num_hidden_layers=1,
-        ffn_dim=32,
-        num_attention_heads=2,
-        max_position_embeddings=16,
-        dropout=0.0,
-    )  # the batches differ in size: no dropout mask may depend on it
+    # The batches differ in size: no dropout mask may depend on it.
+    config = opt.tiny_config(**TINY_OPT, dropout=0.0)
     params = opt.init_params(jax.random.key(0), config)
     blocks = jax.random.randint(jax.random.key(1), (2, 8), 0, 13, jnp.int32)
     optimizer = finetune.make_optimizer(_config().finetune, steps_per_epoch=1)

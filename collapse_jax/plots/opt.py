@@ -87,11 +87,7 @@ def figures(run, outdir) -> list[Path]:
     for name in _names(run, "distinct_"):
         plots.seed_band(axes[2], x, run.metrics[name], label=name)
     axes[2].set_ylabel("distinct n-grams / n-grams of the training data")
-    for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("generation")
-        ax.legend(fontsize=7)
-    fig.suptitle(label, fontsize=9)
+    _finish(fig, axes, label)
     paths.append(plots.save(fig, outdir, "tail"))
 
     if "diversity" in run.metrics:
@@ -102,13 +98,18 @@ def figures(run, outdir) -> list[Path]:
         for name in _names(run, "rep_"):
             plots.seed_band(axes[1], x, run.metrics[name], label=name)
         axes[1].set_ylabel("share of repeated n-grams in a block")
-        for ax in axes:
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_xlabel("generation")
-            ax.legend(fontsize=7)
-        fig.suptitle(label, fontsize=9)
+        _finish(fig, axes, label)
         paths.append(plots.save(fig, outdir, "diversity"))
     return paths
+
+
+def _finish(fig, axes, label: str) -> None:
+    """Integer generations on every x axis, legends, and the run's label as the title."""
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("generation")
+        ax.legend(fontsize=7)
+    fig.suptitle(label, fontsize=9)
 
 
 def _histograms(ax, run) -> None:
