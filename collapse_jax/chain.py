@@ -4,8 +4,8 @@ Generation 0 draws D_0 and fits it; generation g >= 1 draws the next dataset fro
 the previous model's samples, kept data and original data (``mixing.py``) and fits it. One
 generation of every seed is ``vmap`` of a pure single-seed step; the generations between two
 checkpoints are a loop inside the same XLA call (``build_span``), so the host only touches the
-device once per checkpoint, and records that chunk's metrics on a background thread
-(``metrics.Recorder``) while the device computes the next.
+device once per checkpoint, and records that chunk's metrics (``metrics.Recorder``) and saves its
+checkpoint on background threads while the device computes the next.
 
 Keys depend only on (cfg.seed, seed index, generation) (``rng.py``): seed s is the same stream
 whatever the number of seeds, and resuming needs no stored keys. Chunks always end on multiples of
@@ -347,7 +347,7 @@ def chunk_ends(start: int, num_generations: int, every: int, keep=()) -> list[in
     return sorted(e for e in ends if e > start)
 
 
-def build_span(cfg, fam, plan: mixing.Plan, mesh=None, length: int = 1):
+def build_span(cfg, fam, plan: mixing.Plan, mesh=None, length: int = 1, donate: bool = True):
     """Jit ``span(keys_S, truth, carry_S, start, n) -> (carry_S, metrics_LxS)``: generations
     ``start .. start + n - 1`` (``n <= length``) in one call, metrics in the first ``n`` of
     ``length`` rows.
@@ -357,7 +357,8 @@ def build_span(cfg, fam, plan: mixing.Plan, mesh=None, length: int = 1):
     what ``simulate`` does (the first generation and one loop) and calls the device once per
     checkpoint. The loop body is the vmapped ``_step``, what ``build``'s ``vmap(scan)`` batches
     into, so the values are the same bits (tests/test_metrics_store.py checks it, and
-    benchmarks/metrics_store.py at 10^4 seeds).
+    benchmarks/metrics_store.py at 10^4 seeds). ``donate``: the input carry's buffers are reused
+    for the output's (off when the caller still saves the input carry in the background).
     """
 
     def span(keys_S, truth, carry_S, start, n):
@@ -375,16 +376,27 @@ def build_span(cfg, fam, plan: mixing.Plan, mesh=None, length: int = 1):
 
         return jax.lax.fori_loop(0, n, body, (carry_S, rows))
 
+    donate_argnums = (2,) if donate else ()
     if mesh is None:
-        return jax.jit(span, donate_argnums=(2,))
+        return jax.jit(span, donate_argnums=donate_argnums)
     per_seed, rep = sharding.chain_shardings(mesh)
     per_seed_rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, SEEDS))
     return jax.jit(
         span,
         in_shardings=(per_seed, rep, per_seed, rep, rep),
         out_shardings=(per_seed, per_seed_rows),
-        donate_argnums=(2,),
+        donate_argnums=donate_argnums,
     )
+
+
+# Carries up to this size are checkpointed on a background thread while the next span computes,
+# which costs a second copy of the carry (the span cannot donate the one being saved); larger
+# ones (pools of images) are donated and saved between spans, as memory matters more there.
+OVERLAP_MAX_BYTES = 1 << 30
+
+
+def _carry_bytes(abstract_carry) -> int:
+    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(abstract_carry))
 
 
 def run(cfg, workdir, overwrite: bool = False) -> Path:
@@ -415,8 +427,9 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
         metrics_lib.Recorder(workdir, cfg, enabled=is_main) as writer,
     ):
         steps = build(cfg, fam, mesh)
-        span = build_span(cfg, fam, steps.plan, mesh, min(every, G - 1))
         truth, keys_S = _inputs(cfg, fam, mesh)
+        overlap = _carry_bytes(jax.eval_shape(steps.first, keys_S, truth)[0]) <= OVERLAP_MAX_BYTES
+        span = build_span(cfg, fam, steps.plan, mesh, min(every, G - 1), donate=not overlap)
         if is_main:
             fetch.write_record(workdir)
         restored = _restore_recorded(ckpt, writer, steps, keys_S, truth, mesh, workdir, G)
@@ -429,7 +442,7 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
                 carry = jax.device_put(carry, jax.local_devices()[0])
             m0 = {k: v[None] for k, v in sharding.to_host(m0).items()}
             _write_or_raise(writer, np.zeros(1, np.int32), m0)
-            _save(ckpt, writer, 0, carry)
+            _save(ckpt, writer, 0, carry, overlap)
             last = 0
         else:
             last, carry = restored
@@ -441,7 +454,7 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
             # One transfer of the whole pytree; the rows past n are the buffer's padding.
             m = {k: v[:n] for k, v in sharding.to_host(m).items()}
             _write_or_raise(writer, np.arange(last + 1, end + 1, dtype=np.int32), m)
-            _save(ckpt, writer, end, carry)
+            _save(ckpt, writer, end, carry, overlap)
             last = end
             progress.update(last, force=last == G - 1)
     return workdir
@@ -477,15 +490,16 @@ def _restore_recorded(ckpt, writer, steps, keys_S, truth, mesh, workdir, G):
     return None if last is None else (last, carry)
 
 
-def _save(ckpt, writer, generation: int, carry) -> None:
-    """Checkpoint ``generation``; the writer may still hold its chunk, never an older one's.
+def _save(ckpt, writer, generation: int, carry, background: bool) -> None:
+    """Checkpoint ``generation`` (in the ``background`` while the next span computes); the writer
+    may still hold its chunk, never an older one's.
 
     With ``max_to_keep`` 1 the previous checkpoint goes when this one commits, so this one must
     not get ahead of its metrics: wait for them.
     """
     if ckpt.max_to_keep == 1:
         writer.wait()
-    ckpt.save(generation, carry, {"generation": generation})
+    ckpt.save(generation, carry, {"generation": generation}, background=background)
 
 
 def _write_or_raise(writer, gens, m_GxS) -> None:

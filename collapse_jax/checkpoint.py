@@ -8,6 +8,7 @@ Retention is Orbax's own preservation policy: the latest ``max_to_keep`` steps, 
 ``keep_steps`` for good (``checkpoint.keep_generations``, what ``runs.open_run`` restores later).
 """
 
+import concurrent.futures
 import logging
 import os
 from pathlib import Path
@@ -69,6 +70,8 @@ class Checkpointer:
                 enable_async_checkpointing=async_save,
             )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self._saver = None  # one background thread for save(..., background=True)
+        self._pending = None
 
     def __enter__(self):
         return self
@@ -80,17 +83,36 @@ class Checkpointer:
         # Close even when a pending save failed: a manager left open keeps Orbax's threads alive
         # into interpreter shutdown, which prints their tracebacks after our one error line.
         try:
-            self._manager.wait_until_finished()
+            self.wait()
         finally:
+            if self._saver is not None:
+                self._saver.shutdown()
             self._manager.close()
 
     def latest_step(self) -> int | None:
+        self._join()
         return self._manager.latest_step()
 
     def all_steps(self) -> list[int]:
+        self._join()
         return list(self._manager.all_steps())
 
-    def save(self, step: int, state: Any, meta: dict) -> None:
+    def save(self, step: int, state: Any, meta: dict, background: bool = False) -> None:
+        """Save ``step``. Orbax writes the files asynchronously but its ``save`` still blocks for
+        tens of milliseconds (directories, metadata, the host copy); ``background=True`` runs that
+        part on this checkpointer's own thread too, one save in flight, so the caller can dispatch
+        its next computation at once. ``state`` must then stay valid (not donated) until the next
+        ``save`` or ``wait``; an error of a background save is raised by the next one or ``wait``.
+        """
+        self._join()
+        if not background:
+            self._save(step, state, meta)
+            return
+        if self._saver is None:
+            self._saver = concurrent.futures.ThreadPoolExecutor(1, "checkpoint")
+        self._pending = self._saver.submit(self._save, step, state, meta)
+
+    def _save(self, step: int, state: Any, meta: dict) -> None:
         self._manager.save(
             step,
             args=ocp.args.Composite(
@@ -99,11 +121,21 @@ class Checkpointer:
             force=True,
         )
 
+    def _join(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
     def wait(self) -> None:
-        self._manager.wait_until_finished()
+        """Every save so far is on disk (or its error raised)."""
+        try:
+            self._join()
+        finally:
+            self._manager.wait_until_finished()
 
     def delete(self, step: int) -> None:
         """Delete ``step`` (a checkpoint ahead of its recorded metrics, recomputed on resume)."""
+        self._join()
         self._manager.delete(step)
 
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
@@ -113,6 +145,7 @@ class Checkpointer:
         another code version) raises ``CheckpointError`` saying so; one that cannot be read
         (truncated or corrupt files, a missing item) raises ``UnreadableCheckpoint``.
         """
+        self._join()
         path = self.directory / str(step)
         want = jax.tree.map(_abstract, abstract_state)
         try:
@@ -150,6 +183,7 @@ class Checkpointer:
 
     def set_aside(self, step: int) -> Path:
         """Move ``step`` out of Orbax's sight (``corrupt-STEP``), so the step can be saved again."""
+        self._join()
         src = self.directory / str(step)
         dst = self.directory / f"corrupt-{step}"
         n = 1
