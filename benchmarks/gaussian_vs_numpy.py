@@ -1,7 +1,10 @@
 r"""The Gaussian chain: our jitted, vmapped chain (both samplers) against NumPy vectorised over seeds.
 
   python benchmarks/gaussian_vs_numpy.py [--seeds 1000] [--generations 1000] [--samples 100] \
-      [--rounds 3]
+      [--rounds 3] [--[no-]large]
+
+With the default sizes it also runs M = 10^4 over 100 generations (``--large``): the statistics
+sampler's cost is flat in M, NumPy's (and ``sampler=samples``') linear.
 
 All sides run the same chain: D_0 = M draws of N(0, 1), then each generation fits the mean and
 ``np.std`` (ddof=0, the authors' notebook; our ``estimator=mle``), pure replace, with the
@@ -61,9 +64,21 @@ def numpy_vectorised(seeds: int, generations: int, samples: int):
     return once
 
 
-def rows(seeds=1000, generations=1000, samples=100, rounds=3, quick=False):
+def rows(seeds=1000, generations=1000, samples=100, rounds=3, quick=False, large=True):
+    """The chain at ``samples`` = M and, with ``large``, also at M = 10^4 over a tenth of the
+    generations (the statistics sampler's cost does not depend on M, NumPy's grows with it)."""
     if quick:
         seeds, generations, rounds = 100, 100, 2
+    out = _rows(seeds, generations, samples, rounds, quick)
+    if large and samples < LARGE_M:
+        out += _rows(seeds, max(generations // 10, 2), LARGE_M, rounds, quick)
+    return out
+
+
+LARGE_M = 10_000
+
+
+def _rows(seeds, generations, samples, rounds, quick):
     sides = {
         "numpy": numpy_vectorised(seeds, generations, samples),
         "samples": ours(seeds, generations, samples, "samples"),
@@ -71,6 +86,8 @@ def rows(seeds=1000, generations=1000, samples=100, rounds=3, quick=False):
     }
     t = _common.interleave(sides, rounds)
     cmd = "python benchmarks/gaussian_vs_numpy.py" + (" --quick" if quick else "")
+    if samples == LARGE_M:
+        cmd += f" --samples={LARGE_M} --generations={generations}"
     work = f"Gaussian chain, {seeds} seeds x {generations} generations, M={samples}"
     return [
         _common.Row(
@@ -91,9 +108,17 @@ def main():
     p.add_argument("--samples", type=int, default=100, help="M, samples per generation")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="100 seeds x 100 generations, 2 rounds")
+    p.add_argument(
+        "--large",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"also M = {LARGE_M:,} over a tenth of the generations (default: with the default "
+        "sizes only)",
+    )
     a = p.parse_args()
+    large = a.large if a.large is not None else (a.generations, a.samples) == (1000, 100)
     print(_common.machine())
-    print(_common.table(rows(a.seeds, a.generations, a.samples, a.rounds, a.quick)))
+    print(_common.table(rows(a.seeds, a.generations, a.samples, a.rounds, a.quick, large)))
 
 
 if __name__ == "__main__":
