@@ -286,11 +286,22 @@ def _diff(a: dict, b: dict, prefix="") -> list[str]:
     return out
 
 
-def prepare_workdir(cfg, workdir, overwrite: bool = False, write: bool = True) -> Path:
+# What --overwrite deletes of every run (a family names its own further outputs).
+RUN_OUTPUTS = (
+    "checkpoints",
+    "metrics.jsonl",
+    metrics_lib.STORE,
+    "figures",
+    "summary.md",
+    "data_source.json",
+)
+
+
+def prepare_workdir(cfg, workdir, overwrite: bool = False, write: bool = True, outputs=()) -> Path:
     """Make ``workdir`` absolute, refuse it if it holds another config's run, write config.json.
 
-    With ``overwrite`` the old run (config, metrics, checkpoints, figures) is deleted first: the
-    only path that loses saved work, and only when asked for.
+    With ``overwrite`` the old run (config, metrics, checkpoints, figures and the family's
+    ``outputs``) is deleted first: the only path that loses saved work, and only when asked for.
     """
     workdir = Path(os.path.abspath(workdir))
     path = workdir / "config.json"
@@ -317,13 +328,7 @@ def prepare_workdir(cfg, workdir, overwrite: bool = False, write: bool = True) -
                 "use a new --workdir, or --overwrite to delete that run"
             )
         if diff and overwrite and write:
-            for name in (
-                "checkpoints",
-                "metrics.jsonl",
-                metrics_lib.STORE,
-                "figures",
-                "summary.md",
-            ):
+            for name in (*RUN_OUTPUTS, *outputs):
                 p = workdir / name
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     if write:
@@ -404,7 +409,7 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
     contract" under "Running experiments")."""
     fam, mesh = _resolve(cfg)
     is_main = jax.process_index() == 0
-    workdir = prepare_workdir(cfg, workdir, overwrite, write=is_main)
+    workdir = prepare_workdir(cfg, workdir, overwrite, write=is_main, outputs=fam.outputs)
     metrics_lib.quiet_orbax()
     fetch.reset()
     if isinstance(fam, SingleRun):

@@ -196,6 +196,9 @@ class Family:
     log_prob: LogProb | None = None
     truth_log_prob: TruthLogProb | None = None
     rows_per_generation: RowsPerGeneration | None = None
+    outputs: tuple[
+        str, ...
+    ] = ()  # workdir files besides the run contract's; --overwrite deletes them
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,9 @@ class HostFamily:
     fresh_data: HostFreshData | None = None  # regime fresh
     log_prob: HostLogProb | None = None  # curation scores initial and current
     notes: str | None = None  # file name in the workdir of Measured.note lines ("examples.jsonl")
+    outputs: tuple[
+        str, ...
+    ] = ()  # workdir files besides the run contract's; --overwrite deletes them
 
 
 @dataclass(frozen=True)
@@ -225,6 +231,9 @@ class SingleRun:
     name: str
     validate: Validate
     run: RunOnce
+    outputs: tuple[
+        str, ...
+    ] = ()  # workdir files besides the run contract's; --overwrite deletes them
 
 
 AnyFamily = Family | HostFamily | SingleRun

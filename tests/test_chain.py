@@ -159,6 +159,17 @@ def test_other_config_in_workdir_is_refused(tmp_path):
     assert len(json.loads(_read(tmp_path).splitlines()[0])["mean"]) == 3
 
 
+def test_overwrite_deletes_the_family_outputs_and_nothing_else(tmp_path):
+    chain.prepare_workdir(toy_config(num_generations=2), tmp_path)
+    for name in ("arrays/0.npy", "examples.jsonl", "checkpoints/0/x", "mine/notes.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("old")
+    other = toy_config(num_generations=2, samples_per_generation=16)
+    chain.prepare_workdir(other, tmp_path, overwrite=True, outputs=("arrays", "examples.jsonl"))
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert left == ["config.json", "mine/notes.txt"]
+
+
 def test_nonfinite_metric_stops_naming_generation_and_seeds(tmp_path):
     cfg = toy_config(num_generations=12, **{"toy.nan_below_var": 1e9})
     with pytest.raises(

@@ -87,6 +87,13 @@ def straight(gen0, tmp_path_factory):
     return workdir
 
 
+def test_overwrite_knows_every_file_the_run_wrote(straight):
+    from collapse_jax.families.lm import family as lm_family
+
+    known = {"config.json", *chain.RUN_OUTPUTS, *lm_family.FAMILY.outputs}
+    assert {p.name for p in straight.iterdir()} <= known
+
+
 def test_two_generations_write_the_output_contract(straight):
     lines = (straight / "metrics.jsonl").read_text().splitlines()
     assert [line.split(",")[0] for line in lines] == ['{"generation": 0', '{"generation": 1']

@@ -330,6 +330,7 @@ FAMILY = family.HostFamily(
     metrics=metrics,
     finish=write_examples_md,
     notes="examples.jsonl",
+    outputs=("arrays", "examples.jsonl", "examples.md", "reference.json", "tokenizer"),
     fresh_data=fresh_data,
     log_prob=log_prob,
 )

@@ -343,4 +343,9 @@ def run_finetune(cfg, workdir) -> dict:
 
 # One fine-tuning, not a chain: no seeds, generations or mixing, so it needs none of the chain's
 # loop, and its outputs (an HF model directory, the fine-tuning log) are its own.
-FAMILY = family.SingleRun(name="opt_finetune", validate=validate, run=run_finetune)
+FAMILY = family.SingleRun(
+    name="opt_finetune",
+    validate=validate,
+    run=run_finetune,
+    outputs=("model", "finetune.jsonl", "test_sequence_perplexity.npy", "summary.json"),
+)
