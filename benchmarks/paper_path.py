@@ -27,16 +27,19 @@
 
 Timing records go to ``DIR/stage_times.jsonl``, the summary to ``DIR/paper_path.json``.
 
-Measured (2-core Xeon shared by several busy processes, load average 11-16, 23 GB of memory):
-  tiny: both runs 8.5 min of wall time but 1 CPU-minute, every stage timed, the rerun resumed
-    (no beam search of the data, one fine-tuning), metrics.jsonl complete with 2 generations.
-  opt-125m: out of memory. A fine-tuning step at the paper's batch of 128 x 64 tokens needs
-    11.5 GiB of XLA temporaries (the (8192, 50272) float32 logits, their softmax and gradient,
-    12 layers of activations; ``jit(...).lower(...).compile().memory_analysis()``) besides
-    1.4 GiB of parameters and AdamW state; the process was killed at 15.6 GB resident in
-    generation 0's fourth epoch. Until then, at that load: the step-0 validation of 128 blocks
-    151 s (with its compilation), each epoch (one 128-block train step and a validation)
-    490-710 s. Run it on a machine with >= 24 GB free, or an accelerator.
+Measured on the 2-core Xeon with 23 GB of memory:
+  tiny (shared by several busy processes, load average 11-16): both runs 8.5 min of wall time but
+    1 CPU-minute, every stage timed, the rerun resumed (no beam search of the data, one
+    fine-tuning), metrics.jsonl complete with 2 generations.
+  opt-125m (2026-11-30, mostly idle): both runs 25.6 min of wall time (1150 s, interrupted after
+    generation 1's test metrics; 384 s, resumed from generation 1's saved synthetic data: no beam
+    search of the data, generation 1's fine-tuning redone), exit 0, metrics.jsonl complete with 2
+    generations. Warm seconds per block: fine-tuning 0.339 per epoch, validation 0.135, beam
+    search 1.34, data perplexity 0.108, test perplexity + tail 0.097. A fine-tuning step at the
+    paper's batch of 128 x 64 tokens needs 11.5 GiB of XLA temporaries (the (8192, 50272) float32
+    logits, their softmax and gradient, 12 layers of activations;
+    ``jit(...).lower(...).compile().memory_analysis()``) besides 1.4 GiB of parameters and AdamW
+    state: an earlier attempt on the machine shared with six other jobs was killed for memory.
 """
 
 from __future__ import annotations
