@@ -101,6 +101,36 @@ def _rows(seeds, generations, samples, rounds, quick):
     ]
 
 
+def parts(seeds: int, generations: int, rounds: int) -> dict[str, float]:
+    """Median seconds of the statistics sampler's random draws alone, each in the chain's shape (a
+    ``lax.scan`` over generations of ``vmap`` over seeds, one key per seed and generation): what
+    bounds its speed at small M, where NumPy's whole generation costs only M normals per seed."""
+    keys_S = rng.seed_keys(0, seeds)
+    df = jnp.float32(49.5)  # chi^2_99 / 2: M = 100
+
+    def scan(draw):
+        @jax.jit
+        def f(keys_S):
+            def body(acc, g):
+                k_S = jax.vmap(lambda k: jax.random.fold_in(k, g))(keys_S)
+                return acc + jax.vmap(draw)(k_S), None
+
+            return jax.lax.scan(body, jnp.zeros(seeds), jnp.arange(generations))[0]
+
+        return lambda: np.asarray(f(keys_S))
+
+    def split(k):
+        return jax.random.key_data(jax.random.split(k, 4)).sum().astype(jnp.float32)
+
+    sides = {
+        "fold_in + 4-way split (each generation's keys)": scan(split),
+        "normal (the mean)": scan(lambda k: jax.random.normal(k, ())),
+        "gamma (the chi-square of the scatter)": scan(lambda k: jax.random.gamma(k, df, ())),
+    }
+    t = _common.interleave(sides, rounds)
+    return {k: float(np.median(v)) for k, v in t.items()}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=1000)
@@ -115,7 +145,17 @@ def main():
         help=f"also M = {LARGE_M:,} over a tenth of the generations (default: with the default "
         "sizes only)",
     )
+    p.add_argument(
+        "--parts", action="store_true", help="time the statistics sampler's random draws alone"
+    )
     a = p.parse_args()
+    if a.parts:
+        print(_common.machine())
+        for k, v in parts(a.seeds, a.generations, a.rounds).items():
+            print(
+                f"{k}: {v:.3f} s ({1e9 * v / (a.seeds * a.generations):.0f} ns per seed-generation)"
+            )
+        return
     large = a.large if a.large is not None else (a.generations, a.samples) == (1000, 100)
     print(_common.machine())
     print(_common.table(rows(a.seeds, a.generations, a.samples, a.rounds, a.quick, large)))

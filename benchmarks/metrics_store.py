@@ -2,12 +2,18 @@ r"""What recording costs: ``chain.run`` (store + metrics.jsonl + checkpoints) ag
 
   python benchmarks/metrics_store.py                        # gaussian cpu, 1,000 and 10,000 seeds
   python benchmarks/metrics_store.py --seeds=1000 --rounds=5 --profile
+  python benchmarks/metrics_store.py --seeds=1000 --parts     # where run's extra time goes
 
 One process. Each program is compiled by an untimed first call (XLA's persistent cache then
 serves the timed calls' compile, so both sides still trace and lower their two programs, as a
 fresh ``launch.run`` does). Then ``--rounds`` rounds each time one ``simulate`` and one ``run``,
 in alternating order; the table gives the medians and the median of the per-round ratios, which
 is what survives a machine shared with other work (say so when you quote the numbers).
+
+``--parts`` then times ``run`` with parts of its host work taken away (the metric records, the
+checkpoint saves, both: a no-op in their place), interleaved with ``simulate`` in the same way, and
+the CPU time of the run's checkpoint saves alone (its carry saved as many times, Orbax as
+``chain.run`` uses it, nothing else running).
 
 Before timing, the untimed run's stored arrays are checked bit for bit against ``simulate``'s.
 ``run`` is timed at the config's ``metrics.per_seed_max_seeds`` (100: per-seed jsonl lines up to
@@ -43,6 +49,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds; medians count")
     parser.add_argument(
         "--profile", action="store_true", help="cProfile one more run at the last seed count"
+    )
+    parser.add_argument(
+        "--parts", action="store_true", help="time run without records / saves (last seed count)"
     )
     args = parser.parse_args()
 
@@ -111,6 +120,8 @@ def main() -> None:
                     flush=True,
                 )
             del sim
+        if args.parts:
+            _parts(c, cfg, Path(tmp) / "parts", args.rounds, once)
         if args.profile:
             prof = cProfile.Profile()
             prof.enable()
@@ -136,6 +147,68 @@ def main() -> None:
         print(
             f"| {S:,} | {label} | {sim_m:.2f} | {run_m:.2f} | {ratio:.2f}x | {b:.3f} | {mb:.2f} |"
         )
+
+
+def _parts(cfg_run, cfg_sim, tmp: Path, rounds: int, once) -> None:
+    """run with its records and/or checkpoint saves replaced by no-ops, against simulate."""
+    import jax
+
+    from collapse_jax import chain, experiments, rng
+    from collapse_jax import checkpoint as checkpoint_lib
+    from collapse_jax import metrics as metrics_lib
+
+    real = metrics_lib.Recorder._record, checkpoint_lib.Checkpointer._save
+    skip = lambda self, *a, **k: None  # noqa: E731
+    variants = {
+        "simulate": (None, None),
+        "run": real,
+        "run, no records": (skip, real[1]),
+        "run, no saves": (real[0], skip),
+        "run, neither": (skip, skip),
+    }
+    times = {k: [] for k in variants}
+    n = 0
+    for i in range(rounds):
+        for name in variants if i % 2 == 0 else reversed(list(variants)):
+            rec, save = variants[name]
+            if rec is None:
+                times[name].append(once(chain.simulate, cfg_sim))
+                continue
+            metrics_lib.Recorder._record, checkpoint_lib.Checkpointer._save = rec, save
+            try:
+                n += 1
+                times[name].append(once(chain.run, cfg_run, tmp / str(n)))
+            finally:
+                metrics_lib.Recorder._record, checkpoint_lib.Checkpointer._save = real
+    sim = statistics.median(times["simulate"])
+    print(f"\nparts ({rounds} rounds, interleaved; medians):")
+    for name, t in times.items():
+        print(
+            f"  {name}: {statistics.median(t):.2f} s ({statistics.median(t) / sim:.2f}x simulate)"
+        )
+    # The saves alone: the run's carry, saved as often as the run saves it.
+    fam = experiments.family(cfg_run.experiment)
+    steps = chain.build(cfg_run, fam)
+    carry, _ = steps.first(rng.seed_keys(cfg_run.seed, cfg_run.num_seeds), fam.reference(cfg_run))
+    ck = cfg_run.checkpoint
+    ends = [
+        0,
+        *chain.chunk_ends(0, cfg_run.num_generations, ck.every_generations, ck.keep_generations),
+    ]
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    with checkpoint_lib.Checkpointer(
+        tmp / "saves",
+        cfg_run.checkpoint.max_to_keep,
+        keep_steps=cfg_run.checkpoint.keep_generations,
+    ) as ckpt:
+        for g in ends:
+            ckpt.save(g, carry, {"generation": g})
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    leaves = len(jax.tree.leaves(carry))
+    print(
+        f"  {len(ends)} checkpoint saves of the carry ({leaves} arrays) alone: {cpu:.2f} CPU-s, "
+        f"{wall:.2f} s wall ({1000 * cpu / len(ends):.0f} ms of CPU per save)"
+    )
 
 
 if __name__ == "__main__":
