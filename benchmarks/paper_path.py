@@ -33,7 +33,8 @@ Measured on the 2-core Xeon with 23 GB of memory:
     fine-tuning), metrics.jsonl complete with 2 generations.
   opt-125m (2026-11-30, mostly idle): both runs 25.6 min of wall time (1150 s, interrupted after
     generation 1's test metrics; 384 s, resumed from generation 1's saved synthetic data: no beam
-    search of the data, generation 1's fine-tuning redone), exit 0, metrics.jsonl complete with 2
+    search of the data; generation 1's fine-tuning redone, as the model was then saved with its
+    metrics: it is now saved before them), exit 0, metrics.jsonl complete with 2
     generations. Warm seconds per block: fine-tuning 0.339 per epoch, validation 0.135, beam
     search 1.34, data perplexity 0.108, test perplexity + tail 0.097. A fine-tuning step at the
     paper's batch of 128 x 64 tokens needs 11.5 GiB of XLA temporaries (the (8192, 50272) float32

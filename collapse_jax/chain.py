@@ -532,8 +532,11 @@ def _write_or_raise(writer, gens, m_GxS) -> None:
 # Checkpoints (Orbax, step = generation) under ``DIR/checkpoints/``:
 #   ``seed_{s}/data``   the pool of generation g >= 1, saved after the sampling and mixing and
 #                       before the fit (a sub-step: an interrupted fit reuses the samples)
-#   ``seed_{s}/model``  the fitted state of generation g, with its metrics, the fit's record and
-#                       the note as JSON metadata; generation 0 (the origin's model) is kept for good
+#   ``seed_{s}/model``  the fitted state of generation g with the fit's record and metrics as JSON
+#                       metadata, saved before the metrics are computed (a sub-step: an interrupted
+#                       metrics computation reuses the fit); generation 0 is kept for good
+#   ``seed_{s}/measured/{g}.json``  generation g's metrics and note (written by rename once they
+#                       are computed; with the model checkpoint it marks the generation done)
 #   ``<name>/``         run-level states made once by the family (``Once``: the LM's base model)
 # Both per-seed directories keep the latest ``max(2, checkpoint.max_to_keep)`` generations
 # (generation g starts from g - 1's state and pool) and ``checkpoint.keep_generations``.
@@ -580,6 +583,13 @@ def _float32(d: dict) -> dict:
     return {k: float(np.float32(v)) for k, v in d.items()}
 
 
+def _save_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
 def _save_array(path: Path, a) -> None:
     tmp = path.with_name(path.name + ".tmp.npy")
     np.save(tmp, a)
@@ -617,6 +627,7 @@ class _HostSeed:
         d = ckpt_dir / f"seed_{s}"
         self.data = Checkpointer(d / "data", keep, keep_steps=kept)
         self.model = Checkpointer(d / "model", keep, keep_steps=sorted({0, *kept}))
+        self.measured = d / "measured"
         self.state: tuple[int, Any] | None = None
         self.pool: tuple[int, mixing.Data] | None = None
         self.state0 = None
@@ -678,52 +689,78 @@ class _HostSeed:
         return self.data.restore(g, self.pool_template)[0]
 
     def generation(self, g: int, arrays_dir: Path) -> dict:
-        """Run (or read back) generation ``g``: the checkpoint metadata with its metrics."""
+        """Run (or read back) generation ``g``: its metadata (fit record, metrics, note).
+
+        Sub-steps, each saved before the next starts: the pool (``data``), the fitted state with
+        the fit's record (``model``), then the metrics and note (``measured/G.json``); a rerun
+        redoes only what was not saved.
+        """
         fam, cfg, plan, s = self.fam, self.cfg, self.plan, self.s
-        if g in self.model.all_steps():  # done before an interruption
-            state, meta = self.model.restore(g, self.template)
-            self.state, self.pool = (g, state), None
-            return meta
         gen_key = rng.generation_key(self.seed_key, g)
         k_sample, k_mix, k_train, k_fit = jax.random.split(gen_key, 4)
-        if g == 0:
-            pool = mixing.initial_pool(plan, self.x0)
-        elif g in self.data.all_steps():
-            pool = self.data.restore(g, self.pool_template)[0]
-            logging.info("seed %d generation %d: samples restored", s, g)
+        measured_path = self.measured / f"{g}.json"
+        if g in self.model.all_steps():  # fitted before an interruption
+            state, meta = self.model.restore(g, self.template)
+            self.state = (g, state)
+            if "metrics" in meta:  # a run that saved its metrics in the model's metadata
+                self.pool = None
+                return meta
+            if measured_path.exists():
+                self.pool = None
+                return {**meta, **json.loads(measured_path.read_text())}
+            logging.info("seed %d generation %d: fitted model restored", s, g)
+            fitted_before = state, meta
+            pool = mixing.initial_pool(plan, self.x0) if g == 0 else self.pool_at(g)
         else:
-            state0 = self.state_at(0) if plan.score == "initial" else None
-            model_x = _host_model_samples(
-                fam, plan, cfg, self.truth, self.state_at(g - 1), state0, k_sample, gen_key
-            )
-            fresh_x = None
-            if plan.regime == "fresh":
-                k_fresh = jax.random.fold_in(gen_key, FRESH_PURPOSE)
-                fresh_x = jnp.asarray(
-                    fam.fresh_data(k_fresh, self.truth, plan.num_original, g, cfg)
+            fitted_before = None
+            if g == 0:
+                pool = mixing.initial_pool(plan, self.x0)
+            elif g in self.data.all_steps():
+                pool = self.data.restore(g, self.pool_template)[0]
+                logging.info("seed %d generation %d: samples restored", s, g)
+            else:
+                state0 = self.state_at(0) if plan.score == "initial" else None
+                model_x = _host_model_samples(
+                    fam, plan, cfg, self.truth, self.state_at(g - 1), state0, k_sample, gen_key
                 )
-            pool = mixing.next_pool(k_mix, plan, self.pool_at(g - 1), model_x, self.x0, g, fresh_x)
-            self.data.save(g, pool, {"generation": g, "seed_index": s})
+                fresh_x = None
+                if plan.regime == "fresh":
+                    k_fresh = jax.random.fold_in(gen_key, FRESH_PURPOSE)
+                    fresh_x = jnp.asarray(
+                        fam.fresh_data(k_fresh, self.truth, plan.num_original, g, cfg)
+                    )
+                pool = mixing.next_pool(
+                    k_mix, plan, self.pool_at(g - 1), model_x, self.x0, g, fresh_x
+                )
+                self.data.save(g, pool, {"generation": g, "seed_index": s})
         data = mixing.training_data(k_train, plan, pool)
-        logging.info("seed %d generation %d: fitting", s, g)
-        fitted = fam.fit(k_fit, self.state_at(g - 1), data, self.truth, cfg)
+        if fitted_before is not None:
+            fit_state, fit_meta = fitted_before
+        else:
+            logging.info("seed %d generation %d: fitting", s, g)
+            fitted = fam.fit(k_fit, self.state_at(g - 1), data, self.truth, cfg)
+            fit_state = fitted.state
+            fit_meta = {
+                "generation": g,
+                "seed_index": s,
+                "fit": fitted.record,
+                "fit_metrics": _float32(fitted.metrics),
+            }
+            self.model.save(g, fit_state, fit_meta)
         if g == 0:
-            self.state0 = fitted.state
-        origin = Origin(self.truth, self.x0, self.state_at(0) if g else fitted.state)
+            self.state0 = fit_state
+        origin = Origin(self.truth, self.x0, self.state_at(0) if g else fit_state)
         k_metrics = jax.random.fold_in(gen_key, METRICS_PURPOSE)
-        measured = fam.metrics(k_metrics, fitted.state, data, origin, cfg)
+        measured = fam.metrics(k_metrics, fit_state, data, origin, cfg)
         if measured.per_sample is not None:
             _save_array(arrays_dir / f"gen_{g}_seed_{s}.npy", measured.per_sample)
-        meta = {
-            "generation": g,
-            "seed_index": s,
-            "metrics": _float32({**fitted.metrics, **measured.metrics}),
+        record = {
+            "metrics": {**fit_meta["fit_metrics"], **_float32(measured.metrics)},
             "note": measured.note,
-            "fit": fitted.record,
         }
-        self.model.save(g, fitted.state, meta)
-        self.state, self.pool = (g, fitted.state), (g, pool)
-        return meta
+        _save_json(measured_path, record)
+        self.state, self.pool = (g, fit_state), (g, pool)
+        return {**fit_meta, **record}
 
 
 def _note_line(meta: dict) -> str:

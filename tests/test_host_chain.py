@@ -180,7 +180,7 @@ def test_resume_after_a_kill_is_byte_identical(where, tmp_path, monkeypatch):
     assert (calls["sample"], calls["fit"]) == {
         "sample": (4, 4),  # killed sampling generation 3 of seed 0: nothing of it saved
         "fit": (3, 4),  # killed fitting generation 3 of seed 0: its pool is saved
-        "metrics": (4, 5),  # killed in generation 2's metrics of seed 1: its pool is saved
+        "metrics": (4, 4),  # killed in generation 2's metrics of seed 1: its fitted model is saved
         "record": (4, 4),  # killed recording generation 2: both models are saved
     }[where]
     names = ["metrics.jsonl", "notes.jsonl"]
@@ -189,6 +189,43 @@ def test_resume_after_a_kill_is_byte_identical(where, tmp_path, monkeypatch):
         path = name if name.endswith("jsonl") else f"arrays/{name}"
         got, want = (tmp_path / d / path for d in ("killed", "straight"))
         assert got.read_bytes() == want.read_bytes(), name
+
+
+def test_a_model_checkpoint_holding_its_metrics_still_resumes(tmp_path, monkeypatch):
+    """Runs saved before ``measured/G.json`` existed kept the metrics in the model's metadata."""
+    from collapse_jax.checkpoint import Checkpointer
+
+    cfg = _config()
+    _run(TOY, cfg, tmp_path / "straight")
+
+    def dying_write(self, *a, **k):
+        raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(metrics_lib.Recorder, "write", dying_write)
+        with pytest.raises(Killed):
+            _run(TOY, cfg, tmp_path / "old")
+    # Generation 0 of every seed fitted and measured, nothing recorded: rewrite it the old way.
+    for s in range(cfg.num_seeds):
+        seed_dir = tmp_path / "old" / "checkpoints" / f"seed_{s}"
+        measured = seed_dir / "measured" / "0.json"
+        with Checkpointer(seed_dir / "model", keep_steps=[0]) as ckpt:
+            state, meta = ckpt.restore(0, _init(None, cfg))
+            ckpt.delete(0)
+            ckpt.save(0, state, {**meta, **json.loads(measured.read_text())})
+        measured.unlink()
+    calls.update(fit=0, sample=0, metrics=0)
+
+    def counted_metrics(*a, **k):
+        calls["metrics"] += 1
+        return _metrics(*a, **k)
+
+    _run(dataclasses.replace(TOY, metrics=counted_metrics), cfg, tmp_path / "old")
+    later = cfg.num_seeds * (cfg.num_generations - 1)
+    assert calls["fit"] == calls["metrics"] == later  # generation 0 neither refitted nor measured
+    for name in ("metrics.jsonl", "notes.jsonl"):
+        want = (tmp_path / "straight" / name).read_bytes()
+        assert (tmp_path / "old" / name).read_bytes() == want, name
 
 
 def test_a_corrupt_record_line_is_one_error_line(tmp_path):
