@@ -122,13 +122,14 @@ def _run(tmp_path, model):
     first, second = summary["runs"]
     assert first["exit_code"] != 0 and second["exit_code"] == 0, summary["runs"]
     assert summary["generations_done"] == 2
-    # The rerun resumed from generation 1's saved synthetic data: it searched no beams for the
-    # data and fine-tuned once (generation 1), where the first run fine-tuned twice.
+    # The first run stopped in generation 1's metrics, after its fine-tuned model was saved: the
+    # rerun searched no beams for the data and fine-tuned nothing, it measured generation 1.
     first_calls, resumed_calls = summary["calls_per_run"]
     assert first_calls["fine-tune (train steps)"] == 2
     assert first_calls["generation: synthetic data"] == 2  # 128 prompts in batches of 64
     assert resumed_calls["generation: synthetic data"] == 0
-    assert resumed_calls["fine-tune (train steps)"] == 1
+    assert resumed_calls["fine-tune (train steps)"] == 0
+    assert resumed_calls["test perplexity + tail metrics"] == 1
     stages = summary["stages"]
     for name in pp.STAGE_ORDER[:-1]:
         assert stages[name]["s_per_block"] > 0, name
