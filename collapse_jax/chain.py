@@ -433,11 +433,12 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
     ):
         steps = build(cfg, fam, mesh)
         truth, keys_S = _inputs(cfg, fam, mesh)
-        overlap = _carry_bytes(jax.eval_shape(steps.first, keys_S, truth)[0]) <= OVERLAP_MAX_BYTES
+        carry_shape = jax.eval_shape(steps.first, keys_S, truth)[0]
+        overlap = _carry_bytes(carry_shape) <= OVERLAP_MAX_BYTES
         span = build_span(cfg, fam, steps.plan, mesh, min(every, G - 1), donate=not overlap)
         if is_main:
             fetch.write_record(workdir)
-        restored = _restore_recorded(ckpt, writer, steps, keys_S, truth, mesh, workdir, G)
+        restored = _restore_recorded(ckpt, writer, carry_shape, mesh, workdir, G)
         if restored is None:
             carry, m0 = steps.first(keys_S, truth)
             if mesh is None:
@@ -465,7 +466,7 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
     return workdir
 
 
-def _restore_recorded(ckpt, writer, steps, keys_S, truth, mesh, workdir, G):
+def _restore_recorded(ckpt, writer, carry_shape, mesh, workdir, G):
     """``(generation, carry)`` of the newest readable checkpoint whose metrics are recorded
     (``Recorder.complete``), after truncating the records to it; None to start afresh.
 
@@ -487,7 +488,7 @@ def _restore_recorded(ckpt, writer, steps, keys_S, truth, mesh, workdir, G):
     if usable is not None:
         # Restored onto this run's devices, whatever the devices of the run that saved it.
         # An unreadable newest checkpoint is set aside and an earlier one used.
-        abstract = sharding.with_sharding(jax.eval_shape(steps.first, keys_S, truth)[0], mesh)
+        abstract = sharding.with_sharding(carry_shape, mesh)
         last, carry, meta = restore_newest(ckpt, abstract)
         if last is not None and meta.get("generation") != last:
             raise CheckpointError(f"{workdir}/checkpoints/{last}: metadata names {meta}")
@@ -710,7 +711,7 @@ class _HostSeed:
                 return {**meta, **json.loads(measured_path.read_text())}
             logging.info("seed %d generation %d: fitted model restored", s, g)
             fitted_before = state, meta
-            pool = mixing.initial_pool(plan, self.x0) if g == 0 else self.pool_at(g)
+            pool = self.pool_at(g)
         else:
             fitted_before = None
             if g == 0:
