@@ -397,7 +397,12 @@ def build_span(cfg, fam, plan: mixing.Plan, mesh=None, length: int = 1, donate: 
 # Carries up to this size are checkpointed on a background thread while the next span computes,
 # which costs a second copy of the carry (the span cannot donate the one being saved); larger
 # ones (pools of images) are donated and saved between spans, as memory matters more there.
+# Saves queue up behind each other (one thread, in order) while the carries they hold fit in
+# this many bytes, at most SAVE_QUEUE_MAX: Orbax spends ~30 ms of CPU per save whatever its
+# size, so short spans (the first generations of checkpoint.keep_generations) would otherwise
+# wait on the previous save with the device idle.
 OVERLAP_MAX_BYTES = 1 << 30
+SAVE_QUEUE_MAX = 16
 
 
 def _carry_bytes(abstract_carry) -> int:
@@ -434,7 +439,9 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
         steps = build(cfg, fam, mesh)
         truth, keys_S = _inputs(cfg, fam, mesh)
         carry_shape = jax.eval_shape(steps.first, keys_S, truth)[0]
-        overlap = _carry_bytes(carry_shape) <= OVERLAP_MAX_BYTES
+        carry_bytes = _carry_bytes(carry_shape)
+        overlap = carry_bytes <= OVERLAP_MAX_BYTES
+        queue = min(SAVE_QUEUE_MAX, max(1, OVERLAP_MAX_BYTES // max(carry_bytes, 1)))
         span = build_span(cfg, fam, steps.plan, mesh, min(every, G - 1), donate=not overlap)
         if is_main:
             fetch.write_record(workdir)
@@ -448,7 +455,7 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
                 carry = jax.device_put(carry, jax.local_devices()[0])
             m0 = {k: v[None] for k, v in sharding.to_host(m0).items()}
             _write_or_raise(writer, np.zeros(1, np.int32), m0)
-            _save(ckpt, writer, 0, carry, overlap)
+            _save(ckpt, writer, 0, carry, overlap, queue)
             last = 0
         else:
             last, carry = restored
@@ -460,7 +467,7 @@ def run(cfg, workdir, overwrite: bool = False) -> Path:
             # One transfer of the whole pytree; the rows past n are the buffer's padding.
             m = {k: v[:n] for k, v in sharding.to_host(m).items()}
             _write_or_raise(writer, np.arange(last + 1, end + 1, dtype=np.int32), m)
-            _save(ckpt, writer, end, carry, overlap)
+            _save(ckpt, writer, end, carry, overlap, queue)
             last = end
             progress.update(last, force=last == G - 1)
     return workdir
@@ -496,16 +503,18 @@ def _restore_recorded(ckpt, writer, carry_shape, mesh, workdir, G):
     return None if last is None else (last, carry)
 
 
-def _save(ckpt, writer, generation: int, carry, background: bool) -> None:
-    """Checkpoint ``generation`` (in the ``background`` while the next span computes); the writer
-    may still hold its chunk, never an older one's.
+def _save(ckpt, writer, generation: int, carry, background: bool, queue: int = 1) -> None:
+    """Checkpoint ``generation`` (in the ``background`` while the next span computes, behind at
+    most ``queue - 1`` earlier saves); the writer may still hold its chunk, never an older one's.
 
     With ``max_to_keep`` 1 the previous checkpoint goes when this one commits, so this one must
     not get ahead of its metrics: wait for them.
     """
     if ckpt.max_to_keep == 1:
         writer.wait()
-    ckpt.save(generation, carry, {"generation": generation}, background=background)
+    ckpt.save(
+        generation, carry, {"generation": generation}, background=background, max_pending=queue
+    )
 
 
 def _write_or_raise(writer, gens, m_GxS) -> None:

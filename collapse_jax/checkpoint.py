@@ -8,6 +8,7 @@ Retention is Orbax's own preservation policy: the latest ``max_to_keep`` steps, 
 ``keep_steps`` for good (``checkpoint.keep_generations``, what ``runs.open_run`` restores later).
 """
 
+import collections
 import concurrent.futures
 import logging
 import os
@@ -71,7 +72,7 @@ class Checkpointer:
             )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
         self._saver = None  # one background thread for save(..., background=True)
-        self._pending = None
+        self._pending: collections.deque[concurrent.futures.Future] = collections.deque()
 
     def __enter__(self):
         return self
@@ -97,20 +98,25 @@ class Checkpointer:
         self._join()
         return list(self._manager.all_steps())
 
-    def save(self, step: int, state: Any, meta: dict, background: bool = False) -> None:
+    def save(
+        self, step: int, state: Any, meta: dict, background: bool = False, max_pending: int = 1
+    ) -> None:
         """Save ``step``. Orbax writes the files asynchronously but its ``save`` still blocks for
         tens of milliseconds (directories, metadata, the host copy); ``background=True`` runs that
-        part on this checkpointer's own thread too, one save in flight, so the caller can dispatch
-        its next computation at once. ``state`` must then stay valid (not donated) until the next
-        ``save`` or ``wait``; an error of a background save is raised by the next one or ``wait``.
+        part on this checkpointer's own thread too, so the caller can dispatch its next
+        computation at once. Background saves run in order, at most ``max_pending`` of them
+        queued or running (this call first waits for the oldest beyond that). Each ``state``
+        must stay valid (not donated) until its save is done, which ``wait`` ensures; an error of
+        a background save is raised by a later ``save`` or ``wait``.
         """
-        self._join()
         if not background:
+            self._join()
             self._save(step, state, meta)
             return
+        self._join(keep=max_pending - 1)
         if self._saver is None:
             self._saver = concurrent.futures.ThreadPoolExecutor(1, "checkpoint")
-        self._pending = self._saver.submit(self._save, step, state, meta)
+        self._pending.append(self._saver.submit(self._save, step, state, meta))
 
     def _save(self, step: int, state: Any, meta: dict) -> None:
         self._manager.save(
@@ -121,10 +127,18 @@ class Checkpointer:
             force=True,
         )
 
-    def _join(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
+    def _join(self, keep: int = 0) -> None:
+        """Wait until at most ``keep`` background saves are pending, oldest first; a failed one
+        raises here (the saves queued after it are then dropped)."""
+        try:
+            while len(self._pending) > keep or (self._pending and self._pending[0].done()):
+                self._pending[0].result()
+                self._pending.popleft()
+        except BaseException:
+            for f in self._pending:
+                f.cancel()
+            self._pending.clear()
+            raise
 
     def wait(self) -> None:
         """Every save so far is on disk (or its error raised)."""
