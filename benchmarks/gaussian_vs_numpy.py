@@ -3,8 +3,8 @@ r"""The Gaussian chain: our jitted, vmapped chain (both samplers) against NumPy 
   python benchmarks/gaussian_vs_numpy.py [--seeds 1000] [--generations 1000] [--samples 100] \
       [--rounds 3] [--[no-]large]
 
-With the default sizes it also runs M = 10^4 over 100 generations (``--large``): the statistics
-sampler's cost is flat in M, NumPy's (and ``sampler=samples``') linear.
+With the default sizes it also runs M = 10^3 and 10^4 over 100 generations (``--large``): the
+statistics sampler's cost is flat in M, NumPy's (and ``sampler=samples``') linear.
 
 All sides run the same chain: D_0 = M draws of N(0, 1), then each generation fits the mean and
 ``np.std`` (ddof=0, the authors' notebook; our ``estimator=mle``), pure replace, with the
@@ -65,20 +65,22 @@ def numpy_vectorised(seeds: int, generations: int, samples: int):
 
 
 def rows(seeds=1000, generations=1000, samples=100, rounds=3, quick=False, large=True):
-    """The chain at ``samples`` = M and, with ``large``, also at M = 10^4 over a tenth of the
-    generations (the statistics sampler's cost does not depend on M, NumPy's grows with it)."""
+    """The chain at ``samples`` = M and, with ``large``, also at M = 10^3 and 10^4 over a tenth
+    of the generations (the statistics sampler's cost does not depend on M, NumPy's grows with
+    it)."""
     if quick:
         seeds, generations, rounds = 100, 100, 2
     out = _rows(seeds, generations, samples, rounds, quick)
-    if large and samples < LARGE_M:
-        out += _rows(seeds, max(generations // 10, 2), LARGE_M, rounds, quick)
+    for m in LARGE_M if large else ():
+        if m > samples:
+            out += _rows(seeds, max(generations // 10, 2), m, rounds, quick, large=True)
     return out
 
 
-LARGE_M = 10_000
+LARGE_M = (1_000, 10_000)
 
 
-def _rows(seeds, generations, samples, rounds, quick):
+def _rows(seeds, generations, samples, rounds, quick, large=False):
     sides = {
         "numpy": numpy_vectorised(seeds, generations, samples),
         "samples": ours(seeds, generations, samples, "samples"),
@@ -86,8 +88,8 @@ def _rows(seeds, generations, samples, rounds, quick):
     }
     t = _common.interleave(sides, rounds)
     cmd = "python benchmarks/gaussian_vs_numpy.py" + (" --quick" if quick else "")
-    if samples == LARGE_M:
-        cmd += f" --samples={LARGE_M} --generations={generations}"
+    if large:
+        cmd += f" --samples={samples} --generations={generations}"
     work = f"Gaussian chain, {seeds} seeds x {generations} generations, M={samples}"
     return [
         _common.Row(
@@ -142,8 +144,8 @@ def main():
         "--large",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help=f"also M = {LARGE_M:,} over a tenth of the generations (default: with the default "
-        "sizes only)",
+        help=f"also M = {', '.join(f'{m:,}' for m in LARGE_M)} over a tenth of the generations "
+        "(default: with the default sizes only)",
     )
     p.add_argument(
         "--parts", action="store_true", help="time the statistics sampler's random draws alone"
