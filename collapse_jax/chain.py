@@ -21,6 +21,7 @@ retention and resume rules; see "The host path" below.
 """
 
 import dataclasses
+import importlib.util
 import json
 import os
 import shutil
@@ -30,6 +31,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from absl import logging
 
@@ -275,15 +277,58 @@ def config_dict(cfg) -> dict:
     return json.loads(cfg.to_json_best_effort(sort_keys=True))
 
 
-def _diff(a: dict, b: dict, prefix="") -> list[str]:
+MISSING = "<missing>"
+
+
+def _diff(a: dict, b: dict, prefix="") -> list[tuple[str, Any, Any]]:
+    """``(dotted path, value in a, value in b)`` of every leaf that differs."""
     out = []
     for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k, "<missing>"), b.get(k, "<missing>")
+        va, vb = a.get(k, MISSING), b.get(k, MISSING)
         if isinstance(va, dict) and isinstance(vb, dict):
             out += _diff(va, vb, f"{prefix}{k}.")
         elif va != vb:
-            out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
+            out.append((f"{prefix}{k}", va, vb))
     return out
+
+
+def _lookup(d: dict, path: str):
+    for k in path.split("."):
+        if not isinstance(d, dict) or k not in d:
+            return MISSING
+        d = d[k]
+    return d
+
+
+def _merged(default: dict, saved: dict) -> dict:
+    out = dict(default)
+    for k, v in saved.items():
+        out[k] = (
+            _merged(default[k], v)
+            if isinstance(v, dict) and isinstance(default.get(k), dict)
+            else v
+        )
+    return out
+
+
+def saved_config(saved: dict) -> dict:
+    """A run's ``config.json`` with the fields the code gained since, at their defaults (what
+    ``prepare_workdir`` accepts on resume), so that an older run opens under this version."""
+    cfg = ml_collections.ConfigDict(saved)
+    default = _variant_default(cfg) if "experiment" in saved else None
+    return saved if default is None else _merged(default, saved)
+
+
+def _variant_default(cfg) -> dict | None:
+    """``config_dict`` of what ``cfg``'s config file builds for its variant (None: it cannot)."""
+    try:
+        path = experiments.get(cfg.experiment).config_path
+        spec = importlib.util.spec_from_file_location(f"_defaults_{path.stem}", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return config_dict(mod.get_config(cfg.get("variant")))
+    except Exception:  # no defaults only means that every difference counts
+        return None
 
 
 # What --overwrite deletes of every run (a family names its own further outputs).
@@ -314,6 +359,13 @@ def prepare_workdir(cfg, workdir, overwrite: bool = False, write: bool = True, o
                 f"{path}: not valid JSON ({e}); move it away or pass --overwrite"
             ) from e
         diff = _diff(old, new)
+        # A field the code gained after the run was started (absent from its config.json) at its
+        # default value is the old behaviour, which is what a new field's default must keep: the
+        # run resumes under the new version and its config.json gains the field.
+        if any(o == MISSING for _, o, _ in diff):
+            default = _variant_default(cfg) or {}
+            diff = [d for d in diff if not (d[1] == MISSING and _lookup(default, d[0]) == d[2])]
+        diff = [f"{k}: {o!r} -> {n!r}" for k, o, n in diff]
         # Extending a chain to more generations is a resume, not another config, except where
         # the accumulating regimes size their buffer by num_generations.
         grows = old.get("num_generations", 0) <= new["num_generations"]

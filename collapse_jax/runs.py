@@ -55,10 +55,10 @@ class RunView:
         from collapse_jax import plots
 
         loaded = plots.load_run(self.workdir)
-        # Rebuilt from config.json, so the family functions accept it as they accept the original.
-        self.config = ml_collections.ConfigDict(
-            json.loads((self.workdir / "config.json").read_text())
-        )
+        # Rebuilt from config.json, so the family functions accept it as they accept the original
+        # (fields added to the code since the run started take their defaults, as on resume).
+        saved = json.loads((self.workdir / "config.json").read_text())
+        self.config = ml_collections.ConfigDict(chain.saved_config(saved))
         self.generations = np.asarray(loaded.generations)  # rows of metrics, in order
         self.metrics: dict[str, np.ndarray] = loaded.metrics  # metric -> [G, S, ...]
         self.num_seeds = int(self.config.num_seeds)

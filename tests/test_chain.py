@@ -236,3 +236,36 @@ def test_bad_device_count_fails_before_anything_is_written(tmp_path):
     with pytest.raises(ConfigError, match=r"num_devices: expected"):
         chain.run(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_field_added_since_the_run_started_resumes_at_its_default(tmp_path):
+    """A run's config.json from before a field existed: at the field's default (the old
+    behaviour) the run resumes and config.json gains the field; set otherwise it is refused."""
+    from configs import gaussian
+
+    cfg = gaussian.get_config("smoke")
+    cfg.num_generations = 3
+    chain.run(cfg, tmp_path)
+    lines = _read(tmp_path)
+    path = tmp_path / "config.json"
+    old = json.loads(path.read_text())
+    del old["gaussian"]["sampler"], old["metrics"]["quantiles"]  # as an older version wrote it
+    path.write_text(json.dumps(old))
+    from collapse_jax import runs
+
+    view = runs.open_run(tmp_path)  # analysis opens it too, the new fields at their defaults
+    assert view.config.gaussian.sampler == "samples" and "quantiles" in view.config.metrics
+    assert view.model(2) is not None
+    cfg.num_generations = 5  # extend the chain under the new version
+    chain.run(cfg, tmp_path)
+    assert _read(tmp_path).startswith(lines) and len(_read(tmp_path).splitlines()) == 5
+    assert json.loads(path.read_text())["gaussian"]["sampler"] == "samples"
+    path.write_text(json.dumps(old))
+    cfg.gaussian.sampler = "statistics"  # not the default: another config
+    with pytest.raises(CheckpointError, match=r"gaussian.sampler: '<missing>' -> 'statistics'"):
+        chain.run(cfg, tmp_path)
+    old["removed_field"] = 1  # a field the code no longer has is another config too
+    path.write_text(json.dumps(old))
+    cfg.gaussian.sampler = "samples"
+    with pytest.raises(CheckpointError, match=r"removed_field: 1 -> '<missing>'"):
+        chain.run(cfg, tmp_path)
