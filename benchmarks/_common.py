@@ -108,3 +108,47 @@ def table(rows: list[Row]) -> str:
     lines = [HEADER, "| --- | --- | ---: | ---: | ---: |"]
     lines += [f"| {r.work} | `{r.command}` | {r.ours} | {r.reference} | {r.ratio} |" for r in rows]
     return "\n".join(lines)
+
+
+def op_profile(fn: Callable[[], object], calls: int = 3, top: int = 12) -> str:
+    """Where a jitted program's time goes on this backend: ``fn`` (warmed up, blocking) called
+    ``calls`` times under ``jax.profiler``, its XLA ops' durations summed by kind (the HLO name
+    without its ``.N`` suffix; ``ynn``/``xnn`` fusions are the dots XLA:CPU hands to YNNPACK /
+    XNNPACK). Needs ``pip install xprof`` to read the trace; without it, says where the trace is
+    (TensorBoard's profile plugin reads it too)."""
+    import collections
+    import gzip
+    import json
+    import re
+    import tempfile
+
+    import jax
+
+    trace = tempfile.mkdtemp(prefix="op_profile_")
+    with jax.profiler.trace(trace):
+        for _ in range(calls):
+            fn()
+    try:
+        from xprof.convert import raw_to_tool_data
+    except ImportError:
+        return f"(pip install xprof for the per-op table; the trace is in {trace})"
+    files = [str(p) for p in Path(trace).rglob("*.xplane.pb")]
+    data, _ = raw_to_tool_data.xspace_to_tool_data(files, "trace_viewer", {})
+    try:
+        data = gzip.decompress(data)
+    except (OSError, TypeError):
+        pass
+    kinds: collections.Counter = collections.Counter()
+    for e in json.loads(data)["traceEvents"]:
+        name = e.get("name", "")
+        # Runtime spans (executor, thread pool, Python) nest the ops; count the ops only.
+        if e.get("ph") != "X" or name.startswith(("Thread", "Thunk", "Slinky", "$", "while")):
+            continue
+        kind = re.sub(r"\.\d+$", "", name)
+        kinds["dot (" + kind[:3] + ")" if kind.startswith(("ynn", "xnn")) else kind] += e["dur"]
+    total = sum(kinds.values())
+    lines = ["| XLA op kind | ms per call | share |", "| --- | ---: | ---: |"]
+    for kind, us in kinds.most_common(top):
+        lines.append(f"| {kind} | {us / calls / 1e3:.1f} | {100 * us / total:.1f}% |")
+    lines.append(f"| all ops | {total / calls / 1e3:.1f} | 100% |")
+    return "\n".join(lines)

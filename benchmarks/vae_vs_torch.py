@@ -1,6 +1,7 @@
 r"""VAE training throughput: our vmapped seeds against PyTorch (the authors' framework) seed after seed.
 
   python benchmarks/vae_vs_torch.py [--seeds=1,8] [--images=512] [--batch_size=256] [--rounds=3]
+  python benchmarks/vae_vs_torch.py --profile --images=1024   # where our step's time goes
 
 Both train the same 647,081-parameter conv VAE (BCE(sum) + KL(sum), Adam lr 1e-3 with coupled
 weight decay 1e-5) for one epoch of ``--images`` images per seed in batches of ``--batch_size``.
@@ -123,7 +124,20 @@ def main():
     ap.add_argument("--batch_size", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="S=1, 256 images, 2 rounds")
+    ap.add_argument(
+        "--profile", action="store_true", help="per-op time of our S=1 epoch instead (xprof)"
+    )
     a = ap.parse_args()
+    if a.profile:
+        v = ml_collections.ConfigDict(vae_config.get_config("paper").vae)
+        v.epochs, v.batch_size = 1, a.batch_size
+        x = np.random.default_rng(0).integers(0, 256, (a.images, 28, 28), dtype=np.uint8)
+        once = jax_side(1, x, v)
+        once()
+        print(_common.machine())
+        print(f"one epoch of {a.images} images, batch {a.batch_size}, S=1, per call of 3:")
+        print(_common.op_profile(once))
+        return
     import torch
 
     print(_common.machine() + f"; torch threads {torch.get_num_threads()}")

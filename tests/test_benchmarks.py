@@ -28,6 +28,22 @@ def test_interleave_warms_up_and_alternates():
     assert str(_common.spread([1.0, 2.0, 30.0])) == "2 [1-30]"
 
 
+def test_op_profile_sums_the_programs_ops():
+    import jax
+    import jax.numpy as jnp
+
+    f = jax.jit(lambda x: jnp.concatenate([jnp.sin(x), x @ x]))
+    x = jnp.ones((64, 64))
+    f(x).block_until_ready()
+    text = _common.op_profile(lambda: f(x).block_until_ready(), calls=2)
+    try:
+        import xprof  # noqa: F401
+    except ImportError:
+        assert text.startswith("(pip install xprof")
+        return
+    assert "| all ops |" in text and "concatenate" in text, text
+
+
 def test_readme_block_is_replaced_in_place():
     readme = f"intro\n{run_all.BEGIN}\nold table\n{run_all.END}\nafter\n"
     assert (
