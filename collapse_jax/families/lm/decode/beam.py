@@ -258,15 +258,15 @@ def beam_search(
         'True, False or "never"',
         early_stopping,
     )
-    s = Settings(
+    s = loop.settings(
         max_new_tokens=max_new_tokens,
         min_new_tokens=min_new_tokens,
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        suppress_tokens=suppress_tokens,
         num_beams=num_beams,
         length_penalty=float(length_penalty),
         # transformers tests `early_stopping is True`; normalise 1/0 so the static key is canonical
         early_stopping=early_stopping if early_stopping == "never" else bool(early_stopping),
-        repetition_penalty=float(repetition_penalty),
-        no_repeat_ngram_size=no_repeat_ngram_size,
-        suppress_tokens=tuple(int(t) for t in suppress_tokens),
     )
     return _run(model, params, prompt_ids_BxL, prompt_mask_BxL, None, s, debug)

@@ -60,6 +60,27 @@ class Settings:
     top_p: float = 1.0
 
 
+def settings(
+    *,
+    max_new_tokens: int,
+    min_new_tokens: int = 0,
+    repetition_penalty: float = 1.0,
+    no_repeat_ngram_size: int = 0,
+    suppress_tokens=(),
+    **strategy,
+) -> Settings:
+    """``Settings`` from the arguments every strategy takes, plus the strategy's own, in canonical
+    Python types so that equal settings make one static key (one compiled program)."""
+    return Settings(
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=min_new_tokens,
+        repetition_penalty=float(repetition_penalty),
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        suppress_tokens=tuple(int(t) for t in suppress_tokens),
+        **strategy,
+    )
+
+
 def check(model: LanguageModel, prompt_ids_BxL, prompt_mask_BxL, s: Settings) -> None:
     """One-line errors for settings transformers would reject, checked before tracing."""
     L = prompt_ids_BxL.shape[1]

@@ -108,12 +108,12 @@ def greedy(
     debug: bool = False,
 ) -> SampleOutput:
     """Greedy decoding, as ``generate(num_beams=1, do_sample=False)``."""
-    s = Settings(
+    s = loop.settings(
         max_new_tokens=max_new_tokens,
         min_new_tokens=min_new_tokens,
-        repetition_penalty=float(repetition_penalty),
+        repetition_penalty=repetition_penalty,
         no_repeat_ngram_size=no_repeat_ngram_size,
-        suppress_tokens=tuple(int(t) for t in suppress_tokens),
+        suppress_tokens=suppress_tokens,
         greedy=True,
     )
     return _run(model, params, prompt_ids_BxL, prompt_mask_BxL, None, s, debug)
@@ -139,12 +139,12 @@ def sample(
 ) -> SampleOutput:
     """Ancestral sampling, as ``generate(do_sample=True, ...)``; row b of the batch draws with
     ``row_keys(key, first_row, B)[b]`` (so batches of one prompt list can share ``key``)."""
-    s = Settings(
+    s = loop.settings(
         max_new_tokens=max_new_tokens,
         min_new_tokens=min_new_tokens,
-        repetition_penalty=float(repetition_penalty),
+        repetition_penalty=repetition_penalty,
         no_repeat_ngram_size=no_repeat_ngram_size,
-        suppress_tokens=tuple(int(t) for t in suppress_tokens),
+        suppress_tokens=suppress_tokens,
         greedy=False,
         temperature=float(temperature),
         top_k=top_k,
