@@ -73,6 +73,7 @@ class Checkpointer:
         self._manager = ocp.CheckpointManager(self.directory, options=options)
         self._saver = None  # one background thread for save(..., background=True)
         self._pending: collections.deque[concurrent.futures.Future] = collections.deque()
+        self._failed = False  # a background save failed: the ones queued after it do not run
 
     def __enter__(self):
         return self
@@ -107,7 +108,8 @@ class Checkpointer:
         computation at once. Background saves run in order, at most ``max_pending`` of them
         queued or running (this call first waits for the oldest beyond that). Each ``state``
         must stay valid (not donated) until its save is done, which ``wait`` ensures; an error of
-        a background save is raised by a later ``save`` or ``wait``.
+        a background save is raised by a later ``save`` or ``wait``, and no background save
+        queued after it runs (so no checkpoint lands past a failed one).
         """
         if not background:
             self._join()
@@ -116,7 +118,18 @@ class Checkpointer:
         self._join(keep=max_pending - 1)
         if self._saver is None:
             self._saver = concurrent.futures.ThreadPoolExecutor(1, "checkpoint")
-        self._pending.append(self._saver.submit(self._save, step, state, meta))
+        self._pending.append(self._saver.submit(self._save_after, step, state, meta))
+
+    def _save_after(self, step: int, state: Any, meta: dict) -> None:
+        """A queued save: none runs once an earlier one failed (as if the process had stopped
+        there), so no checkpoint lands past a failed one."""
+        if self._failed:
+            raise CheckpointError(f"checkpoint {step} not saved: an earlier save failed")
+        try:
+            self._save(step, state, meta)
+        except BaseException:
+            self._failed = True
+            raise
 
     def _save(self, step: int, state: Any, meta: dict) -> None:
         self._manager.save(
@@ -129,7 +142,7 @@ class Checkpointer:
 
     def _join(self, keep: int = 0) -> None:
         """Wait until at most ``keep`` background saves are pending, oldest first; a failed one
-        raises here (the saves queued after it are then dropped)."""
+        raises here (the saves queued after it do not run)."""
         try:
             while len(self._pending) > keep or (self._pending and self._pending[0].done()):
                 self._pending[0].result()

@@ -53,7 +53,8 @@ def _rows(a: np.ndarray) -> tuple[str, list]:
         leaf, vals = "%.9g", a
     else:
         leaf, vals = "%d", a.astype(np.int64)
-    return _template(a.shape[1:], leaf), vals.reshape(a.shape[0], -1).tolist()
+    row = int(np.prod(a.shape[1:], dtype=np.int64))  # not -1: a may hold no rows
+    return _template(a.shape[1:], leaf), vals.reshape(a.shape[0], row).tolist()
 
 
 def _lines(generations, fields: list[tuple[str, str, list]]) -> list[str]:
@@ -140,7 +141,7 @@ def format_summary_lines(generations, summary_GxQ: dict[str, np.ndarray], stats)
     fields = []
     for k in sorted(summary_GxQ):
         v = summary_GxQ[k]
-        t = _rows(v[:1, 0])[0]  # the template of one statistic's value
+        t = _rows(v[:, 0])[0]  # the template of one statistic's value
         row = "{" + ", ".join(f'"{s}": {t}' for s in stats) + "}"
         fields.append((k, row, _rows(v)[1]))  # rows [G, stat x value], the template's order
     return _lines(generations, fields)

@@ -132,7 +132,7 @@ def test_scalar_leaves_of_the_target_restore_and_nothing_is_set_aside(tmp_path):
 
 def test_background_saves_queue_in_order_and_raise_their_error(tmp_path, monkeypatch):
     """Up to ``max_pending`` saves wait behind a slow one without blocking the caller; they land
-    in order, and a failed one is raised by the next ``save`` or ``wait``."""
+    in order, a failed one is raised by the next ``save`` or ``wait``, and none after it runs."""
     import threading
 
     gate, order = threading.Event(), []
@@ -148,11 +148,11 @@ def test_background_saves_queue_in_order_and_raise_their_error(tmp_path, monkeyp
     monkeypatch.setattr(Checkpointer, "_save", slow)
     state = {"x": np.arange(4.0)}
     with Checkpointer(tmp_path / "a", max_to_keep=None) as ck:
-        for step in range(3):  # the first blocks on the gate; the caller is not held up
-            ck.save(step, state, {"generation": step}, background=True, max_pending=3)
-        assert len(ck._pending) == 3 and order == []
+        for step in range(5):  # the first blocks on the gate; the caller is not held up
+            ck.save(step, state, {"generation": step}, background=True, max_pending=5)
+        assert len(ck._pending) == 5 and order == []
         gate.set()
-        ck.save(3, state, {"generation": 3}, background=True, max_pending=3)
         with pytest.raises(OSError, match="disk full"):
             ck.wait()
+        # No checkpoint lands past the failed one (as if the process had stopped there).
         assert order == [0, 1, 2] and ck.all_steps() == [0, 1, 2]
