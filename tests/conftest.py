@@ -17,16 +17,6 @@ sys.path.insert(0, str(ROOT))
 if SHARED_DATA.is_dir():
     os.environ.setdefault("COLLAPSE_JAX_DATA", str(SHARED_DATA))
 
-# The suite compiles far more than it computes (most tests run a program once, at toy sizes):
-# LLVM's cheapest optimisation level cuts XLA:CPU's compile time by about a third. XLA's own
-# passes (fusion, layout, the ops and their order) are unchanged, so the tests check the same
-# programs. Read when the backend starts, so before any test computes; the subprocesses the tests
-# start inherit it. An XLA_FLAGS that already sets the level wins.
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
-    ).strip()
-
 flags.FLAGS.mark_as_parsed()
 jax.config.update("jax_numpy_rank_promotion", "raise")
 # Many tests build the same programs (each chain.build makes new jit objects): the launchers'
