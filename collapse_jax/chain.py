@@ -21,7 +21,6 @@ retention and resume rules; see "The host path" below.
 """
 
 import dataclasses
-import importlib.util
 import json
 import os
 import shutil
@@ -31,7 +30,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from absl import logging
 
@@ -314,19 +312,15 @@ def _merged(default: dict, saved: dict) -> dict:
 def saved_config(saved: dict) -> dict:
     """A run's ``config.json`` with the fields the code gained since, at their defaults (what
     ``prepare_workdir`` accepts on resume), so that an older run opens under this version."""
-    cfg = ml_collections.ConfigDict(saved)
-    default = _variant_default(cfg) if "experiment" in saved else None
+    default = _variant_default(saved.get("experiment"), saved.get("variant"))
     return saved if default is None else _merged(default, saved)
 
 
-def _variant_default(cfg) -> dict | None:
-    """``config_dict`` of what ``cfg``'s config file builds for its variant (None: it cannot)."""
+def _variant_default(experiment, variant) -> dict | None:
+    """``config_dict`` of what ``experiment``'s config file builds for ``variant`` (None: it
+    cannot)."""
     try:
-        path = experiments.get(cfg.experiment).config_path
-        spec = importlib.util.spec_from_file_location(f"_defaults_{path.stem}", path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return config_dict(mod.get_config(cfg.get("variant")))
+        return config_dict(experiments.get(experiment).config_module().get_config(variant))
     except Exception:  # no defaults only means that every difference counts
         return None
 
@@ -363,7 +357,7 @@ def prepare_workdir(cfg, workdir, overwrite: bool = False, write: bool = True, o
         # default value is the old behaviour, which is what a new field's default must keep: the
         # run resumes under the new version and its config.json gains the field.
         if any(o == MISSING for _, o, _ in diff):
-            default = _variant_default(cfg) or {}
+            default = _variant_default(cfg.experiment, cfg.get("variant")) or {}
             diff = [d for d in diff if not (d[1] == MISSING and _lookup(default, d[0]) == d[2])]
         diff = [f"{k}: {o!r} -> {n!r}" for k, o, n in diff]
         # Extending a chain to more generations is a resume, not another config, except where

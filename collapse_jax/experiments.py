@@ -6,6 +6,7 @@ imports the LM stack.
 """
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,15 @@ class Experiment:
     @property
     def config_path(self) -> Path:
         return CONFIGS / self.config
+
+    def config_module(self) -> Any:
+        """The config file as a module (``get_config(variant)``, ``VARIANTS``), loaded by path:
+        ``configs/`` need not be importable."""
+        path = self.config_path
+        spec = importlib.util.spec_from_file_location(f"cfg_{path.stem}", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
 
 
 _F, _P = "collapse_jax.families.", "collapse_jax.plots."

@@ -49,12 +49,13 @@ def _rows(a: np.ndarray) -> tuple[str, list]:
     # 9 significant digits round-trip every float32 exactly. One printf template per row formats
     # the whole row in C; it is 1.4x faster than "{:.9g}".format per value and byte-identical.
     a = np.asarray(a)
-    if a.dtype.kind == "f":
-        leaf, vals = "%.9g", a
-    else:
-        leaf, vals = "%d", a.astype(np.int64)
+    vals = a if a.dtype.kind == "f" else a.astype(np.int64)
     row = int(np.prod(a.shape[1:], dtype=np.int64))  # not -1: a may hold no rows
-    return _template(a.shape[1:], leaf), vals.reshape(a.shape[0], row).tolist()
+    return _template(a.shape[1:], _leaf(a.dtype)), vals.reshape(a.shape[0], row).tolist()
+
+
+def _leaf(dtype) -> str:
+    return "%.9g" if np.dtype(dtype).kind == "f" else "%d"
 
 
 def _lines(generations, fields: list[tuple[str, str, list]]) -> list[str]:
@@ -141,7 +142,7 @@ def format_summary_lines(generations, summary_GxQ: dict[str, np.ndarray], stats)
     fields = []
     for k in sorted(summary_GxQ):
         v = summary_GxQ[k]
-        t = _rows(v[:, 0])[0]  # the template of one statistic's value
+        t = _template(v.shape[2:], _leaf(v.dtype))  # one statistic's value
         row = "{" + ", ".join(f'"{s}": {t}' for s in stats) + "}"
         fields.append((k, row, _rows(v)[1]))  # rows [G, stat x value], the template's order
     return _lines(generations, fields)

@@ -1,7 +1,6 @@
 """Every experiment's config file and variant builds and validates; the table's entries resolve;
 the launcher's errors are one line."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +15,6 @@ from collapse_jax.family import Family, HostFamily, SingleRun
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(f"cfg_{path.stem}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _variants(mod) -> tuple[str, ...]:
     # A config may name more variants than the three every config has (e.g. gmm's `separated`).
     return tuple(getattr(mod, "VARIANTS", ("paper", "cpu", "smoke")))
@@ -32,7 +24,7 @@ CASES = [
     (name, v)
     for name, e in experiments.EXPERIMENTS.items()
     if e.config_path.is_file()  # a missing file fails test_every_experiment_resolves instead
-    for v in _variants(_load(e.config_path))
+    for v in _variants(e.config_module())
 ]
 
 
@@ -41,7 +33,7 @@ def test_every_config_variant_builds(name, variant):
     """Each variant, and each run of its sweep (``launch.sweep``), passes validation."""
     from launch import sweep
 
-    cfg = _load(experiments.get(name).config_path).get_config(variant)
+    cfg = experiments.get(name).config_module().get_config(variant)
     assert cfg.experiment == name
     fam = experiments.family(name)
     for _, _, run_cfg in sweep.expand(cfg, "/unused"):
