@@ -90,6 +90,13 @@ def validate(cfg) -> None:
             "a positive integer",
             v[field],
         )
+    mb = v.micro_batch_size
+    require(
+        isinstance(mb, int) and mb >= 0 and (mb == 0 or v.batch_size % mb == 0),
+        "vae.micro_batch_size",
+        f"0 (the whole batch) or a divisor of vae.batch_size ({v.batch_size})",
+        mb,
+    )
     require(v.learning_rate > 0, "vae.learning_rate", "> 0", v.learning_rate)
     require(v.weight_decay >= 0, "vae.weight_decay", ">= 0", v.weight_decay)
     require(

@@ -11,6 +11,13 @@ Fresh samples per batch (the authors' code): with a ``sampler`` (the previous ge
 parameters), every slot ``i < num_model`` of a batch is replaced by the sampler's decoder
 probabilities for a fresh ``z ~ N(0, I)``; the other slots (real data in the ``keep_real`` regime)
 are read from the pool. The model slots of the pool are never read in that mode.
+
+Micro-batches (``vae_cfg.micro_batch_size`` > 0): each batch's gradient is summed over
+``batch_size / micro_batch_size`` slices of it in a ``lax.scan``, then one Adam step: the same
+step as the whole batch's gradient, its sums in another order (float32 rounding apart). On a CPU
+it keeps the step's activations and patch matrices small: at batch 256 the whole-batch step's
+buffers (about 220 MB, faulted in afresh on every call) and its 51 MB im2col matrices are what
+held the VAE below PyTorch's speed (README, Benchmarks). Accelerators want the whole batch (0).
 """
 
 import math
@@ -54,6 +61,25 @@ def decode_chunked(params, z_NxZ, latent_dim: int, chunk: int):
     return p.reshape(num_chunks * chunk, model.H, model.W)[:n]
 
 
+def _loss_and_grad(params, w_B, x_BxHxW, eps_BxZ, vae_cfg):
+    """The weighted summed loss of a batch and its gradient, over micro-batches when configured."""
+    Z, B, mb = vae_cfg.latent_dim, vae_cfg.batch_size, vae_cfg.micro_batch_size
+
+    def loss_fn(p, w, x, eps):
+        return jnp.sum(w * model.per_image_loss(p, x, eps, Z))
+
+    grad_fn = jax.value_and_grad(loss_fn)
+    if not mb or mb >= B:
+        return grad_fn(params, w_B, x_BxHxW, eps_BxZ)
+
+    def micro(total, batch):
+        return jax.tree.map(jnp.add, total, grad_fn(params, *batch)), None
+
+    zero = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
+    batches = jax.tree.map(lambda a: a.reshape(B // mb, mb, *a.shape[1:]), (w_B, x_BxHxW, eps_BxZ))
+    return jax.lax.scan(micro, zero, batches)[0]
+
+
 def train(key, data: Data, vae_cfg, sampler=None, num_model: int = 0):
     """A fresh VAE trained on ``data``: ``(params, loss_E)``, ``loss_E`` the mean per-image loss of
     each epoch. ``sampler``/``num_model``: fresh samples per batch (module docstring)."""
@@ -84,10 +110,7 @@ def train(key, data: Data, vae_cfg, sampler=None, num_model: int = 0):
                 x = jnp.where((idx < num_model)[:, None, None], fresh, x)
             eps = jax.random.normal(k_eps, (B, Z))
 
-            def loss_fn(p):
-                return jnp.sum(w * model.per_image_loss(p, x, eps, Z))
-
-            loss, grads = jax.value_and_grad(loss_fn)(params)
+            loss, grads = _loss_and_grad(params, w, x, eps, vae_cfg)
             updates, new_opt_state = opt.update(grads, opt_state, params)
             new = (optax.apply_updates(params, updates), new_opt_state)
             keep = w.sum() > 0
