@@ -1,19 +1,22 @@
-r"""VAE training throughput: our vmapped seeds against PyTorch (the authors' framework) seed after seed.
+r"""VAE training throughput: our seeds in one XLA call against PyTorch (the authors' framework) seed
+after seed.
 
   python benchmarks/vae_vs_torch.py [--seeds=1,8] [--images=512] [--batch_size=256] [--rounds=3] \
-      [--micro_batch_size=32]
+      [--micro_batch_size=32] [--seed_batch=1]
   python benchmarks/vae_vs_torch.py --profile --images=1024   # where our step's time goes
 
 Both train the same 647,081-parameter conv VAE (BCE(sum) + KL(sum), Adam lr 1e-3 with coupled
 weight decay 1e-5) for one epoch of ``--images`` images per seed in batches of ``--batch_size``.
-JAX: ``jit(vmap(train))`` over S seeds, one XLA call. PyTorch: S models trained one after the
+JAX: ``jit(over_seeds(train))`` over S seeds, one XLA call (``chain.over_seeds``, what the chain
+runs: ``vmap``, or ``lax.map`` over batches of ``seed_batch`` vmapped seeds). PyTorch: S models trained one after the
 other (eager, ``torch.get_num_threads()`` threads). Both sides are warmed up first (JAX compiles;
 PyTorch's first call sets up its kernels, once several times slower than steady state, which an
 earlier version of this script timed), then rounds alternate (``_common.py``). Reported: training
 images per second summed over seeds (median [min-max] over rounds), and the per-round ratio.
-Ours runs twice, interleaved with PyTorch: with ``vae.micro_batch_size`` (each batch's gradient
-summed over micro-batches of that many images, then one Adam step: the same step, faster on a
-CPU) and with the whole batch (``micro_batch_size=0``, what an accelerator wants).
+Ours runs twice, interleaved with PyTorch: the CPU form, with ``vae.micro_batch_size`` (each
+batch's gradient summed over micro-batches of that many images, then one Adam step: the same
+step) and ``seed_batch`` (1: seeds one after another, as PyTorch's); and the accelerator form,
+the whole batch and all seeds vmapped (``micro_batch_size=0``, ``seed_batch=0``).
 """
 
 import argparse
@@ -25,16 +28,17 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from collapse_jax import mixing
+from collapse_jax import chain, mixing
 from collapse_jax.families.vae import train
 from configs import vae as vae_config
 
 
-def jax_side(num_seeds, x_NxHxW, vae_cfg):
-    """A blocking call training ``num_seeds`` VAEs for one epoch, vmapped."""
+def jax_side(num_seeds, x_NxHxW, vae_cfg, seed_batch=0):
+    """A blocking call training ``num_seeds`` VAEs for one epoch (``chain.over_seeds``)."""
     data = mixing.full(jnp.asarray(x_NxHxW))
     data_S = jax.tree.map(lambda a: jnp.broadcast_to(a, (num_seeds, *a.shape)), data)
-    fn = jax.jit(jax.vmap(lambda k, d: train.train(k, d, vae_cfg)))
+    seeds = ml_collections.ConfigDict({"seed_batch": seed_batch})
+    fn = jax.jit(chain.over_seeds(lambda k, d: train.train(k, d, vae_cfg), seeds))
     calls = iter(range(1 << 30))
 
     def once():
@@ -97,7 +101,15 @@ def torch_side(num_seeds, x_NxHxW, vae_cfg, device="cpu"):
     return once
 
 
-def rows(seeds=(1, 8), images=512, batch_size=256, rounds=3, quick=False, micro_batch_size=32):
+def rows(
+    seeds=(1, 8),
+    images=512,
+    batch_size=256,
+    rounds=3,
+    quick=False,
+    micro_batch_size=32,
+    seed_batch=1,
+):
     if quick:
         seeds, images, rounds = (1,), 256, 2
     v = ml_collections.ConfigDict(vae_config.get_config("paper").vae)
@@ -108,17 +120,17 @@ def rows(seeds=(1, 8), images=512, batch_size=256, rounds=3, quick=False, micro_
     cmd = "python benchmarks/vae_vs_torch.py" + (" --quick" if quick else "")
     out = []
     for s in seeds:
-        sides = {"micro": jax_side(s, x, micro), "whole": jax_side(s, x, v)}
+        sides = {"cpu": jax_side(s, x, micro, seed_batch), "whole": jax_side(s, x, v)}
         t = _common.interleave({**sides, "torch": torch_side(s, x, v)}, rounds)
         work = s * images * v.epochs
         for side, how in (
-            ("micro", f"micro-batches of {micro_batch_size}"),
-            ("whole", "whole-batch gradient"),
+            ("cpu", f"micro-batches of {micro_batch_size}, seed_batch={seed_batch}"),
+            ("whole", "whole-batch gradient, all seeds vmapped"),
         ):
             out.append(
                 _common.Row(
                     f"VAE training, S={s} seeds, {images} images x 1 epoch each, batch "
-                    f"{batch_size}, {how}, vmapped vs PyTorch seed after seed, both warmed up "
+                    f"{batch_size}, {how}, vs PyTorch seed after seed, both warmed up "
                     "(images/s)",
                     cmd,
                     str(_common.rate(work, t[side])),
@@ -138,6 +150,7 @@ def main():
     ap.add_argument(
         "--micro_batch_size", type=int, default=32, help="vae.micro_batch_size of our first side"
     )
+    ap.add_argument("--seed_batch", type=int, default=1, help="seed_batch of our first side")
     ap.add_argument("--quick", action="store_true", help="S=1, 256 images, 2 rounds")
     ap.add_argument(
         "--profile",
@@ -147,6 +160,10 @@ def main():
     a = ap.parse_args()
     if a.micro_batch_size < 0 or (a.micro_batch_size and a.batch_size % a.micro_batch_size):
         ap.error(f"--micro_batch_size: expected 0 or a divisor of --batch_size ({a.batch_size})")
+    if a.seed_batch < 0:
+        ap.error(
+            f"--seed_batch: expected 0 (all seeds vmapped) or a positive integer, got {a.seed_batch}"
+        )
     if a.profile:
         v = ml_collections.ConfigDict(vae_config.get_config("paper").vae)
         v.epochs, v.batch_size, v.micro_batch_size = 1, a.batch_size, a.micro_batch_size
@@ -161,7 +178,8 @@ def main():
 
     print(_common.machine() + f"; torch threads {torch.get_num_threads()}")
     seeds = tuple(int(v) for v in a.seeds.split(","))
-    print(_common.table(rows(seeds, a.images, a.batch_size, a.rounds, a.quick, a.micro_batch_size)))
+    args = (a.images, a.batch_size, a.rounds, a.quick, a.micro_batch_size, a.seed_batch)
+    print(_common.table(rows(seeds, *args)))
 
 
 if __name__ == "__main__":

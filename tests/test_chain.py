@@ -96,6 +96,28 @@ def test_vmapped_chain_equals_loop_over_seeds(regime):
     assert got["mean"].shape == (cfg.num_generations, cfg.num_seeds)
 
 
+def test_seed_batches_loop_over_vmapped_seeds_with_the_same_values(tmp_path):
+    """``seed_batch``: 5 seeds as lax.map over batches of 2 (and a remainder of 1) give what the
+    seeds give one by one and all vmapped; ``chain.run`` records ``simulate``'s bits."""
+    cfg = toy_config(num_seeds=5, seed_batch=2)
+    steps = chain.build(cfg)
+    keys = rng.seed_keys(cfg.seed, cfg.num_seeds)
+    jaxpr = str(jax.make_jaxpr(steps.first)(keys, TOY.reference(cfg)))
+    assert "scan[" in jaxpr and "length=2" in jaxpr  # two batches looped, not one vmap
+    got = chain.simulate(cfg)
+    for want in (_loop_over_seeds(cfg), chain.simulate(toy_config(num_seeds=5))):
+        assert set(got) == set(want)
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-6, atol=1e-6, err_msg=k)
+    rows = [json.loads(x) for x in _read(chain.run(cfg, tmp_path / "run")).splitlines()]
+    np.testing.assert_array_equal(np.array([r["var"] for r in rows], np.float32), got["var"])
+
+
+def test_seed_batch_is_refused_with_sharded_seeds():
+    with pytest.raises(ConfigError, match=r"seed_batch: expected 0 when the seeds are sharded"):
+        chain.validate(toy_config(seed_batch=2, num_devices=2))
+
+
 def test_accumulate_grows_the_pool():
     cfg = toy_config(**{"mixing.regime": "accumulate"})
     n = chain.simulate(cfg)["n"]
@@ -187,6 +209,7 @@ def test_nonfinite_metric_stops_naming_generation_and_seeds(tmp_path):
         ("checkpoint.every_generations", 0, "checkpoint.every_generations"),
         ("checkpoint.keep_generations", [0, -1], r"checkpoint\.keep_generations: expected"),
         ("checkpoint.keep_generations", [3, 3], r"checkpoint\.keep_generations: expected"),
+        ("seed_batch", -1, r"seed_batch: expected 0 \(all seeds\) or a positive integer"),
     ],
 )
 def test_bad_common_fields(field, value, match):
