@@ -8,7 +8,9 @@ Variants (``:NAME``):
   paper  the paper's setting: the 60,000 MNIST training images (found or fetched by
          ``collapse_jax.data.fetch``: ``vae.data_dir``, ``$COLLAPSE_JAX_DATA/mnist``, the cache, else
          a checked 9.9 MB download), 30 epochs of batch 256, 20 generations, 5 seeds, fresh samples every
-         batch. Accelerator only: about 1.4M images per generation and seed.
+         batch. Accelerator only: about 1.4M images per generation and seed. On a CPU,
+         ``--config.vae.micro_batch_size=32 --config.seed_batch=1`` trains it 1.1-1.4x faster
+         (the same steps; README, Benchmarks).
   cpu    the first 8,000 images of the same lookup (the t10k images where only they are found,
          as in ``../shared/data/mnist``; the measurements below are theirs) as D_0, 6 epochs of
          batch 64 (750 Adam steps), 5 generations, 2 seeds: 480k training images in all.
