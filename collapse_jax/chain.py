@@ -111,9 +111,10 @@ class Steps:
 def over_seeds(fn, cfg):
     """``fn`` of one seed's arguments, applied along their leading seed axis: ``jax.vmap``, or with
     ``cfg.seed_batch`` = k > 0, ``jax.lax.map`` over batches of k vmapped seeds (a remainder batch
-    last). A seed's values do not depend on the others, so only the batching changes: on a CPU,
-    where a vmapped conv step is no faster per seed than one seed's (the VAE: 0.79x PyTorch at 8
-    vmapped seeds, 0.93x one seed after another), and to bound an accelerator's memory."""
+    last). A seed's values do not depend on the others, so only the batching changes. It bounds
+    the program's buffers: an accelerator's memory at many seeds, and on a CPU the temporary
+    buffers XLA maps afresh on every call (the VAE at 8 seeds and 2 steps per call: 0.79x
+    PyTorch vmapped, 0.93x one seed after another; at 8 steps per call the two tie)."""
     k = cfg.seed_batch
     if not k:
         return jax.vmap(fn)

@@ -77,7 +77,7 @@ def base(experiment: str) -> ml_collections.ConfigDict:
     cfg.enable_x64 = False
     # Devices the seed axis is sharded over: 0 means all of them, 1 keeps one device.
     cfg.num_devices = 1
-    # Seeds vmapped at once: 0 vmaps all of them; k > 0 loops (lax.map) over batches of k, for a
-    # CPU, where vmapping convolutions over seeds gains nothing (the VAE), or to bound memory.
+    # Seeds vmapped at once: 0 vmaps all of them; k > 0 loops (lax.map) over batches of k, which
+    # bounds the program's memory (chain.over_seeds).
     cfg.seed_batch = 0
     return cfg

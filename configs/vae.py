@@ -9,7 +9,7 @@ Variants (``:NAME``):
          ``collapse_jax.data.fetch``: ``vae.data_dir``, ``$COLLAPSE_JAX_DATA/mnist``, the cache, else
          a checked 9.9 MB download), 30 epochs of batch 256, 20 generations, 5 seeds, fresh samples every
          batch. Accelerator only: about 1.4M images per generation and seed. On a CPU,
-         ``--config.vae.micro_batch_size=32 --config.seed_batch=1`` trains it 1.1-1.4x faster
+         ``--config.vae.micro_batch_size=32`` trains one seed's batches about 1.15x faster
          (the same steps; README, Benchmarks).
   cpu    the first 8,000 images of the same lookup (the t10k images where only they are found,
          as in ``../shared/data/mnist``; the measurements below are theirs) as D_0, 6 epochs of
@@ -60,8 +60,8 @@ def get_config(arg=None):
     v.latent_dim = 20
     v.batch_size = 256
     # Images per gradient micro-batch (a divisor of batch_size; 0: the whole batch). The same
-    # Adam step, summed in slices: 32 trains batches of 256 about 1.25x faster on a CPU (README,
-    # Benchmarks); accelerators want the whole batch.
+    # Adam step, summed in slices: 32 trains one seed's batches of 256 about 1.15x faster on a
+    # CPU (README, Benchmarks); accelerators want the whole batch.
     v.micro_batch_size = 0
     v.epochs = 30
     v.learning_rate = 1e-3

@@ -15,9 +15,10 @@ are read from the pool. The model slots of the pool are never read in that mode.
 Micro-batches (``vae_cfg.micro_batch_size`` > 0): each batch's gradient is summed over
 ``batch_size / micro_batch_size`` slices of it in a ``lax.scan``, then one Adam step: the same
 step as the whole batch's gradient, its sums in another order (float32 rounding apart). On a CPU
-it keeps the step's activations and patch matrices small: at batch 256 the whole-batch epoch
-faults in about 220 MB of fresh buffers on every call, 38 MB with micro-batches of 32, which train
-1.25x faster (README, Benchmarks). Accelerators want the whole batch (0).
+it keeps the step's activations and patch matrices small: at batch 256 one seed's whole-batch
+epoch faults in about 220 MB of fresh buffers on every call (38 MB with micro-batches of 32), and
+micro-batches of 32 trained one seed about 1.15x faster at 16 steps per call (README,
+Benchmarks). Accelerators want the whole batch (0).
 """
 
 import math
