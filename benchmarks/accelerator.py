@@ -103,17 +103,13 @@ def gmm(tiny, rounds):
 
 
 def vae(tiny, rounds):
-    import ml_collections
     import torch
     import vae_vs_torch
 
-    from configs import vae as vae_config
-
     device = "cuda" if torch.cuda.is_available() and not tiny else "cpu"
-    v = ml_collections.ConfigDict(vae_config.get_config("paper").vae)
+    v = vae_vs_torch.config(32 if tiny else 256).vae
     images = 64 if tiny else 2048
-    v.epochs, v.batch_size = 1, 32 if tiny else 256
-    x = np.random.default_rng(0).integers(0, 256, (images, 28, 28), dtype=np.uint8)
+    x = vae_vs_torch.images(images)
     out = []
     for s in (1,) if tiny else (1, 8, 64):
         sides = {

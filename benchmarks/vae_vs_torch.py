@@ -8,8 +8,8 @@ after seed.
 Both train the same 647,081-parameter conv VAE (BCE(sum) + KL(sum), Adam lr 1e-3 with coupled
 weight decay 1e-5) for one epoch of ``--images`` images per seed in batches of ``--batch_size``.
 JAX: ``jit(over_seeds(train))`` over S seeds, one XLA call (``chain.over_seeds``, what the chain
-runs: ``vmap``, or ``lax.map`` over batches of ``seed_batch`` vmapped seeds). PyTorch: S models trained one after the
-other (eager, ``torch.get_num_threads()`` threads). Both sides are warmed up first (JAX compiles;
+runs: ``vmap``, or ``lax.map`` over batches of ``seed_batch`` vmapped seeds). PyTorch: S models
+trained one after the other (eager, ``torch.get_num_threads()`` threads). Both sides are warmed up first (JAX compiles;
 PyTorch's first call sets up its kernels, once several times slower than steady state, which an
 earlier version of this script timed), then rounds alternate (``_common.py``). Reported: training
 images per second summed over seeds (median [min-max] over rounds), and the per-round ratio.
@@ -33,8 +33,24 @@ import ml_collections
 import numpy as np
 
 from collapse_jax import chain, mixing
-from collapse_jax.families.vae import train
+from collapse_jax.errors import ConfigError
+from collapse_jax.families.vae import family, train
 from configs import vae as vae_config
+
+
+def config(batch_size: int, micro_batch_size: int = 0, seed_batch: int = 0):
+    """The paper's VAE config for one epoch with these overrides, checked by the chain's and the
+    family's own validation (``ConfigError`` names the field)."""
+    cfg = vae_config.get_config("paper")
+    cfg.vae.epochs, cfg.vae.batch_size = 1, batch_size
+    cfg.vae.micro_batch_size, cfg.seed_batch = micro_batch_size, seed_batch
+    chain.validate(cfg)
+    family.validate(cfg)
+    return cfg
+
+
+def images(n: int) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8)
 
 
 def jax_side(num_seeds, x_NxHxW, vae_cfg, seed_batch=0):
@@ -107,7 +123,7 @@ def torch_side(num_seeds, x_NxHxW, vae_cfg, device="cpu"):
 
 def rows(
     seeds=(1, 8),
-    images=2048,
+    n=2048,
     batch_size=256,
     rounds=3,
     quick=False,
@@ -115,25 +131,23 @@ def rows(
     seed_batch=1,
 ):
     if quick:
-        seeds, images, rounds = (1,), 256, 2
-    v = ml_collections.ConfigDict(vae_config.get_config("paper").vae)
-    v.epochs, v.batch_size = 1, batch_size
-    micro = ml_collections.ConfigDict(v)
-    micro.micro_batch_size = micro_batch_size
-    x = np.random.default_rng(0).integers(0, 256, (images, 28, 28), dtype=np.uint8)
+        seeds, n, rounds = (1,), 256, 2
+    v = config(batch_size).vae
+    micro = config(batch_size, micro_batch_size, seed_batch).vae
+    x = images(n)
     cmd = "python benchmarks/vae_vs_torch.py" + (" --quick" if quick else "")
     out = []
     for s in seeds:
         sides = {"cpu": jax_side(s, x, micro, seed_batch), "whole": jax_side(s, x, v)}
         t = _common.interleave({**sides, "torch": torch_side(s, x, v)}, rounds)
-        work = s * images * v.epochs
+        work = s * n * v.epochs
         for side, how in (
             ("cpu", f"micro-batches of {micro_batch_size}, seed_batch={seed_batch}"),
             ("whole", "whole-batch gradient, all seeds vmapped"),
         ):
             out.append(
                 _common.Row(
-                    f"VAE training, S={s} seeds, {images} images x 1 epoch each, batch "
+                    f"VAE training, S={s} seeds, {n} images x 1 epoch each, batch "
                     f"{batch_size}, {how}, vs PyTorch seed after seed, both warmed up "
                     "(images/s)",
                     cmd,
@@ -162,17 +176,12 @@ def main():
         help="per-op time of our S=1 epoch (with --micro_batch_size) instead (xprof)",
     )
     a = ap.parse_args()
-    if a.micro_batch_size < 0 or (a.micro_batch_size and a.batch_size % a.micro_batch_size):
-        ap.error(f"--micro_batch_size: expected 0 or a divisor of --batch_size ({a.batch_size})")
-    if a.seed_batch < 0:
-        ap.error(
-            f"--seed_batch: expected 0 (all seeds vmapped) or a positive integer, got {a.seed_batch}"
-        )
+    try:
+        cfg = config(a.batch_size, a.micro_batch_size, a.seed_batch)
+    except ConfigError as e:
+        ap.error(str(e))
     if a.profile:
-        v = ml_collections.ConfigDict(vae_config.get_config("paper").vae)
-        v.epochs, v.batch_size, v.micro_batch_size = 1, a.batch_size, a.micro_batch_size
-        x = np.random.default_rng(0).integers(0, 256, (a.images, 28, 28), dtype=np.uint8)
-        once = jax_side(1, x, v)
+        once = jax_side(1, images(a.images), cfg.vae)
         once()
         print(_common.machine())
         print(f"one epoch of {a.images} images, batch {a.batch_size}, S=1, per call of 3:")
