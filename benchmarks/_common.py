@@ -53,6 +53,7 @@ class Spread(NamedTuple):
     median: float
     low: float
     high: float
+    values: tuple[float, ...] = ()  # every round's value, so runs can be pooled (``pool``)
 
     def __str__(self) -> str:
         return f"{_g(self.median)} [{_g(self.low)}-{_g(self.high)}]"
@@ -63,8 +64,19 @@ def _g(x: float) -> str:
 
 
 def spread(values) -> Spread:
-    v = list(values)
-    return Spread(statistics.median(v), min(v), max(v))
+    v = tuple(float(x) for x in values)
+    return Spread(statistics.median(v), min(v), max(v), v)
+
+
+class Cell(NamedTuple):
+    """A timed table cell: ``prefix``, the spread, ``suffix`` (``NumPy 2.1 [2-2.2] s``)."""
+
+    spread: Spread
+    prefix: str = ""
+    suffix: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.prefix}{self.spread}{self.suffix}"
 
 
 def interleave(sides: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
@@ -92,22 +104,95 @@ def rate(work: float, seconds: list[float]) -> Spread:
 
 
 class Row(NamedTuple):
-    """One line of the README's benchmark table."""
+    """One line of the README's benchmark table; the timed cells keep their rounds' values."""
 
     work: str
     command: str
-    ours: str
-    reference: str
-    ratio: str
+    ours: Cell | str
+    reference: Cell | str
+    ratio: Cell | str
+    runs: tuple[float, ...] = ()  # each run's median ratio, once runs are pooled
 
 
 HEADER = "| work | command | ours | reference | ours vs reference (median [min-max]) |"
 
 
 def table(rows: list[Row]) -> str:
-    lines = [HEADER, "| --- | --- | ---: | ---: | ---: |"]
-    lines += [f"| {r.work} | `{r.command}` | {r.ours} | {r.reference} | {r.ratio} |" for r in rows]
+    runs = any(r.runs for r in rows)
+    header, rule = HEADER, "| --- | --- | ---: | ---: | ---: |"
+    if runs:
+        header = header.replace("(median [min-max])", "(median [min-max] over every round)")
+        header, rule = header + " each run's median |", rule + " ---: |"
+    lines = [header, rule]
+    for r in rows:
+        line = f"| {r.work} | `{r.command}` | {r.ours} | {r.reference} | {r.ratio} |"
+        if runs:
+            line += " " + ", ".join(_g(x) for x in r.runs) + " |"
+        lines.append(line)
     return "\n".join(lines)
+
+
+def to_json(rows: list[Row]) -> list[dict]:
+    """Rows as JSON-able dicts, timed cells with every round's value."""
+
+    def cell(c):
+        if isinstance(c, Cell):
+            return {"values": list(c.spread.values), "prefix": c.prefix, "suffix": c.suffix}
+        return c
+
+    return [
+        {f: cell(v) if f in ("ours", "reference", "ratio") else v for f, v in r._asdict().items()}
+        for r in rows
+    ]
+
+
+def from_json(rows: list[dict]) -> list[Row]:
+    def cell(c):
+        if isinstance(c, dict):
+            return Cell(spread(c["values"]), c["prefix"], c["suffix"])
+        return c
+
+    return [
+        Row(
+            r["work"],
+            r["command"],
+            cell(r["ours"]),
+            cell(r["reference"]),
+            cell(r["ratio"]),
+            tuple(r.get("runs", ())),
+        )
+        for r in rows
+    ]
+
+
+def pool(runs: list[list[Row]]) -> list[Row]:
+    """One row per benchmark line from several runs of the same benchmarks: each timed cell's
+    spread over every round of every run, and each run's median ratio in ``runs``."""
+    first = runs[0]
+    for other in runs[1:]:
+        if [r.work for r in other] != [r.work for r in first]:
+            raise ValueError("runs measured different rows; pool only runs of the same benchmarks")
+    out = []
+    for i, row in enumerate(first):
+        same = [run[i] for run in runs]
+
+        def merged(field):
+            cells = [getattr(r, field) for r in same]
+            if not all(isinstance(c, Cell) for c in cells):
+                return cells[0]
+            values = [v for c in cells for v in c.spread.values]
+            return cells[0]._replace(spread=spread(values))
+
+        medians = tuple(r.ratio.spread.median for r in same if isinstance(r.ratio, Cell))
+        out.append(
+            row._replace(
+                ours=merged("ours"),
+                reference=merged("reference"),
+                ratio=merged("ratio"),
+                runs=medians if len(runs) > 1 else (),
+            )
+        )
+    return out
 
 
 def op_profile(fn: Callable[[], object], calls: int = 3, top: int = 12) -> str:

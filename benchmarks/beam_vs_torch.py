@@ -104,9 +104,9 @@ def rows(only=None, rounds=3, quick=False):
                 f"{NEW_TOKENS} new tokens, {r['batch']} prompts, OPT {name} "
                 f"({r['params_m']:.0f}M), new tokens/s; same tokens {r['same_tokens']:.0%}",
                 f"python benchmarks/beam_vs_torch.py --only={name}",
-                str(r["ours_tok_s"]),
-                f"transformers `generate` {r['theirs_tok_s']}",
-                f"{r['ratio']}x",
+                _common.Cell(r["ours_tok_s"]),
+                _common.Cell(r["theirs_tok_s"], "transformers `generate` "),
+                _common.Cell(r["ratio"], suffix="x"),
             )
         )
     return out

@@ -95,9 +95,9 @@ def _rows(seeds, generations, samples, rounds, quick, large=False):
         _common.Row(
             f"{work}, sampler={name}, vs NumPy vectorised over seeds",
             cmd,
-            f"{_common.spread(t[name])} s",
-            f"NumPy {_common.spread(t['numpy'])} s",
-            f"{_common.ratio(t['numpy'], t[name])}x",
+            _common.Cell(_common.spread(t[name]), suffix=" s"),
+            _common.Cell(_common.spread(t["numpy"]), "NumPy ", " s"),
+            _common.Cell(_common.ratio(t["numpy"], t[name]), suffix="x"),
         )
         for name in ("samples", "statistics")
     ]

@@ -110,9 +110,9 @@ def rows(
                     f"`GaussianMixture` fit+sample loop (1 thread), ms per seed-generation; "
                     f"EM iterations {it_ours:.0f} / {it_sk:.0f}",
                     f"python benchmarks/gmm_vs_sklearn.py --seeds={s} --samples={m}",
-                    str(_common.spread(ms_ours)),
-                    f"sklearn {_common.spread(ms_sk)}",
-                    f"{_common.ratio(ms_sk, ms_ours)}x",
+                    _common.Cell(_common.spread(ms_ours)),
+                    _common.Cell(_common.spread(ms_sk), "sklearn "),
+                    _common.Cell(_common.ratio(ms_sk, ms_ours), suffix="x"),
                 )
             )
     return out

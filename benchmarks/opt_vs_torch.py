@@ -158,9 +158,9 @@ def rows(only=None, dtype="float32", rounds=5, steps=3, quick=False, torch_threa
                 _common.Row(
                     f"OPT {task} tokens/s, {setup} shape, {shape}, {dtype}, torch {torch_threads} threads",
                     f"python benchmarks/opt_vs_torch.py --only={setup}",
-                    str(a),
-                    f"transformers {b}",
-                    f"{r}x",
+                    _common.Cell(a),
+                    _common.Cell(b, "transformers "),
+                    _common.Cell(r, suffix="x"),
                 )
             )
     return out

@@ -1,16 +1,27 @@
-r"""Regenerate the README's benchmark table from one run of every CPU benchmark.
+r"""Regenerate the README's benchmark table from several runs of every CPU benchmark.
 
-  python benchmarks/run_all.py [--quick] [--only=gaussian,gmm,vae,opt,beam] [--readme]
+  python benchmarks/run_all.py [--runs=1] [--quick] [--only=gaussian,gmm,vae,opt,beam]
+                               [--json=PATH] [--against=PATH] [--readme]
 
 Each benchmark warms both sides up, interleaves rounds and reports median [min-max]
-(``_common.py``). ``--quick`` runs every benchmark at its quick size (minutes, for checking the
+(``_common.py``). ``--runs=N`` runs every benchmark N times, each time in a fresh process (run
+after run, so a change in the machine's load falls on different runs), and pools them: each cell
+is the median [min-max] over every round of every run, and the last column gives each run's
+median ratio. ``--json`` keeps every round's numbers; ``--against`` compares this run's median
+ratios with the spreads of an earlier ``--json`` and says which land inside them (the README's
+reproduction check). ``--quick`` runs every benchmark at its quick size (minutes, for checking the
 script, not for quoting). ``--readme`` replaces the table between the ``<!-- benchmarks:begin -->``
 and ``<!-- benchmarks:end -->`` lines of README.md; otherwise the markdown is printed. Quote a
 ratio only from an idle machine, and only where a second run lands inside the first's spread.
 """
 
 import argparse
+import json
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import _common  # first: puts the repository root on sys.path
 
@@ -38,6 +49,43 @@ def collect(names, quick: bool) -> list[_common.Row]:
     return rows
 
 
+def collect_runs(names, quick: bool, runs: int) -> list[list[_common.Row]]:
+    """``runs`` runs of the benchmarks, each benchmark in a fresh process."""
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(runs):
+            rows = []
+            for name in names:
+                path = Path(tmp) / f"{i}-{name}.json"
+                cmd = [sys.executable, __file__, f"--only={name}", f"--child_json={path}"]
+                subprocess.run(cmd + (["--quick"] if quick else []), check=True)
+                rows += _common.from_json(json.loads(path.read_text()))
+            out.append(rows)
+    return out
+
+
+def against(rows: list[_common.Row], earlier: list[_common.Row]) -> tuple[str, int]:
+    """Markdown: each row's median ratio now against the earlier run's spread; and how many land
+    outside it."""
+    by_work = {r.work: r for r in earlier}
+    lines = [
+        "| work | earlier: median [min-max] | now: median | inside |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    outside = 0
+    for r in rows:
+        old = by_work.get(r.work)
+        if old is None or not isinstance(old.ratio, _common.Cell):
+            continue
+        now, was = r.ratio.spread.median, old.ratio.spread
+        inside = was.low <= now <= was.high
+        outside += not inside
+        lines.append(
+            f"| {r.work} | {old.ratio} | {_common._g(now)}x | {'yes' if inside else '**no**'} |"
+        )
+    return "\n".join(lines), outside
+
+
 def replace_table(readme: str, block: str) -> str:
     if BEGIN not in readme or END not in readme:
         raise SystemExit(f"README.md: no {BEGIN} ... {END} block to replace")
@@ -46,27 +94,56 @@ def replace_table(readme: str, block: str) -> str:
     return f"{head}{BEGIN}\n{block}\n{END}{tail}"
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=1, help="runs, each in fresh processes, pooled")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--only", default=",".join(NAMES))
+    p.add_argument("--json", help="write every run's rounds here")
+    p.add_argument("--against", help="an earlier --json: do this run's ratios land in its spreads?")
     p.add_argument("--readme", action="store_true", help="rewrite README.md's table in place")
-    a = p.parse_args()
+    p.add_argument("--child_json", help=argparse.SUPPRESS)  # one run of --only, for --runs
+    a = p.parse_args(argv)
     names = [n for n in a.only.split(",") if n]
     if set(names) - set(NAMES):
         p.error(f"--only: expected some of {NAMES}, got {names}")
+    if a.runs < 1:
+        p.error(f"--runs: expected at least 1, got {a.runs}")
+    earlier = None
+    if a.against:
+        try:
+            earlier = _common.pool(
+                [_common.from_json(r) for r in json.loads(Path(a.against).read_text())["runs"]]
+            )
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            p.error(f"--against: expected a run_all.py --json file, {a.against}: {e}")
+    if a.child_json:
+        rows = collect(names, a.quick)
+        Path(a.child_json).write_text(json.dumps(_common.to_json(rows)))
+        return
     start = time.perf_counter()
-    rows = collect(names, a.quick)
-    block = (
-        f"Measured {time.strftime('%Y-%m-%d')} by `python benchmarks/run_all.py"
-        f"{' --quick' if a.quick else ''}` in {time.perf_counter() - start:.0f} s on: "
-        f"{_common.machine()}.\n\n{_common.table(rows)}"
+    runs = collect_runs(names, a.quick, a.runs) if a.runs > 1 else [collect(names, a.quick)]
+    rows = _common.pool(runs)
+    flags = "".join(
+        f" {f}" for f, on in ((f"--runs={a.runs}", a.runs > 1), ("--quick", a.quick)) if on
     )
+    block = (
+        f"Measured {time.strftime('%Y-%m-%d')} by `python benchmarks/run_all.py{flags}` in "
+        f"{time.perf_counter() - start:.0f} s on: {_common.machine()}.\n\n{_common.table(rows)}"
+    )
+    if a.json:
+        record = {"machine": _common.machine(), "date": time.strftime("%Y-%m-%d"), "flags": flags}
+        record["runs"] = [_common.to_json(r) for r in runs]
+        Path(a.json).write_text(json.dumps(record, indent=1))
     if a.readme:
         path = _common.ROOT / "README.md"
         path.write_text(replace_table(path.read_text(), block))
         print(f"wrote {path}")
     print(block)
+    if earlier is not None:
+        text, outside = against(rows, earlier)
+        print(f"\nAgainst {a.against}: {outside} of the ratios outside the earlier spread.\n")
+        print(text)
 
 
 if __name__ == "__main__":

@@ -151,9 +151,9 @@ def rows(
                     f"{batch_size}, {how}, vs PyTorch seed after seed, both warmed up "
                     "(images/s)",
                     cmd,
-                    str(_common.rate(work, t[side])),
-                    f"PyTorch {_common.rate(work, t['torch'])}",
-                    f"{_common.ratio(t['torch'], t[side])}x",
+                    _common.Cell(_common.rate(work, t[side])),
+                    _common.Cell(_common.rate(work, t["torch"]), "PyTorch "),
+                    _common.Cell(_common.ratio(t["torch"], t[side]), suffix="x"),
                 )
             )
     return out

@@ -1,5 +1,6 @@
 """The benchmarks stay runnable: shared timing helpers, the scripts' imports, accelerator --tiny."""
 
+import json
 import os
 import subprocess
 import sys
@@ -24,7 +25,7 @@ def test_interleave_warms_up_and_alternates():
     assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
     assert {k: len(v) for k, v in t.items()} == {"a": 3, "b": 3}
     r = _common.ratio([4.0, 6.0, 9.0], [1.0, 2.0, 3.0])
-    assert r == _common.Spread(3.0, 3.0, 4.0)
+    assert r == _common.Spread(3.0, 3.0, 4.0, (4.0, 3.0, 3.0))
     assert str(_common.spread([1.0, 2.0, 30.0])) == "2 [1-30]"
 
 
@@ -52,6 +53,44 @@ def test_readme_block_is_replaced_in_place():
     )
     with pytest.raises(SystemExit, match="benchmarks:begin"):
         run_all.replace_table("no markers", "new")
+
+
+def _row(work, ours, ref):
+    return _common.Row(
+        work,
+        "cmd",
+        _common.Cell(_common.spread(ours), suffix=" s"),
+        _common.Cell(_common.spread(ref), "ref ", " s"),
+        _common.Cell(_common.ratio(ref, ours), suffix="x"),
+    )
+
+
+def test_runs_pool_every_round_and_keep_each_runs_median():
+    run1 = [_row("a", [1.0, 1.0, 2.0], [2.0, 3.0, 2.0]), _row("b", [1.0], [10.0])]
+    run2 = [_row("a", [2.0, 2.0, 2.0], [2.0, 2.0, 3.0]), _row("b", [2.0], [10.0])]
+    # Through JSON and back, as --runs does between processes.
+    run2 = _common.from_json(json.loads(json.dumps(_common.to_json(run2))))
+    a, b = _common.pool([run1, run2])
+    # Ratios per round: run1 2, 3, 1; run2 1, 1, 1.5 -> pooled median 1.25 of all six.
+    assert a.ratio.spread[:3] == (1.25, 1.0, 3.0) and a.runs == (2.0, 1.0)
+    assert a.ours.spread.values == (1.0, 1.0, 2.0, 2.0, 2.0, 2.0)
+    assert str(a.reference).startswith("ref 2 [2-3] s")
+    assert b.runs == (10.0, 5.0)
+    table = _common.table([a, b])
+    assert "each run's median" in table and "| 2, 1 |" in table, table
+    with pytest.raises(ValueError, match="different rows"):
+        _common.pool([run1, run1[:1]])
+
+
+def test_against_says_which_ratios_land_outside_the_earlier_spread():
+    earlier = [_row("a", [1.0, 1.0], [2.0, 3.0]), _row("b", [1.0], [10.0])]  # a: [2-3], b: [10]
+    now = [_row("a", [1.0], [2.5]), _row("b", [1.0], [12.0]), _row("new", [1.0], [1.0])]
+    text, outside = run_all.against(now, earlier)
+    assert outside == 1
+    assert (
+        "| a | 2.5 [2-3]x | 2.5x | yes |" in text and "| b | 10 [10-10]x | 12x | **no** |" in text
+    )
+    assert "new" not in text
 
 
 def test_scripts_run_from_the_root_with_nothing_set():
