@@ -2,6 +2,7 @@ r"""Regenerate the README's benchmark table from several runs of every CPU bench
 
   python benchmarks/run_all.py [--runs=1] [--quick] [--only=gaussian,gmm,vae,opt,beam]
                                [--json=PATH] [--against=PATH] [--readme]
+  python benchmarks/run_all.py --table=PATH [--readme]
 
 Each benchmark warms both sides up, interleaves rounds and reports median [min-max]
 (``_common.py``). ``--runs=N`` runs every benchmark N times, each time in a fresh process (run
@@ -9,10 +10,12 @@ after run, so a change in the machine's load falls on different runs), and pools
 is the median [min-max] over every round of every run, and the last column gives each run's
 median ratio. ``--json`` keeps every round's numbers; ``--against`` compares this run's median
 ratios with the spreads of an earlier ``--json`` and says which land inside them (the README's
-reproduction check). ``--quick`` runs every benchmark at its quick size (minutes, for checking the
-script, not for quoting). ``--readme`` replaces the table between the ``<!-- benchmarks:begin -->``
-and ``<!-- benchmarks:end -->`` lines of README.md; otherwise the markdown is printed. Quote a
-ratio only from an idle machine, and only where a second run lands inside the first's spread.
+reproduction check); ``--table`` prints an earlier ``--json``'s table and runs nothing (the
+README's table is ``--table=benchmarks/results/cpu-DATE.json --readme``). ``--quick`` runs every
+benchmark at its quick size (minutes, for checking the script, not for quoting). ``--readme``
+replaces the table between the ``<!-- benchmarks:begin -->`` and ``<!-- benchmarks:end -->``
+lines of README.md; otherwise the markdown is printed. Quote a ratio only from an idle machine,
+and only where a second run lands inside the first's spread.
 """
 
 import argparse
@@ -94,6 +97,25 @@ def replace_table(readme: str, block: str) -> str:
     return f"{head}{BEGIN}\n{block}\n{END}{tail}"
 
 
+def load(path: str) -> dict:
+    """A ``--json`` record, its runs as rows."""
+    record = json.loads(Path(path).read_text())
+    missing = {"machine", "date", "flags", "seconds", "runs"} - set(record)
+    if missing:
+        raise KeyError(f"no {', '.join(sorted(missing))}")
+    record["runs"] = [_common.from_json(r) for r in record["runs"]]
+    return record
+
+
+def block(record: dict) -> str:
+    """The README's block: what ran, for how long, on what machine, and the pooled table."""
+    return (
+        f"Measured {record['date']} by `python benchmarks/run_all.py{record['flags']}` in "
+        f"{record['seconds']:.0f} s on: {record['machine']}.\n\n"
+        f"{_common.table(_common.pool(record['runs']))}"
+    )
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=1, help="runs, each in fresh processes, pooled")
@@ -101,6 +123,9 @@ def main(argv=None):
     p.add_argument("--only", default=",".join(NAMES))
     p.add_argument("--json", help="write every run's rounds here")
     p.add_argument("--against", help="an earlier --json: do this run's ratios land in its spreads?")
+    p.add_argument(
+        "--table", help="an earlier --json: print (--readme: write) its table, run nothing"
+    )
     p.add_argument("--readme", action="store_true", help="rewrite README.md's table in place")
     p.add_argument("--child_json", help=argparse.SUPPRESS)  # one run of --only, for --runs
     a = p.parse_args(argv)
@@ -109,39 +134,42 @@ def main(argv=None):
         p.error(f"--only: expected some of {NAMES}, got {names}")
     if a.runs < 1:
         p.error(f"--runs: expected at least 1, got {a.runs}")
-    earlier = None
-    if a.against:
-        try:
-            earlier = _common.pool(
-                [_common.from_json(r) for r in json.loads(Path(a.against).read_text())["runs"]]
-            )
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            p.error(f"--against: expected a run_all.py --json file, {a.against}: {e}")
+    saved = {}
+    for flag in ("against", "table"):
+        if getattr(a, flag):
+            try:
+                saved[flag] = load(getattr(a, flag))
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                p.error(f"--{flag}: expected a run_all.py --json file, {getattr(a, flag)}: {e}")
     if a.child_json:
         rows = collect(names, a.quick)
         Path(a.child_json).write_text(json.dumps(_common.to_json(rows)))
         return
-    start = time.perf_counter()
-    runs = collect_runs(names, a.quick, a.runs) if a.runs > 1 else [collect(names, a.quick)]
-    rows = _common.pool(runs)
-    flags = "".join(
-        f" {f}" for f, on in ((f"--runs={a.runs}", a.runs > 1), ("--quick", a.quick)) if on
-    )
-    block = (
-        f"Measured {time.strftime('%Y-%m-%d')} by `python benchmarks/run_all.py{flags}` in "
-        f"{time.perf_counter() - start:.0f} s on: {_common.machine()}.\n\n{_common.table(rows)}"
-    )
-    if a.json:
+    if a.table:
+        record = saved["table"]
+    else:
+        flags = "".join(
+            f" {f}" for f, on in ((f"--runs={a.runs}", a.runs > 1), ("--quick", a.quick)) if on
+        )
+        # The machine line is read before the runs, so its load says whether the machine was idle.
         record = {"machine": _common.machine(), "date": time.strftime("%Y-%m-%d"), "flags": flags}
-        record["runs"] = [_common.to_json(r) for r in runs]
-        Path(a.json).write_text(json.dumps(record, indent=1))
+        start = time.perf_counter()
+        runs = collect_runs(names, a.quick, a.runs) if a.runs > 1 else [collect(names, a.quick)]
+        record["seconds"] = time.perf_counter() - start
+        if a.json:
+            Path(a.json).write_text(
+                json.dumps({**record, "runs": [_common.to_json(r) for r in runs]}, indent=1)
+            )
+        record["runs"] = runs
+    text = block(record)
     if a.readme:
         path = _common.ROOT / "README.md"
-        path.write_text(replace_table(path.read_text(), block))
+        path.write_text(replace_table(path.read_text(), text))
         print(f"wrote {path}")
-    print(block)
-    if earlier is not None:
-        text, outside = against(rows, earlier)
+    print(text)
+    if "against" in saved:
+        earlier = _common.pool(saved["against"]["runs"])
+        text, outside = against(_common.pool(record["runs"]), earlier)
         print(f"\nAgainst {a.against}: {outside} of the ratios outside the earlier spread.\n")
         print(text)
 

@@ -93,6 +93,21 @@ def test_against_says_which_ratios_land_outside_the_earlier_spread():
     assert "new" not in text
 
 
+def test_a_saved_run_prints_its_table_and_bad_files_get_one_line(tmp_path, capsys):
+    runs = [[_row("a", [1.0], [2.0])], [_row("a", [1.0], [3.0])]]
+    record = {"machine": "m", "date": "d", "flags": " --runs=2", "seconds": 5.0}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({**record, "runs": [_common.to_json(r) for r in runs]}))
+    run_all.main([f"--table={path}"])
+    out = capsys.readouterr().out
+    assert out.startswith("Measured d by `python benchmarks/run_all.py --runs=2` in 5 s on: m.")
+    assert "| a | `cmd` | 1 [1-1] s | ref 2.5 [2-3] s | 2.5 [2-3]x | 2, 3 |" in out, out
+    path.write_text("{}")
+    with pytest.raises(SystemExit):
+        run_all.main([f"--table={path}"])
+    assert "error: --table: expected a run_all.py --json file" in capsys.readouterr().err
+
+
 def test_scripts_run_from_the_root_with_nothing_set():
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run(
