@@ -402,10 +402,7 @@ def prepare_workdir(cfg, workdir, overwrite: bool = False, write: bool = True, o
                 p = workdir / name
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     if write:
-        workdir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(new, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        metrics_lib.write_json(path, new, indent=2)
     return workdir
 
 
@@ -668,13 +665,6 @@ def _float32(d: dict) -> dict:
     return {k: float(np.float32(v)) for k, v in d.items()}
 
 
-def _save_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
 def _save_array(path: Path, a) -> None:
     tmp = path.with_name(path.name + ".tmp.npy")
     np.save(tmp, a)
@@ -843,7 +833,7 @@ class _HostSeed:
             "metrics": {**fit_meta["fit_metrics"], **_float32(measured.metrics)},
             "note": measured.note,
         }
-        _save_json(measured_path, record)
+        metrics_lib.write_json(measured_path, record, indent=None)
         self.state, self.pool = (g, fit_state), (g, pool)
         return {**fit_meta, **record}
 

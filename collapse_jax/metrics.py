@@ -223,18 +223,21 @@ def _fill(dtype: np.dtype):
     return "NaN" if dtype.kind == "f" else (False if dtype.kind == "b" else 0)
 
 
-def _write_json(path: Path, obj) -> None:
+def write_json(path: Path, obj, indent: int | None = 1) -> None:
+    """``obj`` as sorted-key JSON at ``path``, whole or not at all: written to ``path.tmp``,
+    synced (durable like the lines of metrics.jsonl), then renamed over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as f:
-        f.write(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+        f.write(json.dumps(obj, indent=indent, sort_keys=True) + "\n")
         f.flush()
-        os.fsync(f.fileno())  # durable like the lines of metrics.jsonl
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
 def _group(path: Path, attributes: dict) -> None:
     path.mkdir(parents=True, exist_ok=True)
-    _write_json(
+    write_json(
         path / "zarr.json", {"zarr_format": 3, "node_type": "group", "attributes": attributes}
     )
 
@@ -271,7 +274,7 @@ class MetricsStore:
             p = self.progress()
             p.update(n)
             self.dir.mkdir(parents=True, exist_ok=True)
-            _write_json(self.dir / "progress.json", p)
+            write_json(self.dir / "progress.json", p)
 
     def names(self, kind: str = "per_seed") -> list[str]:
         d = self.dir / kind
