@@ -173,6 +173,9 @@ def get_config(arg=None):
     cfg.lm_regime = regime  # a label for reports; num_epochs and mixing below are what run
     cfg.lm_decoder = decoder or "beam"  # a label for reports; cfg.generate is what runs
     cfg.lm = opt_finetune.lm_fields()
+    # base: every generation fine-tunes the base model (the paper); scratch: every generation
+    # trains a fresh model from random weights (configs/llama_tinystories.py).
+    cfg.lm.fit_from = "base"
     cfg.data = opt_finetune.data_fields()
     cfg.tokenizer = opt_finetune.tokenizer_fields()
     cfg.finetune = opt_finetune.finetune_fields()
