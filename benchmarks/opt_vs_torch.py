@@ -1,8 +1,17 @@
-"""Throughput of the JAX OPT port against transformers' PyTorch OPTForCausalLM, same process.
+"""Throughput of the JAX LM ports against transformers' PyTorch models, same process.
 
-    python benchmarks/opt_vs_torch.py                 # small config and the OPT-125m shape
+    python benchmarks/opt_vs_torch.py                 # every setup below
     python benchmarks/opt_vs_torch.py --only=small    # one of them
+    python benchmarks/opt_vs_torch.py --only=gpt2-124m  # GPT2LMHeadModel at GPT-2 124M's shape
+    python benchmarks/opt_vs_torch.py --only=smollm2-135m  # LlamaForCausalLM, SmolLM2-135M's shape
     python benchmarks/opt_vs_torch.py --dtype=bfloat16  # our bf16 compute on an accelerator
+
+OPT setups run against ``OPTForCausalLM``, GPT-2 setups against ``GPT2LMHeadModel``, Llama
+setups (SmolLM2's shape) against ``LlamaForCausalLM``; the GPT-2 and Llama setups also time
+generation: greedy decoding of ``new_tokens`` tokens after the batch as prompts (ours:
+``decode.greedy``, one compiled loop; theirs: ``generate(do_sample=False, num_beams=1)`` with
+``min_new_tokens`` so neither stops early). ``--quick`` runs the small setup of each
+architecture (a check of the script, not a number to quote).
 
 Both sides run the same config, batch and sequence length from the same weights (converted
 with collapse_jax.families.lm.convert), float32, in the same process:
@@ -26,7 +35,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from collapse_jax.families.lm import convert, opt, perplexity
+from collapse_jax.families.lm import convert, decode, gpt2, llama, nn, opt, perplexity
+
+ARCHS = {"opt": opt.OPTConfig, "gpt2": gpt2.GPT2Config, "llama": llama.LlamaConfig}
 
 SETUPS = {
     # A from-scratch CPU model of the size the `cpu` fine-tuning config trains.
@@ -45,7 +56,39 @@ SETUPS = {
     ),
     # facebook/opt-125m's shape with the paper's 64-token blocks and a CPU-sized batch.
     "opt-125m": dict(config=dict(), batch=4, length=64),
+    # GPT-2 124M and SmolLM2-135M (GPT2Config() and LlamaConfig()'s defaults here), the same
+    # blocks and batch, plus greedy generation of 32 tokens.
+    "gpt2-124m": dict(arch="gpt2", config=dict(), batch=4, length=64, new_tokens=32),
+    "smollm2-135m": dict(arch="llama", config=dict(), batch=4, length=64, new_tokens=32),
+    # The small setup's sizes in the other two architectures (--quick).
+    "small-gpt2": dict(
+        arch="gpt2",
+        config=dict(
+            vocab_size=8192, n_embd=256, n_layer=4, n_inner=1024, n_head=4, n_positions=512
+        ),
+        batch=16,
+        length=64,
+        new_tokens=16,
+    ),
+    "small-llama": dict(
+        arch="llama",
+        config=dict(
+            vocab_size=8192,
+            hidden_size=256,
+            num_hidden_layers=4,
+            intermediate_size=1024,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=64,
+            max_position_embeddings=512,
+        ),
+        batch=16,
+        length=64,
+        new_tokens=16,
+    ),
 }
+QUICK = ("small", "small-gpt2", "small-llama")
+_TORCH_CLASSES = {"opt": "OPTForCausalLM", "gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM"}
 
 
 def _repeat(fn, steps: int):
@@ -56,8 +99,8 @@ def _repeat(fn, steps: int):
     return run
 
 
-def _jax_side(config, params, ids_BxL):
-    forward = jax.jit(lambda p, x: opt.forward(p, config, x)[0])
+def _jax_side(config, params, ids_BxL, new_tokens=0):
+    forward = jax.jit(lambda p, x: nn.forward(p, config, x)[0])
 
     def loss_fn(p, x_BxL, key):
         # The fine-tuning loss itself (finetune.make_train_step), not a copy of it.
@@ -85,18 +128,31 @@ def _jax_side(config, params, ids_BxL):
         state[0], loss = train_step(state[0], x, key)
         loss.block_until_ready()
 
-    return run_forward, run_train
+    def run_generate():
+        out = decode.greedy(
+            decode.causal_lm(config),
+            params,
+            x,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+        )
+        out.tokens_BxN.block_until_ready()
+
+    return run_forward, run_train, run_generate
 
 
-def _torch_side(config, params, ids_BxL, device="cpu"):
+def _torch_side(config, params, ids_BxL, device="cpu", new_tokens=0):
     import torch
     import transformers
 
-    hf_config = transformers.OPTConfig(**config.to_hf_dict())
-    model = transformers.OPTForCausalLM(hf_config)
+    hf_config = transformers.AutoConfig.for_model(**config.to_hf_dict())
+    hf_config._attn_implementation = "eager"
+    model = getattr(transformers, _TORCH_CLASSES[config.architecture])(hf_config)
     state_dict = convert.state_dict_from_params(params, config)
     state_dict = {k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}
-    model.load_state_dict(state_dict, strict=False)  # lm_head is tied to embed_tokens
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    # Only a tied lm_head may be missing (it is the token embedding).
+    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01)
     x = torch.from_numpy(np.asarray(ids_BxL, np.int64)).to(device)
@@ -116,22 +172,38 @@ def _torch_side(config, params, ids_BxL, device="cpu"):
         optimizer.zero_grad(set_to_none=True)
         sync()
 
-    return run_forward, run_train
+    def run_generate():
+        model.eval()
+        with torch.no_grad():
+            model.generate(
+                input_ids=x,
+                attention_mask=torch.ones_like(x),
+                do_sample=False,
+                num_beams=1,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                pad_token_id=config.eos_token_id,
+            )
+        sync()
+
+    return run_forward, run_train, run_generate
 
 
 def bench(name: str, dtype: str, rounds: int, steps: int) -> list[tuple]:
     setup = SETUPS[name]
-    config = opt.OPTConfig(**setup["config"], dtype=dtype)
-    b, l = setup["batch"], setup["length"]
-    params = opt.init_params(jax.random.key(0), config)
+    config = ARCHS[setup.get("arch", "opt")](**setup["config"], dtype=dtype)
+    b, l, n = setup["batch"], setup["length"], setup.get("new_tokens", 0)
+    params = nn.init_params(jax.random.key(0), config)
     ids_BxL = np.random.default_rng(0).integers(3, config.vocab_size, (b, l)).astype(np.int32)
-    ours = dict(zip(("forward", "train"), _jax_side(config, params, ids_BxL), strict=True))
-    theirs = dict(zip(("forward", "train"), _torch_side(config, params, ids_BxL), strict=True))
+    tasks = ("forward", "train", "generate")
+    ours = dict(zip(tasks, _jax_side(config, params, ids_BxL, n), strict=True))
+    theirs = dict(zip(tasks, _torch_side(config, params, ids_BxL, new_tokens=n), strict=True))
     rows = []
-    for task in ("forward", "train"):
+    for task in tasks if n else tasks[:2]:
         sides = {"ours": _repeat(ours[task], steps), "theirs": _repeat(theirs[task], steps)}
         t = _common.interleave(sides, rounds)
-        tok = b * l * steps
+        # Generation counts the new tokens of every row; the others every input token.
+        tok = (b * n if task == "generate" else b * l) * steps
         rows.append(
             (
                 name,
@@ -148,15 +220,17 @@ def bench(name: str, dtype: str, rounds: int, steps: int) -> list[tuple]:
 def rows(only=None, dtype="float32", rounds=5, steps=3, quick=False, torch_threads=2):
     import torch
 
+    names = [only] if only else list(SETUPS)
     if quick:
-        only, rounds, steps = "small", 2, 1
+        names, rounds, steps = [only] if only else list(QUICK), 2, 1
     torch.set_num_threads(torch_threads)
     out = []
-    for name in [only] if only else list(SETUPS):
+    for name in names:
+        arch = {"opt": "OPT", "gpt2": "GPT-2", "llama": "Llama"}[SETUPS[name].get("arch", "opt")]
         for setup, shape, task, a, b, r in bench(name, dtype, rounds, steps):
             out.append(
                 _common.Row(
-                    f"OPT {task} tokens/s, {setup} shape, {shape}, {dtype}, torch {torch_threads} threads",
+                    f"{arch} {task} tokens/s, {setup} shape, {shape}, {dtype}, torch {torch_threads} threads",
                     f"python benchmarks/opt_vs_torch.py --only={setup}",
                     _common.Cell(a),
                     _common.Cell(b, "transformers "),
@@ -173,7 +247,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="calls per timed round")
     parser.add_argument("--torch-threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="small setup, 2 rounds of 1 step")
+    parser.add_argument("--quick", action="store_true", help="the small setups, 2 rounds of 1 step")
     args = parser.parse_args()
     print(_common.machine())
     out = rows(args.only, args.dtype, args.rounds, args.steps, args.quick, args.torch_threads)

