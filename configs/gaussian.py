@@ -34,17 +34,14 @@ import ml_collections
 
 from configs import common
 
-VARIANTS = (*common.VARIANTS, "regimes", "regimes_smoke")
-REGIMES = ["replace", "accumulate", "accumulate_subsample", "augment", "fresh"]
+ARGS = {"variant": common.VARIANTS, "sweep": ("default", "regimes")}
+LEGACY = {"regimes": "variant=cpu,sweep=regimes", "regimes_smoke": "variant=smoke,sweep=regimes"}
+REGIMES = ("replace", "accumulate", "accumulate_subsample", "augment", "fresh")
 
 
 def get_config(arg=None):
-    name = arg or "paper"
-    if name not in VARIANTS:
-        raise ValueError(f"config variant: expected one of {VARIANTS}, got {name!r}")
-    variant = name if name in common.VARIANTS else "cpu"
-    cfg = common.base("gaussian")
-    cfg.variant = name
+    a = common.parse_arg(arg, ARGS, LEGACY)
+    cfg = common.base("gaussian", a)
 
     cfg.gaussian = ml_collections.ConfigDict()
     cfg.gaussian.dim = 1  # d; d = 1 is the paper's case
@@ -62,14 +59,15 @@ def get_config(arg=None):
     # Field path -> values; launch/sweep.py runs one job per value, a single run uses the field.
     cfg.sweep = ml_collections.ConfigDict()
 
-    if variant == "paper":
+    if a.variant == "paper":
         cfg.num_seeds = 1000
         cfg.num_generations = 1000
         cfg.samples_per_generation = 100
-        cfg.sweep.samples_per_generation = [10, 100, 1000, 10000]
         cfg.checkpoint.every_generations = 100
         cfg.enable_x64 = True  # the variance floor from rounding (see above) sits at 1e-33
-    elif variant == "cpu":
+        if a.sweep == "default":
+            cfg.sweep.samples_per_generation = (10, 100, 1000, 10000)
+    elif a.variant == "cpu":
         cfg.num_seeds = 1000
         cfg.num_generations = 1000
         cfg.samples_per_generation = 100
@@ -79,13 +77,17 @@ def get_config(arg=None):
         cfg.num_generations = 20
         cfg.samples_per_generation = 20
         cfg.checkpoint.every_generations = 5
-    if name.startswith("regimes"):
+    if a.sweep == "regimes":
         cfg.gaussian.estimator = "mle"  # accumulate's product formula (Kazdan et al.) is the mle's
         cfg.samples_per_generation = 20
         cfg.mixing.augment_ratio = 1.0
         cfg.mixing.fresh_fraction = 0.1
-        cfg.sweep.mixing = ml_collections.ConfigDict({"regime": list(REGIMES)})
-        cfg.num_seeds, cfg.num_generations = (1000, 100) if name == "regimes" else (8, 6)
-        cfg.checkpoint.every_generations = 50 if name == "regimes" else 3
+        cfg.sweep.mixing = ml_collections.ConfigDict({"regime": REGIMES})
+        cfg.num_generations, cfg.checkpoint.every_generations = {
+            "paper": (1000, 100),
+            "cpu": (100, 50),
+            "smoke": (6, 3),
+        }[a.variant]
+        cfg.num_seeds = 8 if a.variant == "smoke" else 1000
     cfg.checkpoint.keep_generations = common.log_spaced_generations(cfg.num_generations)
     return cfg

@@ -31,26 +31,18 @@ import ml_collections
 
 from configs import common
 
-_SEPARATED = "separated"
-VARIANTS = (
-    *common.VARIANTS,
-    *(f"{_SEPARATED}_{v}" if v != "paper" else _SEPARATED for v in common.VARIANTS),
-)
+ARGS = {"variant": common.VARIANTS, "truth": ("blob", "separated")}
+LEGACY = {
+    "separated": "variant=paper,truth=separated",
+    "separated_cpu": "variant=cpu,truth=separated",
+    "separated_smoke": "variant=smoke,truth=separated",
+}
+_IDENTITY = ((1.0, 0.0), (0.0, 1.0))
 
 
 def get_config(arg=None):
-    name = arg or "paper"
-    truth = "blob"
-    scale = name
-    if name not in VARIANTS:
-        raise ValueError(f"config variant: expected one of {VARIANTS}, got {name!r}")
-    if name.startswith(_SEPARATED):
-        truth = "separated"
-        scale = name[len(_SEPARATED) + 1 :] or "paper"
-    scale = common.variant(scale)
-
-    cfg = common.base("gmm")
-    cfg.variant = name
+    a = common.parse_arg(arg, ARGS, LEGACY)
+    cfg = common.base("gmm", a)
     cfg.num_seeds = 100
     cfg.num_generations = 2050
     cfg.samples_per_generation = 1000
@@ -72,45 +64,45 @@ def get_config(arg=None):
     # True: EM starts from the previous generation's parameters.
     g.warm_start = False
     # The true distribution, a GMM.
-    if truth == "blob":
-        g.truth_weights = [1.0]
-        g.truth_means = [[0.0, 0.0]]
-        g.truth_covariances = [[[1.0, 0.0], [0.0, 1.0]]]
+    if a.truth == "blob":
+        g.truth_weights = (1.0,)
+        g.truth_means = ((0.0, 0.0),)
+        g.truth_covariances = (_IDENTITY,)
     else:
-        g.truth_weights = [0.7, 0.3]
-        g.truth_means = [[-3.0, 0.0], [3.0, 0.0]]
-        g.truth_covariances = [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]]
+        g.truth_weights = (0.7, 0.3)
+        g.truth_means = ((-3.0, 0.0), (3.0, 0.0))
+        g.truth_covariances = (_IDENTITY, _IDENTITY)
     g.heldout_samples = 10_000  # held-out original sample for heldout_loglik, shared by all seeds
     g.heldout_seed = 2024  # its key: jax.random.key(heldout_seed), independent of cfg.seed
     # Record each seed's means [K, D] and covariances [K, D, D] per generation (for the scatter
     # snapshots; 12 numbers per seed and generation at K = D = 2).
     g.record_params = True
-    g.snapshot_generations = [0, 50, 100, 150, 200, 350, 2000]
+    g.snapshot_generations = (0, 50, 100, 150, 200, 350, 2000)
 
-    if truth == "blob":
-        if scale == "paper":
-            cfg.sweep.samples_per_generation = [500, 1000, 10_000, 50_000, 200_000]
-        elif scale == "cpu":
+    if a.truth == "blob":
+        if a.variant == "paper":
+            cfg.sweep.samples_per_generation = (500, 1000, 10_000, 50_000, 200_000)
+        elif a.variant == "cpu":
             cfg.num_seeds = 16
             cfg.num_generations = 400
             cfg.samples_per_generation = 500
-            cfg.sweep.samples_per_generation = [500, 1000]
-            g.snapshot_generations = [0, 50, 100, 150, 200, 350]
+            cfg.sweep.samples_per_generation = (500, 1000)
+            g.snapshot_generations = (0, 50, 100, 150, 200, 350)
     else:
         cfg.samples_per_generation = 500
-        if scale == "cpu":
+        if a.variant == "cpu":
             cfg.num_seeds = 16
             cfg.num_generations = 600
             cfg.samples_per_generation = 200
-            g.snapshot_generations = [0, 50, 100, 200, 350, 599]
-    if scale == "smoke":
+            g.snapshot_generations = (0, 50, 100, 200, 350, 599)
+    if a.variant == "smoke":
         cfg.num_seeds = 2
         cfg.num_generations = 4
         cfg.samples_per_generation = 200
         cfg.checkpoint.every_generations = 2
         g.max_iter = 100
         g.heldout_samples = 500
-        g.snapshot_generations = [0, 3]
-    # The figure's generations are restorable later (runs.open_run); all are multiples of 50.
-    cfg.checkpoint.keep_generations = list(g.snapshot_generations)
+        g.snapshot_generations = (0, 3)
+    # The figure's generations are restorable later (runs.open_run).
+    cfg.checkpoint.keep_generations = g.snapshot_generations
     return cfg

@@ -33,18 +33,19 @@ import ml_collections
 
 from configs import common
 
+ARGS = common.ARGS
+
 
 def get_config(arg=None):
-    variant = common.variant(arg)
-    cfg = common.base("kde")
-    cfg.variant = variant
+    a = common.parse_arg(arg, ARGS)
+    cfg = common.base("kde", a)
 
     k = cfg.kde = ml_collections.ConfigDict()
     k.dataset = "moons"  # blobs | circles | moons | swiss_roll
     k.noise = 0.05  # std of the Gaussian noise of circles, moons and swiss_roll (sklearn's noise)
     k.circles_factor = 0.8  # inner radius of circles (sklearn's factor)
     # sklearn make_blobs(n_features=2, random_state=0)'s three centres, std 1 (sklearn defaults).
-    k.blob_centers = [[0.976, 4.304], [2.055, 0.898], [-1.527, 2.918]]
+    k.blob_centers = ((0.976, 4.304), (2.055, 0.898), (-1.527, 2.918))
     k.blob_std = 1.0
     k.bandwidth_rule = "fixed"  # fixed | scott | silverman (sklearn's rules)
     k.bandwidth = 0.1  # h for bandwidth_rule = fixed, in data units
@@ -57,18 +58,18 @@ def get_config(arg=None):
     cfg.sweep = ml_collections.ConfigDict()
     cfg.sweep.mixing = ml_collections.ConfigDict()
     cfg.sweep.kde = ml_collections.ConfigDict()
-    cfg.sweep.mixing.regime = ["replace", "accumulate"]
-    cfg.sweep.kde.dataset = ["blobs", "circles", "moons", "swiss_roll"]
+    cfg.sweep.mixing.regime = ("replace", "accumulate")
+    cfg.sweep.kde.dataset = ("blobs", "circles", "moons", "swiss_roll")
 
-    if variant == "paper":
+    if a.variant == "paper":
         cfg.num_seeds = 100
         cfg.num_generations = 100
         cfg.samples_per_generation = 100
         cfg.checkpoint.every_generations = 25
-        cfg.sweep.kde.bandwidth = [0.1, 0.5, 1.0]
-        cfg.sweep.samples_per_generation = [10, 32, 100, 316, 1000]
+        cfg.sweep.kde.bandwidth = (0.1, 0.5, 1.0)
+        cfg.sweep.samples_per_generation = (10, 32, 100, 316, 1000)
         k.snapshot_points = 10
-    elif variant == "cpu":
+    elif a.variant == "cpu":
         cfg.num_seeds = 20
         cfg.num_generations = 50
         cfg.samples_per_generation = 100

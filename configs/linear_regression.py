@@ -35,11 +35,12 @@ import ml_collections
 
 from configs import common
 
+ARGS = common.ARGS
+
 
 def get_config(arg=None):
-    variant = common.variant(arg)
-    cfg = common.base("linear_regression")
-    cfg.variant = variant
+    a = common.parse_arg(arg, ARGS)
+    cfg = common.base("linear_regression", a)
 
     c = cfg.linear_regression = ml_collections.ConfigDict()
     c.dim = 10  # d
@@ -56,18 +57,18 @@ def get_config(arg=None):
 
     cfg.num_generations = 100  # generation g is fit n = g + 1
     cfg.samples_per_generation = 100  # T
-    if variant == "paper":
+    if a.variant == "paper":
         cfg.num_seeds = 100
         cfg.checkpoint.every_generations = 25
-        cfg.sweep.mixing.regime = ["replace", "accumulate"]
-        cfg.sweep.linear_regression.dim = [1, 3, 10, 32]
-        cfg.sweep.samples_per_generation = [100, 316, 1000]
-        cfg.sweep.linear_regression.noise_variance = [0.1, 1.0, 10.0]
-    elif variant == "cpu":
+        cfg.sweep.mixing.regime = ("replace", "accumulate")
+        cfg.sweep.linear_regression.dim = (1, 3, 10, 32)
+        cfg.sweep.samples_per_generation = (100, 316, 1000)
+        cfg.sweep.linear_regression.noise_variance = (0.1, 1.0, 10.0)
+    elif a.variant == "cpu":
         cfg.num_seeds = 200
         cfg.checkpoint.every_generations = 50
-        cfg.sweep.mixing.regime = ["replace", "accumulate"]
-        cfg.sweep.samples_per_generation = [32, 100]
+        cfg.sweep.mixing.regime = ("replace", "accumulate")
+        cfg.sweep.samples_per_generation = (32, 100)
     else:
         cfg.num_seeds = 8
         cfg.num_generations = 5

@@ -107,10 +107,13 @@ def finetune_fields() -> ml_collections.ConfigDict:
     return ft
 
 
+ARGS = common.ARGS
+
+
 def get_config(arg=None):
-    v = common.variant(arg)
-    cfg = common.base("opt_finetune")
-    cfg.variant = v
+    a = common.parse_arg(arg, ARGS)
+    v = a.variant
+    cfg = common.base("opt_finetune", a)
     cfg.lm = lm_fields()
     cfg.data = data_fields()
     cfg.tokenizer = tokenizer_fields()

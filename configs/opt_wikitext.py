@@ -68,19 +68,6 @@ import ml_collections
 from collapse_jax.families.lm import tokenizer
 from configs import common, opt_finetune
 
-REGIMES = ("5ep", "10ep_keep10", "keep10")  # DECODERS: below generate_fields
-# Every variant and regime (tests/test_configs.py builds each).
-VARIANTS = (
-    "paper",
-    "cpu",
-    "smoke",
-    "paper_10ep_keep10",
-    "cpu_keep10",
-    "smoke_keep10",
-    "cpu_sampling",
-    "smoke_keep10_topp095",
-)
-
 # The paper's Example 1 prompt (a WikiText-2 training passage).
 EXAMPLE_PROMPT = (
     "some started before 1360 — was typically accomplished by a master mason and a small team of "
@@ -88,24 +75,6 @@ EXAMPLE_PROMPT = (
     "other authors reject this model, suggesting instead that leading architects designed the "
     "parish church towers based on early examples of Perpendicular"
 )
-
-
-def parse(arg: str | None) -> tuple[str, str, str]:
-    """``VARIANT[_REGIME][_DECODER]`` -> (variant, regime, decoder); regime ``keep10`` is
-    ``10ep_keep10``, decoder ``""`` keeps ``generate_fields``' beam search."""
-    arg = arg or "paper"
-    name, _, rest = arg.partition("_")
-    head, _, last = rest.rpartition("_")
-    decoder = ""
-    if (last or head) in DECODERS:
-        decoder, rest = last or head, head if last else ""
-    regime = rest or "5ep"
-    if regime not in REGIMES:
-        raise ValueError(
-            f"config argument: expected VARIANT[_REGIME][_DECODER] with REGIME in {REGIMES} and "
-            f"DECODER in {tuple(DECODERS)}, got {arg!r}"
-        )
-    return common.variant(name), "10ep_keep10" if regime == "keep10" else regime, decoder
 
 
 def generate_fields() -> ml_collections.ConfigDict:
@@ -134,14 +103,30 @@ def generate_fields() -> ml_collections.ConfigDict:
 # exactly the block's new tokens). Their beam search sets early_stopping=True; with EOS blocked
 # until the last step every hypothesis ends there, so it decodes exactly as the paper's False.
 # A preset sets only these fields: the cpu variant keeps its repetition penalty 2.0 under every
-# decoder (Drayson uses none: add --config.generate.repetition_penalty=1.0).
+# decoder (Drayson uses none: add --config.generate.repetition_penalty=1.0). ``beam`` is the
+# default and changes nothing (the smoke variant keeps its 2 beams).
 DECODERS = {
-    "beam": dict(strategy="beam", num_beams=5),
+    "beam": dict(strategy="beam"),
     "greedy": dict(strategy="greedy"),
     "sampling": dict(strategy="sample", temperature=1.0, top_k=0, top_p=1.0),
     "temp09": dict(strategy="sample", temperature=0.9),
     "topk50": dict(strategy="sample", top_k=50),
     "topp095": dict(strategy="sample", top_p=0.95),
+}
+# regime: 5ep (pure replace, the paper's 5 epochs) | keep10 (10 epochs, a tenth of the original
+# blocks kept; ``lm_regime`` labels it 10ep_keep10 as the paper's figure does).
+ARGS = {"variant": common.VARIANTS, "regime": ("5ep", "keep10"), "decoder": tuple(DECODERS)}
+_REGIME_LABELS = {"5ep": "5ep", "keep10": "10ep_keep10"}
+# The names of the version before the KEY=VALUE grammar, VARIANT[_REGIME][_DECODER] (regime 5ep,
+# keep10 or 10ep_keep10): commands that started old runs still resume them.
+LEGACY = {
+    f"{v}{r}{d}": common.canonical(
+        dict(variant=v, regime="keep10" if "keep10" in r else "5ep", decoder=d[1:] or "beam"), ARGS
+    )
+    for v in common.VARIANTS
+    for r in ("", "_5ep", "_keep10", "_10ep_keep10")
+    for d in ("", *(f"_{k}" for k in DECODERS))
+    if r or d
 }
 
 
@@ -167,11 +152,13 @@ def diversity_fields() -> ml_collections.ConfigDict:
 
 
 def get_config(arg=None):
-    variant, regime, decoder = parse(arg)
-    cfg = common.base("opt_wikitext")
-    cfg.variant = variant
-    cfg.lm_regime = regime  # a label for reports; num_epochs and mixing below are what run
-    cfg.lm_decoder = decoder or "beam"  # a label for reports; cfg.generate is what runs
+    a = common.parse_arg(arg, ARGS, LEGACY)
+    variant = a.variant
+    cfg = common.base("opt_wikitext", a)
+    if a.legacy:  # the legacy names stored only the variant here (and the rest in the labels)
+        cfg.variant = variant
+    cfg.lm_regime = _REGIME_LABELS[a.regime]  # a label for reports; the fields below are what run
+    cfg.lm_decoder = a.decoder  # a label for reports; cfg.generate is what runs
     cfg.lm = opt_finetune.lm_fields()
     cfg.data = opt_finetune.data_fields()
     cfg.tokenizer = opt_finetune.tokenizer_fields()
@@ -190,7 +177,7 @@ def get_config(arg=None):
     cfg.num_seeds = 5
     cfg.num_generations = 10
     cfg.checkpoint.max_to_keep = 2  # per seed: the latest generations' params and datasets
-    cfg.checkpoint.keep_generations = [0, 1, 2, 3, 5, 9]  # the paper's Fig. 1 generations
+    cfg.checkpoint.keep_generations = (0, 1, 2, 3, 5, 9)  # the paper's Fig. 1 generations
 
     if variant in ("cpu", "smoke"):
         opt_finetune.use_offline_data(cfg)
@@ -235,9 +222,8 @@ def get_config(arg=None):
         cfg.generate.batch_size = 16
         cfg.example.max_prompt_tokens = 16
 
-    if decoder:
-        cfg.generate.update(DECODERS[decoder])
-    if regime == "10ep_keep10":
+    cfg.generate.update(DECODERS[a.decoder])
+    if a.regime == "keep10":
         cfg.finetune.num_epochs *= 2
         cfg.mixing.regime = "keep_real"
         cfg.mixing.alpha = 0.9

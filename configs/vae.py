@@ -35,11 +35,12 @@ import ml_collections
 
 from configs import common
 
+ARGS = common.ARGS
+
 
 def get_config(arg=None):
-    variant = common.variant(arg)
-    cfg = common.base("vae")
-    cfg.variant = variant
+    a = common.parse_arg(arg, ARGS)
+    cfg = common.base("vae", a)
     cfg.num_seeds = 5
     cfg.num_generations = 20
     cfg.samples_per_generation = 60_000  # M: images per epoch (the pool of generation 0)
@@ -79,7 +80,7 @@ def get_config(arg=None):
     v.classifier_learning_rate = 1e-3
     v.classifier_heldout = 0.1  # share of the pool held out for its accuracy
 
-    if variant == "cpu":
+    if a.variant == "cpu":
         cfg.num_seeds = 2
         cfg.num_generations = 5
         cfg.samples_per_generation = 8_000
@@ -88,7 +89,7 @@ def get_config(arg=None):
         # blurred prototypes (measurements in the docstring).
         v.batch_size = 64
         v.epochs = 6
-    elif variant == "smoke":
+    elif a.variant == "smoke":
         cfg.num_seeds = 2
         cfg.num_generations = 3
         cfg.samples_per_generation = 64

@@ -1,56 +1,177 @@
-"""Every experiment's config file and variant builds and validates; the table's entries resolve;
-the launcher's errors are one line."""
+"""Every experiment's config file and every combination of its arguments builds and validates;
+every field overrides from the command line; legacy names still build the old runs' configs; the
+table's entries resolve; the launcher's errors are one line."""
 
 import subprocess
 import sys
 from pathlib import Path
 
 import jax
+import ml_collections
 import pytest
+from absl import flags
+from ml_collections import config_flags
 
 from collapse_jax import chain, experiments
 from collapse_jax.errors import DataError
 from collapse_jax.family import Family, HostFamily, SingleRun
+from configs import common
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _variants(mod) -> tuple[str, ...]:
-    # A config may name more variants than the three every config has (e.g. gmm's `separated`).
-    return tuple(getattr(mod, "VARIANTS", ("paper", "cpu", "smoke")))
-
-
-CASES = [
-    (name, v)
+MODULES = {
+    name: e.config_module()
     for name, e in experiments.EXPERIMENTS.items()
     if e.config_path.is_file()  # a missing file fails test_every_experiment_resolves instead
-    for v in _variants(e.config_module())
-]
+}
+CASES = [(name, arg) for name, mod in MODULES.items() for arg in common.every_arg(mod.ARGS)]
+IDS = [f"{n}:{a}" for n, a in CASES]
+LEGACY = [(name, old) for name, mod in MODULES.items() for old in getattr(mod, "LEGACY", {})]
 
 
-@pytest.mark.parametrize("name,variant", CASES, ids=[f"{n}:{v}" for n, v in CASES])
-def test_every_config_variant_builds(name, variant):
-    """Each variant, and each run of its sweep (``launch.sweep``), passes validation."""
+@pytest.mark.parametrize("name,arg", CASES, ids=IDS)
+def test_every_config_variant_builds(name, arg):
+    """Each argument, and each run of its sweep (``launch.sweep``), passes validation."""
     from launch import sweep
 
-    cfg = experiments.get(name).config_module().get_config(variant)
+    cfg = MODULES[name].get_config(arg)
     assert cfg.experiment == name
+    # cfg.variant rebuilds the same config (chain._variant_default relies on it).
+    assert cfg.variant == arg and MODULES[name].get_config(cfg.variant) == cfg
     fam = experiments.family(name)
     for _, _, run_cfg in sweep.expand(cfg, "/unused"):
         fam.validate(run_cfg)
         if isinstance(fam, Family):
             chain.validate(run_cfg)
-    if variant == "smoke" and isinstance(fam, Family):
+    if arg == "smoke" and isinstance(fam, Family):
         # Trace the whole generation step without running it: shapes are static in the config.
         cfg.num_seeds = 2
         steps = chain.build(cfg, fam)
         try:
             truth = fam.reference(cfg)
         except DataError as e:  # the VAE's MNIST pool lives in ../shared/data
-            pytest.skip(f"{name}:{variant} needs data: {e}")
+            pytest.skip(f"{name}:{arg} needs data: {e}")
         keys = jax.random.split(jax.random.key(0), 2)
         _, metrics = jax.eval_shape(steps.first, keys, truth)
         assert metrics and all(v.shape[0] == 2 for v in jax.tree.leaves(metrics))
+
+
+def _leaves(node, prefix=""):
+    """``(dotted path, value)`` of every leaf; an empty ``ConfigDict`` is a leaf too."""
+    for k, v in node.items():
+        if isinstance(v, ml_collections.ConfigDict) and len(v):
+            yield from _leaves(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def _holds_list(v) -> bool:
+    return isinstance(v, list) or (isinstance(v, tuple) and any(map(_holds_list, v)))
+
+
+def _flag_text(v) -> str:
+    """``v`` as a user types it after ``--config.FIELD=``. absl parses by the field's type:
+    bool ``True``/``False``; int and float by ``repr`` (``1e-05`` is a float); a str is taken
+    verbatim (commas, spaces, ``''``); a tuple through ``ast.literal_eval``, so ``repr`` (nested
+    tuples, strings with commas, ``()``, ``(1,)``); an empty ``ConfigDict`` as ``{}``. A None or
+    list field has no parser at all: a config must not hold one."""
+    if isinstance(v, ml_collections.ConfigDict):
+        return "{}"
+    return v if isinstance(v, str) else repr(v)
+
+
+def _typed(cfg) -> list:
+    """Every leaf with its type, so that a tuple that came back a list (or 1 as 1.0) differs."""
+    return [
+        (p, type(v).__name__, v.to_dict() if hasattr(v, "to_dict") else v) for p, v in _leaves(cfg)
+    ]
+
+
+@pytest.mark.parametrize("name,arg", CASES, ids=IDS)
+def test_every_field_overrides_from_the_command_line(name, arg):
+    """``--config=FILE:ARG --config.FIELD=VALUE`` for every leaf field at once, each set to its
+    own value, parses (ml_collections refuses a list or None field) and gives the same config."""
+    cfg = MODULES[name].get_config(arg)
+    leaves = list(_leaves(cfg))
+    lists = [p for p, v in leaves if _holds_list(v)]
+    assert not lists, f"{name}:{arg}: list fields cannot be overridden, make them tuples: {lists}"
+    argv = [
+        "prog",
+        f"--config={experiments.get(name).config_path}:{arg}",
+        *(f"--config.{p}={_flag_text(v)}" for p, v in leaves),
+    ]
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, flag_values=fv, lock_config=True, sys_argv=argv)
+    fv(argv)
+    assert set(config_flags.get_override_values(fv["config"])) == {p for p, _ in leaves}
+    assert _typed(fv.config) == _typed(cfg)
+
+
+def test_a_list_field_cannot_be_overridden():
+    """Why no config may hold a list: ml_collections has no parser for one, while a tuple parses."""
+    cfg = ml_collections.ConfigDict({"kept_tuple": (0, 1), "kept_list": [0, 1]})
+    assert [p for p, v in _leaves(cfg) if _holds_list(v)] == ["kept_list"]
+    for field in ("kept_tuple", "kept_list"):
+        argv = ["prog", f"--config.{field}=(0,10)"]
+
+        def parse(argv=argv):
+            fv = flags.FlagValues()
+            config = cfg.copy_and_resolve_references()
+            config_flags.DEFINE_config_dict("config", config, flag_values=fv, sys_argv=argv)
+            fv(argv)
+            return fv.config
+
+        if field == "kept_tuple":
+            assert parse().kept_tuple == (0, 10)
+        else:
+            with pytest.raises(flags.Error, match="not supported for overriding"):
+                parse()
+
+
+@pytest.mark.parametrize("name,old", LEGACY, ids=[f"{n}:{o}" for n, o in LEGACY])
+def test_legacy_names_build_their_canonical_config(name, old):
+    """A name of the version before the KEY=VALUE grammar builds what its argument builds, and
+    keeps the ``variant`` that version wrote (so its runs' config.json still matches)."""
+    mod = MODULES[name]
+    legacy, new = mod.get_config(old), mod.get_config(mod.LEGACY[old])
+    assert legacy.variant in (old, common.parse_arg(old, mod.ARGS, mod.LEGACY).variant)
+    legacy.variant = new.variant
+    assert _typed(legacy) == _typed(new)
+
+
+@pytest.mark.parametrize(
+    "arg,message",
+    [
+        (
+            "huge",
+            "variant: expected one of ('paper', 'cpu', 'smoke') or KEY=VALUE with KEY in "
+            "('variant', 'truth'), got 'huge'",
+        ),
+        ("variant=cpu,truth=sep", "truth: expected one of ('blob', 'separated'), got 'sep'"),
+        ("turth=separated", "config argument: expected a key of ('variant', 'truth'), got 'turth'"),
+        ("cpu,variant=smoke", "variant: expected once, got 'cpu' and 'smoke'"),
+        ("cpu,", "config argument: expected KEY=VALUE,... (no empty part), got 'cpu,'"),
+        ("=cpu", "config argument: expected KEY=VALUE,... (no empty part), got '=cpu'"),
+    ],
+)
+def test_bad_argument_is_one_line_naming_the_allowed_values(arg, message):
+    with pytest.raises(ValueError) as e:
+        MODULES["gmm"].get_config(arg)
+    assert str(e.value) == message
+
+
+def test_argument_grammar():
+    keys = MODULES["gmm"].ARGS
+    a = common.parse_arg(" cpu , truth=separated ", keys)
+    assert (a.variant, a.truth, a.name, a.legacy) == (
+        "cpu",
+        "separated",
+        "variant=cpu,truth=separated",
+        False,
+    )
+    assert common.parse_arg("truth=blob,variant=smoke", keys).name == "smoke"
+    assert common.parse_arg(None, keys).name == common.parse_arg("", keys).name == "paper"
+    assert common.parse_arg("truth=separated", keys).name == "variant=paper,truth=separated"
+    assert len(common.every_arg(MODULES["opt_wikitext"].ARGS)) == 3 * 2 * 6
 
 
 @pytest.mark.parametrize("name", sorted(experiments.EXPERIMENTS))
@@ -89,3 +210,31 @@ def test_launcher_bad_value_is_one_clear_line(tmp_path):
     assert last == "error: num_seeds: expected a positive integer, got 0"
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_sweep_values_and_kept_generations_override(tmp_path):
+    """The issue's two commands: a sweep's values and the kept generations from the command line."""
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "launch.sweep",
+            "--config=configs/gmm.py:variant=cpu,truth=blob",
+            f"--workdir={tmp_path}",
+            "--config.sweep.samples_per_generation=(500,1000,2000)",
+            "--config.checkpoint.keep_generations=(0,10)",
+            "--dry_run",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert [ln.split("--config.samples_per_generation=")[1].split()[0] for ln in lines] == [
+        "500",
+        "1000",
+        "2000",
+    ]
+    assert all("'--config.checkpoint.keep_generations=(0,10)'" in ln for ln in lines)

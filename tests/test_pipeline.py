@@ -279,13 +279,16 @@ def test_validate_names_the_bad_field(field, value, match):
 
 
 def test_regime_variants():
-    cfg = _config("smoke_keep10")
+    cfg = _config("smoke,regime=keep10")
     assert cfg.mixing.regime == "keep_real" and cfg.mixing.gamma == 0.1
     assert cfg.finetune.num_epochs == 2 * _config("smoke").finetune.num_epochs
     assert _config("paper").mixing.regime == "replace"
-    assert _config("paper_10ep_keep10").finetune.num_epochs == 10
-    with pytest.raises(ValueError, match="REGIME"):
-        _config("cpu_3ep")
+    assert _config("regime=keep10").finetune.num_epochs == 10
+    assert _config("regime=keep10").lm_regime == "10ep_keep10"
+    with pytest.raises(
+        ValueError, match=r"^regime: expected one of \('5ep', 'keep10'\), got '3ep'$"
+    ):
+        _config("cpu,regime=3ep")
 
 
 def test_tail_metrics_match_a_direct_computation():

@@ -280,8 +280,8 @@ def test_regime_sweep_figure_and_table(tmp_path):
     from collapse_jax.plots import regimes
     from launch import sweep
 
-    runs = sweep.expand(gaussian_config.get_config("regimes_smoke"), tmp_path)
-    assert [p["mixing.regime"] for _, p, _ in runs] == gaussian_config.REGIMES
+    runs = sweep.expand(gaussian_config.get_config("smoke,sweep=regimes"), tmp_path)
+    assert tuple(p["mixing.regime"] for _, p, _ in runs) == gaussian_config.REGIMES
     for run_dir, point, run_cfg in runs:
         if point["mixing.regime"] in ("accumulate_subsample", "augment"):
             chain.run(run_cfg, run_dir)
