@@ -9,24 +9,24 @@
 A Gaussian KDE on 2-D toy data is refitted to its own samples (``collapse_jax/families/kde.py``); the
 held-out NLL of real data and the MMD to the truth are tracked per generation.
 
-Variants:
-  paper  Kazdan et al.'s grid: ``cfg.sweep`` over dataset {blobs, circles, moons, swiss_roll}
-         (noise 0.05; blobs with std 1), fixed bandwidth {0.1, 0.5, 1.0}, M in
-         {10, 32, 100, 316, 1000}, regime {replace, accumulate}: 120 runs of 100 generations
-         (their 100 model-fitting iterations) and 100 seeds; held-out NLL on 500 fresh samples.
-         The accumulating runs hold 100 M centres and score 500 points against all of them per
-         generation: M = 1000 wants an accelerator.
-  cpu    the four datasets x {replace, accumulate} (8 runs), M = 100, bandwidth 0.1,
-         50 generations, 20 seeds. Measured under load (2 CPU cores shared with five other
-         jobs, load average ~11, 2026-11-30): the sweep in 9 min 44 s (3 min 20 s of CPU).
-         Held-out NLL, seed mean at generations 0 -> 49 (± s.e. at 49), replace | accumulate:
-         blobs 10.8 -> 103 ± 15 | 6.60 ± 0.15; circles 1.17 -> 7.24 ± 0.98 | 1.38 ± 0.01;
-         moons 0.82 -> 8.20 ± 0.90 | 1.33 ± 0.01; swiss_roll 29.0 -> 2228 ± 231 | 20.9 ± 2.3.
-         MMD to the truth at generation 49 (0.045-0.063 at 0): replace 0.33-0.39 on every set,
-         accumulate 0.069-0.077. Replace's NLL and MMD climb every generation (the samples
-         drift and cluster), accumulate's level off near their generation-0 values (blobs and
-         swiss_roll even improve: h = 0.1 is narrow for them and the pool fills in).
-  smoke  moons, M = 24, 4 generations, 4 seeds: seconds.
+Arguments (``:KEY=VALUE,...``; a bare ``:NAME`` is ``variant=NAME``):
+  variant  paper (default) | cpu | smoke
+
+variant=paper  Kazdan et al.'s grid: ``cfg.sweep`` over dataset {blobs, circles, moons,
+  swiss_roll} (noise 0.05; blobs with std 1), fixed bandwidth {0.1, 0.5, 1.0}, M in
+  {10, 32, 100, 316, 1000}, regime {replace, accumulate}: 120 runs of 100 generations (their 100
+  model-fitting iterations) and 100 seeds; held-out NLL on 500 fresh samples. The accumulating
+  runs hold 100 M centres and score 500 points against all of them per generation: M = 1000
+  wants an accelerator. Not timed yet.
+variant=cpu  the four datasets x {replace, accumulate} (8 runs), M = 100, bandwidth 0.1, 50
+  generations, 20 seeds. Expected: replace's held-out NLL and MMD climb every generation (the
+  samples drift and cluster), accumulate's level off near their generation-0 values (blobs and
+  swiss_roll even improve: h = 0.1 is narrow for them and the pool fills in).
+
+  Measured 2026-11-30 with ``python -m launch.sweep --config=configs/kde.py:cpu
+  --workdir=/tmp/kde_cpu`` on a 2-core machine shared with five other jobs (load average ~11):
+  9 min 44 s wall for the 8 runs, 3 min 20 s of CPU.
+variant=smoke  moons, M = 24, 4 generations, 4 seeds, both regimes: seconds; what the tests run.
 """
 
 import ml_collections

@@ -1,7 +1,10 @@
 """Every experiment's config file and every combination of its arguments builds and validates;
-every field overrides from the command line; legacy names still build the old runs' configs; the
-table's entries resolve; the launcher's errors are one line."""
+every field overrides from the command line; legacy names still build the old runs' configs; config
+docstrings list their arguments in one format and date every number they measured; the table's
+entries resolve; the launcher's errors are one line."""
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -174,6 +177,61 @@ def test_argument_grammar():
     assert len(common.every_arg(MODULES["opt_wikitext"].ARGS)) == 3 * 2 * 6
 
 
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_docstring_lists_the_arguments(name):
+    """Every config's docstring holds the same block listing its keys and values."""
+    doc = MODULES[name].__doc__
+    assert common.arguments_doc(MODULES[name].ARGS) in doc, common.arguments_doc(MODULES[name].ARGS)
+
+
+# The rule for numbers in config docstrings (issue 26): the docstring is split into paragraphs at
+# blank lines. A paragraph states a measurement when it holds a runtime (a number and a unit of
+# time: ms, s, min, minute(s), second(s), h, hour(s), also as CPU-minutes; or a worded one: "a
+# minute", "two hours", "a few seconds", "tens of minutes"), a ratio (a number followed by
+# ``x``, as ``1.15x``), a percentage, or the word "measured". Such a paragraph must name the date
+# ("measured YYYY-MM-DD" or "measured ... YYYY-MM-DD") and hold the command that measured it, in
+# double backticks, starting with ``python``. Write standard errors out ("s.e." reads as
+# seconds), and parameters as fractions (``gamma = 0.1``), not percentages.
+_MEASURED = re.compile(
+    r"\d(?:[\d.,]*\d)?\s*(?:CPU-)?(?:ms|s|min|minutes?|seconds?|h|hours?)\b"
+    r"|\b(?:an?|one|two|few|several|tens of)\s+(?:minutes?|seconds?|hours?)\b"
+    r"|\d(?:\.\d+)?x\b|\d\s*%|\bmeasured\b",
+    re.IGNORECASE,
+)
+_DATED = re.compile(r"\bmeasured\b[^.]*?\b20\d\d-\d\d-\d\d\b", re.IGNORECASE | re.DOTALL)
+_COMMAND = re.compile(r"``python [^`]+``")
+
+
+def undated_measurements(doc: str) -> list[str]:
+    """The paragraphs of ``doc`` that state a measurement without a date and a command."""
+    paragraphs = re.split(r"\n\s*\n", doc)
+    return [
+        p.strip()
+        for p in paragraphs
+        if _MEASURED.search(p) and not (_DATED.search(p) and _COMMAND.search(p))
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_docstring_numbers_name_a_date_and_a_command(name):
+    bad = undated_measurements(MODULES[name].__doc__)
+    assert not bad, f"configs/{name}.py: measurements without a date and a command: {bad}"
+
+
+def test_docstring_rule_catches_undated_numbers():
+    assert undated_measurements("cpu  about 20 s on 2 cores.")
+    assert undated_measurements("Measured: 1.15x faster.")
+    assert undated_measurements("cpu  3.4 CPU-minutes")
+    assert undated_measurements("cpu  about a minute on 2 CPU cores")
+    assert not undated_measurements("smoke  8 seeds: seconds; what the tests run.")
+    assert undated_measurements("T = 32: 45.3 (1.7 s.e.), measured 2026-11-30")
+    assert undated_measurements("keeps 10% of the blocks, measured 2026-12-07.")
+    assert not undated_measurements(
+        "cpu  20 s (measured 2026-12-07 with ``python -m launch.run --config=c.py:cpu``).\n\n"
+        "smoke  2 seeds, M = 20."
+    )
+
+
 @pytest.mark.parametrize("name", sorted(experiments.EXPERIMENTS))
 def test_every_experiment_resolves(name):
     """The table's entry: its config file exists, its family imports, its plots draw."""
@@ -238,3 +296,20 @@ def test_sweep_values_and_kept_generations_override(tmp_path):
         "2000",
     ]
     assert all("'--config.checkpoint.keep_generations=(0,10)'" in ln for ln in lines)
+
+
+def _listed(v):
+    if isinstance(v, dict):
+        return {k: _listed(x) for k, x in v.items()}
+    return [_listed(x) for x in v] if isinstance(v, tuple | list) else v
+
+
+@pytest.mark.parametrize("arg", ["smoke", "separated_smoke", "variant=smoke,truth=separated"])
+def test_a_run_whose_config_json_holds_lists_resumes(tmp_path, arg):
+    """config.json of a run started when the configs held lists (JSON has no tuples either) is
+    the same config as today's tuples: prepare_workdir does not refuse the workdir."""
+    cfg = MODULES["gmm"].get_config(arg)
+    old = _listed(cfg.to_dict())
+    assert old["gmm"]["truth_means"] == [list(m) for m in cfg.gmm.truth_means]
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert chain.prepare_workdir(cfg, tmp_path, write=False) == tmp_path
