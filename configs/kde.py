@@ -24,9 +24,13 @@ variant=cpu  the four datasets x {replace, accumulate} (8 runs), M = 100, bandwi
   swiss_roll even improve: h = 0.1 is narrow for them and the pool fills in).
 
   Measured 2026-11-30 with ``python -m launch.sweep --config=configs/kde.py:cpu
-  --workdir=/tmp/kde_cpu`` on a 2-core machine shared with five other jobs (load average ~11):
-  9 min 44 s wall for the 8 runs, 3 min 20 s of CPU.
-variant=smoke  moons, M = 24, 4 generations, 4 seeds, both regimes: seconds; what the tests run.
+  --workdir=/tmp/kde_cpu`` on a 2-core machine shared with five other jobs (load average ~11): 9 min
+  44 s wall for the 8 runs, 3 min 20 s of CPU.
+variant=smoke  moons, M = 24, 4 generations, 4 seeds, both regimes: what the tests run.
+
+  Measured 2026-12-07 with ``python -m launch.run --config=configs/kde.py:smoke
+  --workdir=/tmp/kde_smoke`` (one run: moons, replace) on the shared 2-core dev machine (loaded:
+  load average 13-24 that hour; no XLA compile cache): 94 s wall, 15 s CPU, compilation included.
 """
 
 import ml_collections
