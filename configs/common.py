@@ -11,8 +11,9 @@ also accept ``LEGACY`` names, the compound names of the versions before this gra
 ``cfg.variant`` (written to ``config.json``) holds the canonical argument, from which
 ``get_config`` rebuilds the same defaults: the variant alone when every other key is at its
 default (``cpu``), else every key that is not, after the variant (``variant=cpu,truth=separated``).
-A legacy name builds the config its version built, ``cfg.variant`` included (the name itself), so
-an old run's ``config.json`` still matches.
+A legacy name builds the config its version built, ``cfg.variant`` included (the name itself;
+opt_wikitext's names stored only their variant there), so the command of an old run still resumes
+it. The KEY=VALUE spelling of the same config differs from it only in ``cfg.variant``.
 """
 
 import itertools
