@@ -66,6 +66,11 @@ def parse_arg(
     return ml_collections.FrozenConfigDict({**values, "name": name, "legacy": is_legacy})
 
 
+def variant(arg: str | None) -> str:
+    """The variant of ``arg`` for a config whose only key is ``variant`` (``ARGS``)."""
+    return parse_arg(arg, ARGS).variant
+
+
 def canonical(values: dict[str, str], keys: dict[str, tuple[str, ...]]) -> str:
     """The canonical argument of ``values``: ``cpu``, or ``variant=cpu,truth=separated``."""
     rest = [f"{k}={values[k]}" for k in keys if k != "variant" and values[k] != keys[k][0]]
@@ -98,11 +103,13 @@ def log_spaced_generations(num_generations: int) -> tuple[int, ...]:
     return tuple(gens)
 
 
-def base(experiment: str, arg: ml_collections.FrozenConfigDict) -> ml_collections.ConfigDict:
-    """The shared fields at their defaults; ``arg`` is ``parse_arg``'s result."""
+def base(
+    experiment: str, arg: ml_collections.FrozenConfigDict | None = None
+) -> ml_collections.ConfigDict:
+    """The shared fields at their defaults; ``arg`` is ``parse_arg``'s result (None: paper)."""
     cfg = ml_collections.ConfigDict()
     cfg.experiment = experiment
-    cfg.variant = arg.name  # the canonical argument (module docstring)
+    cfg.variant = parse_arg(None, ARGS).name if arg is None else arg.name  # see the docstring
     cfg.seed = 0
     cfg.num_seeds = 1
     cfg.num_generations = 10  # generations 0 .. num_generations - 1; generation 0 fits D_0

@@ -26,7 +26,12 @@ MODULES = {
     for name, e in experiments.EXPERIMENTS.items()
     if e.config_path.is_file()  # a missing file fails test_every_experiment_resolves instead
 }
-CASES = [(name, arg) for name, mod in MODULES.items() for arg in common.every_arg(mod.ARGS)]
+# A config without ARGS fails test_every_config_declares_its_arguments (not the collection).
+CASES = [
+    (name, arg)
+    for name, mod in MODULES.items()
+    for arg in common.every_arg(getattr(mod, "ARGS", common.ARGS))
+]
 IDS = [f"{n}:{a}" for n, a in CASES]
 LEGACY = [(name, old) for name, mod in MODULES.items() for old in getattr(mod, "LEGACY", {})]
 
@@ -178,10 +183,21 @@ def test_argument_grammar():
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
+def test_every_config_declares_its_arguments(name):
+    """``ARGS`` (key -> values, ``variant`` first) and ``get_config`` through ``common.parse_arg``."""
+    mod = MODULES[name]
+    assert hasattr(mod, "ARGS"), f"configs/{name}.py: declare ARGS (configs/common.py's docstring)"
+    assert next(iter(mod.ARGS)) == "variant" and mod.ARGS["variant"] == common.VARIANTS
+    assert all(isinstance(v, tuple) and v for v in mod.ARGS.values()), mod.ARGS
+    with pytest.raises(ValueError, match=r"^variant: expected one of \('paper', 'cpu', 'smoke'\)"):
+        mod.get_config("no_such_variant")
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
 def test_docstring_lists_the_arguments(name):
     """Every config's docstring holds the same block listing its keys and values."""
-    doc = MODULES[name].__doc__
-    assert common.arguments_doc(MODULES[name].ARGS) in doc, common.arguments_doc(MODULES[name].ARGS)
+    block = common.arguments_doc(getattr(MODULES[name], "ARGS", common.ARGS))
+    assert block in MODULES[name].__doc__, f"configs/{name}.py's docstring lacks:\n{block}"
 
 
 # The rule for numbers in config docstrings (issue 26): the docstring is split into paragraphs at
