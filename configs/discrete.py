@@ -21,17 +21,17 @@ variant=cpu  K = 20, M = 50, 400 generations, 1000 seeds: every seed absorbed, a
   the frequency q_i.
 
   Measured 2026-12-07 with ``python -m launch.run --config=configs/discrete.py:cpu
-  --workdir=/tmp/discrete_cpu`` on the shared 2-core dev machine (loaded: load average 13-24 that
-  hour; no XLA compile cache): 69 s wall, 16 s CPU. Seed mean of the support 14.4 states at
-  generation 0 (theory 14.4), 5.4 at 10, 2.0 at 50; 25% of the seeds absorbed by generation 50, 95%
-  by 200, all by 399; mean absorption generation 89.3 (standard error 1.7; first-order theory 92.1,
-  ``theory.first_order_absorption_time``); the absorbing states' frequencies within 2.0 standard
-  errors of q on each of the 20 states.
+  --workdir=/tmp/discrete_cpu`` on the shared 2-core AMD EPYC dev machine (loaded: load average
+  13-24 that hour; no XLA compile cache): 69 s wall, 16 s CPU. Seed mean of the support 14.4 states
+  at generation 0 (theory 14.4), 5.4 at 10, 2.0 at 50; 25% of the seeds absorbed by generation 50,
+  95% by 200, all by 399; mean absorption generation 89.3 (standard error 1.7; first-order theory
+  92.1, ``theory.first_order_absorption_time``); the absorbing states' frequencies within 2.0
+  standard errors of q on each of the 20 states.
 variant=smoke  K = 5, M = 10, 20 generations, 8 seeds: what the tests run.
 
   Measured 2026-12-07 with ``python -m launch.run --config=configs/discrete.py:smoke
-  --workdir=/tmp/discrete_smoke`` on the shared 2-core dev machine (loaded: load average 13-24 that
-  hour; no XLA compile cache): 41 s wall, 13 s CPU, compilation included.
+  --workdir=/tmp/discrete_smoke`` on the shared 2-core AMD EPYC dev machine (loaded: load average
+  13-24 that hour; no XLA compile cache): 41 s wall, 13 s CPU, compilation included.
 
 sweep=default  the variant's own sweep (paper: the three M; cpu and smoke: none, a single run).
 sweep=regimes  one sweep over replace, accumulate, accumulate_subsample, augment (lambda = 1) and
@@ -44,11 +44,11 @@ sweep=regimes  one sweep over replace, accumulate, accumulate_subsample, augment
   ``theory.accumulate_expected_gini_simpson``).
 
   Measured 2026-12-07 with ``python -m launch.sweep --config=configs/discrete.py:cpu,sweep=regimes
-  --workdir=/tmp/dregimes`` and the ``launch.regimes`` command above on the shared 2-core dev
-  machine (loaded: load average 13-24 that hour; no XLA compile cache): 712 s wall for the 5 runs,
-  133 s CPU. Seed mean of the Gini-Simpson index at generation 199, ± its standard error (theory):
-  replace 0.019 ± 0.003 (0.015), accumulate 0.828 ± 0.001 (0.828), augment 0.834 ± 0.001, fresh
-  0.770 ± 0.003, accumulate_subsample 0.806 ± 0.002 (0.839 at generation 0).
+  --workdir=/tmp/dregimes`` and the ``launch.regimes`` command above on the shared 2-core AMD EPYC
+  dev machine (loaded: load average 13-24 that hour; no XLA compile cache): 712 s wall for the 5
+  runs, 133 s CPU. Seed mean of the Gini-Simpson index at generation 199, ± its standard error
+  (theory): replace 0.019 ± 0.003 (0.015), accumulate 0.828 ± 0.001 (0.828), augment 0.834 ± 0.001,
+  fresh 0.770 ± 0.003, accumulate_subsample 0.806 ± 0.002 (0.839 at generation 0).
 """
 
 import ml_collections

@@ -22,16 +22,16 @@ variant=cpu  M = 100, 1000 generations, 1000 seeds, float32. Expected: E[sigma_n
   carried by a few seeds as well, noisy, and below the theory line late in the chain.
 
   Measured 2026-12-07 with ``python -m launch.run --config=configs/gaussian.py:cpu
-  --workdir=/tmp/gaussian_cpu`` on the shared 2-core dev machine (loaded: load average 13-24 that
-  hour; no XLA compile cache): 76 s wall, 13 s CPU. Seed mean of the variance 1.00, 1.03, 0.82,
-  0.37, 0.043 at generations 0, 99, 344, 500, 999 (seed median 0.99, 0.39, 0.031, 0.0072, 3.4e-5);
-  seed mean of W2^2, ± its standard error (theory): 1.46 ± 0.11 at generation 99 (1.45), 5.6 ± 1.2
-  at 344 (4.6), 8.0 ± 1.4 at 999 (11.8).
+  --workdir=/tmp/gaussian_cpu`` on the shared 2-core AMD EPYC dev machine (loaded: load average
+  13-24 that hour; no XLA compile cache): 76 s wall, 13 s CPU. Seed mean of the variance 1.00, 1.03,
+  0.82, 0.37, 0.043 at generations 0, 99, 344, 500, 999 (seed median 0.99, 0.39, 0.031, 0.0072,
+  3.4e-5); seed mean of W2^2, ± its standard error (theory): 1.46 ± 0.11 at generation 99 (1.45),
+  5.6 ± 1.2 at 344 (4.6), 8.0 ± 1.4 at 999 (11.8).
 variant=smoke  M = 20, 20 generations, 8 seeds: what the tests run.
 
   Measured 2026-12-07 with ``python -m launch.run --config=configs/gaussian.py:smoke
-  --workdir=/tmp/gaussian_smoke`` on the shared 2-core dev machine (loaded: load average 13-24 that
-  hour; no XLA compile cache): 38 s wall, 9 s CPU, compilation included.
+  --workdir=/tmp/gaussian_smoke`` on the shared 2-core AMD EPYC dev machine (loaded: load average
+  13-24 that hour; no XLA compile cache): 38 s wall, 9 s CPU, compilation included.
 
 sweep=default  the variant's own sweep (paper: the four M; cpu and smoke: none, a single run).
 sweep=regimes  one sweep over the data regimes of ``mixing.py`` (replace, accumulate,
@@ -48,10 +48,10 @@ sweep=regimes  one sweep over the data regimes of ``mixing.py`` (replace, accumu
 
   Measured 2026-12-07 with ``python -m launch.sweep --config=configs/gaussian.py:cpu,sweep=regimes
   --workdir=/tmp/regimes`` and ``python -m launch.regimes --workdir=/tmp/regimes`` on the shared
-  2-core dev machine (loaded: load average 13-24 that hour; no XLA compile cache): 313 s wall for
-  the 5 runs, 54 s CPU. Seed mean of the variance at generation 99, ± its standard error (theory):
-  replace 0.0047 ± 0.0024 (0.0059), accumulate 0.923 ± 0.012 (0.920), augment 0.931 ± 0.011 (0.934),
-  fresh 0.798 ± 0.026 (0.787), accumulate_subsample 0.859 ± 0.016 (no closed form).
+  2-core AMD EPYC dev machine (loaded: load average 13-24 that hour; no XLA compile cache): 313 s
+  wall for the 5 runs, 54 s CPU. Seed mean of the variance at generation 99, ± its standard error
+  (theory): replace 0.0047 ± 0.0024 (0.0059), accumulate 0.923 ± 0.012 (0.920), augment 0.931 ±
+  0.011 (0.934), fresh 0.798 ± 0.026 (0.787), accumulate_subsample 0.859 ± 0.016 (no closed form).
 
 Precision: sampling rounds x = mu_n + sigma_n z to the float grid around mu_n, which adds rounding
 noise of variance ~ (eps |mu_n|)^2 / 12 and, once sigma_n is below half a grid step, makes every

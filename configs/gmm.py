@@ -25,20 +25,20 @@ variant=cpu  16 seeds; blob: M = 500 (``cfg.sweep`` adds 1000), 400 generations;
   generations, faster for the smaller M (the paper's Fig. 2 trend), and component_std falls
   towards near-deltas.
 
-  Measured 2026-12-07 on the shared 2-core dev machine (loaded: load average 13-24 that hour; no XLA
-  compile cache). ``python -m launch.sweep --config=configs/gmm.py:cpu --workdir=/tmp/gmm_sweep``:
-  414 s wall for both M (the M = 500 run 237 s), 96 s CPU; median l2_to_gmm0 over the seeds at
-  generations 1, 60, 399: 0.00059, 0.082, 11 (M = 500) and 0.00028, 0.038, 0.95 (M = 1000); median
-  component_std 0.89 at generation 1, 0.10 (M = 500) and 0.29 (M = 1000) at 399. ``python -m
-  launch.run --config=configs/gmm.py:variant=cpu,truth=separated --workdir=/tmp/gmm_sep``: 198 s
-  wall, 42 s CPU; median l2_to_gmm0 0.00082, 0.76, 714 at generations 1, 100, 599, median
-  component_std 0.0092 at 599; the minority component's weight at generation 599 ranges from 0.025
-  to 0.45 across the seeds.
+  Measured 2026-12-07 on the shared 2-core AMD EPYC dev machine (loaded: load average 13-24 that
+  hour; no XLA compile cache). ``python -m launch.sweep --config=configs/gmm.py:cpu
+  --workdir=/tmp/gmm_sweep``: 414 s wall for both M (the M = 500 run 237 s), 96 s CPU; median
+  l2_to_gmm0 over the seeds at generations 1, 60, 399: 0.00059, 0.082, 11 (M = 500) and 0.00028,
+  0.038, 0.95 (M = 1000); median component_std 0.89 at generation 1, 0.10 (M = 500) and 0.29 (M =
+  1000) at 399. ``python -m launch.run --config=configs/gmm.py:variant=cpu,truth=separated
+  --workdir=/tmp/gmm_sep``: 198 s wall, 42 s CPU; median l2_to_gmm0 0.00082, 0.76, 714 at
+  generations 1, 100, 599, median component_std 0.0092 at 599; the minority component's weight at
+  generation 599 ranges from 0.025 to 0.45 across the seeds.
 variant=smoke  M = 200, 4 generations, 2 seeds: what the tests run.
 
   Measured 2026-12-07 with ``python -m launch.run --config=configs/gmm.py:smoke
-  --workdir=/tmp/gmm_smoke`` on the shared 2-core dev machine (loaded: load average 13-24 that hour;
-  no XLA compile cache): 273 s wall, 39 s CPU, compilation included.
+  --workdir=/tmp/gmm_smoke`` on the shared 2-core AMD EPYC dev machine (loaded: load average 13-24
+  that hour; no XLA compile cache): 273 s wall, 39 s CPU, compilation included.
 """
 
 import ml_collections

@@ -29,8 +29,9 @@ variant=cpu  the four datasets x {replace, accumulate} (8 runs), M = 100, bandwi
 variant=smoke  moons, M = 24, 4 generations, 4 seeds, both regimes: what the tests run.
 
   Measured 2026-12-07 with ``python -m launch.run --config=configs/kde.py:smoke
-  --workdir=/tmp/kde_smoke`` (one run: moons, replace) on the shared 2-core dev machine (loaded:
-  load average 13-24 that hour; no XLA compile cache): 94 s wall, 15 s CPU, compilation included.
+  --workdir=/tmp/kde_smoke`` (one run: moons, replace) on the shared 2-core AMD EPYC dev machine
+  (loaded: load average 13-24 that hour; no XLA compile cache): 94 s wall, 15 s CPU, compilation
+  included.
 """
 
 import ml_collections

@@ -29,16 +29,16 @@ variant=cpu  d = 10, T in {32, 100}, sigma^2 = 1, both regimes (4 runs), 100 gen
   theory are correlated.
 
   Measured 2026-12-07 with ``python -m launch.sweep --config=configs/linear_regression.py:cpu
-  --workdir=/tmp/lr_cpu`` on the shared 2-core dev machine (loaded: load average 13-24 that hour; no
-  XLA compile cache): 327 s wall for the 4 runs, 83 s CPU. Test error at generation 99 (fit n =
-  100), seed mean ± standard error (theory): replace T = 32: 45.3 ± 1.7 (47.6), T = 100: 10.9 ± 0.36
-  (11.2); accumulate T = 32: 0.720 ± 0.027 (0.779), T = 100: 0.174 ± 0.006 (0.184), below the limits
-  0.78 and 0.18 (``theory.linear_regression_accumulate_limit``).
+  --workdir=/tmp/lr_cpu`` on the shared 2-core AMD EPYC dev machine (loaded: load average 13-24 that
+  hour; no XLA compile cache): 327 s wall for the 4 runs, 83 s CPU. Test error at generation 99 (fit
+  n = 100), seed mean ± standard error (theory): replace T = 32: 45.3 ± 1.7 (47.6), T = 100: 10.9 ±
+  0.36 (11.2); accumulate T = 32: 0.720 ± 0.027 (0.779), T = 100: 0.174 ± 0.006 (0.184), below the
+  limits 0.78 and 0.18 (``theory.linear_regression_accumulate_limit``).
 variant=smoke  d = 3, T = 12, 5 generations, 8 seeds: what the tests run.
 
   Measured 2026-12-07 with ``python -m launch.run --config=configs/linear_regression.py:smoke
-  --workdir=/tmp/linear_regression_smoke`` on the shared 2-core dev machine (loaded: load average
-  13-24 that hour; no XLA compile cache): 109 s wall, 14 s CPU, compilation included.
+  --workdir=/tmp/linear_regression_smoke`` on the shared 2-core AMD EPYC dev machine (loaded: load
+  average 13-24 that hour; no XLA compile cache): 109 s wall, 14 s CPU, compilation included.
 """
 
 import ml_collections

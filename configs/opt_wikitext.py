@@ -47,7 +47,11 @@ variant=cpu  the small scratch OPT of ``configs/opt_finetune.py:cpu`` (2 layers,
   rises instead, generation after generation, with no repeated n-grams. A weak scratch model
   cannot reproduce the paper's Fig. 1 in full. XLA:CPU's kernels differ by instruction set and
   beam search turns a last-bit difference into other text, so the numbers differ between
-  machines (the same machine repeats them).
+  machines (the same machine repeats them; docs/lm.md has the numbers per machine).
+
+  Measured 2026-11-30 by an earlier session (README's experiments table) with ``python -m launch.run
+  --config=configs/opt_wikitext.py:cpu --workdir=/tmp/opt_cpu`` on an idle 2-core Intel Xeon: 3 min
+  58 s wall, most of it pre-training the base.
 variant=smoke  a tiny model on 32 blocks, 2 generations, 1 seed: seconds; what the tests run.
 
 M (``samples_per_generation`` in the other families) is the number of original training blocks;

@@ -28,9 +28,9 @@ variant=cpu  the first 8,000 images of the same lookup (the t10k images where on
 variant=smoke  a few batches of 32 images: what the tests run.
 
   Measured 2026-12-07 with ``python -m launch.run --config=configs/vae.py:smoke
-  --workdir=/tmp/vae_smoke`` on the shared 2-core dev machine (loaded: load average 13-24 that hour;
-  no XLA compile cache; MNIST from ``$COLLAPSE_JAX_DATA``): 308 s wall, 67 s CPU, compilation
-  included.
+  --workdir=/tmp/vae_smoke`` on the shared 2-core AMD EPYC dev machine (loaded: load average 13-24
+  that hour; no XLA compile cache; MNIST from ``$COLLAPSE_JAX_DATA``): 308 s wall, 67 s CPU,
+  compilation included.
 """
 
 import ml_collections
