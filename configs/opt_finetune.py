@@ -15,6 +15,12 @@ variant=cpu  a 2-layer OPT (hidden 128) trained from scratch on WikiText-2's val
   tested on the test split. Expected: test perplexity falls from thousands at initialisation to
   well below the add-one unigram baseline of the training tokens on the same targets (both in
   the run's summary.json).
+
+  Measured 2026-12-07 with ``python -m launch.run --config=configs/opt_finetune.py:cpu
+  --workdir=/tmp/opt_ft`` on the shared 2-core AMD EPYC dev machine (loaded: load average 16-26
+  during the run, started with ``nice -n 15``; no XLA compile cache): 43 min wall, 8.5 CPU-minutes
+  (user + system); test perplexity 8436 at initialisation, 220 after 4 epochs (the best on
+  validation, the last), against 839 for the unigram baseline (summary.json).
 variant=smoke  a tiny model on a few hundred blocks of the same files: seconds; what the tests
   run.
 
