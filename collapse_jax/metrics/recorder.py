@@ -1,4 +1,4 @@
-"""The recorder: a run's metrics into the store and metrics.jsonl, in the background."""
+"""The recorder: a run's metrics into the store, metrics.jsonl (and TensorBoard), in the background."""
 
 import concurrent.futures
 from pathlib import Path
@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from collapse_jax.errors import CheckpointError, require
+from collapse_jax.metrics import tensorboard
 from collapse_jax.metrics.lines import MetricsWriter, format_lines, format_summary_lines
 from collapse_jax.metrics.stats import stat_names, summarize
 from collapse_jax.metrics.store import STORE, MetricsStore
@@ -21,15 +22,24 @@ def validate(cfg) -> None:
     qs = tuple(m.quantiles)
     ok = all(isinstance(q, (int, float)) and 0 <= q <= 1 for q in qs) and len(set(qs)) == len(qs)
     require(ok, "metrics.quantiles", "distinct numbers in [0, 1]", qs)
+    tb = m.tensorboard
+    require(isinstance(tb, bool), "metrics.tensorboard", "True or False", tb)
+    require(
+        not tb or tensorboard.available(),
+        "metrics.tensorboard",
+        f"tensorboardX installed to write TensorBoard events ({tensorboard.INSTALL})",
+        tb,
+    )
 
 
 class Recorder:
     """Records a run's metrics on one background thread, one chunk in flight.
 
     ``write`` hands a chunk of every seed's values to the thread and returns once the previous
-    chunk is recorded: its rows in ``per_seed/``, its seed statistics in ``summary/``, its lines
-    in metrics.jsonl, then ``progress.json`` (the commit). The device computes the next chunk
-    meanwhile. ``chain.run`` saves a chunk's checkpoint after ``write`` returns, so when checkpoint ``c`` is
+    chunk is recorded: its rows in ``per_seed/``, its seed statistics in ``summary/`` (and as
+    TensorBoard scalars when ``metrics.tensorboard``), its lines in metrics.jsonl, then
+    ``progress.json`` (the commit). The device computes the next chunk meanwhile.
+    ``chain.run`` saves a chunk's checkpoint after ``write`` returns, so when checkpoint ``c`` is
     saved the store holds everything before the previous checkpoint, and resume restores the
     newest checkpoint whose generations the store holds (``complete``), discarding newer ones;
     ``resume`` then truncates the store and lines to it and rebuilds what a kill lost from
@@ -46,6 +56,9 @@ class Recorder:
         self.quantiles = tuple(float(q) for q in cfg.metrics.quantiles)
         self.stats = stat_names(self.quantiles)
         self.per_seed_lines = cfg.num_seeds <= cfg.metrics.per_seed_max_seeds
+        self.tensorboard = None
+        if enabled and cfg.metrics.tensorboard:
+            self.tensorboard = tensorboard.TensorBoardSink(self.store.dir / tensorboard.SUBDIR)
         self._pool = concurrent.futures.ThreadPoolExecutor(1, "metrics") if enabled else None
         self._pending: concurrent.futures.Future | None = None
 
@@ -64,6 +77,8 @@ class Recorder:
         finally:
             self._pool.shutdown()
             self._pool = None
+            if self.tensorboard is not None:
+                self.tensorboard.close()
 
     def wait(self) -> None:
         """Block until every chunk handed to ``write`` is recorded (raising the writer's error)."""
@@ -99,6 +114,8 @@ class Recorder:
             # Before the first checkpoint: from here on a checkpoint without progress.json is
             # another version's run, not a kill before the first commit.
             self.store.set_progress(per_seed=0, summary=0)
+            if self.tensorboard is not None:
+                self.tensorboard.restart(0)
             return
         n = last_generation + 1
         done = self.store.progress()
@@ -109,14 +126,16 @@ class Recorder:
                 "the run: move the workdir away or pass --overwrite"
             )
         lines_from = -1 if kept is None else kept
-        start = min(lines_from + 1, done["summary"])
+        # The events of every generation the summary holds were flushed before its commit.
+        tb_from = n if self.tensorboard is None else self.tensorboard.restart(done["summary"])
+        start = min(lines_from + 1, done["summary"], tb_from)
         for g0 in range(start, n, self.every):
             gens = np.arange(g0, min(g0 + self.every, n))
             names = self.store.names("per_seed")
             m = {
                 k: self.store.array("per_seed", k)[g0 : gens[-1] + 1].read().result() for k in names
             }
-            self._derive(gens, m, done["summary"], lines_from + 1)
+            self._derive(gens, m, done["summary"], lines_from + 1, tb_from)
             self.store.set_progress(summary=max(done["summary"], int(gens[-1]) + 1))
 
     def write(self, generations, metrics_GxS: dict[str, np.ndarray]) -> None:
@@ -141,8 +160,11 @@ class Recorder:
         end = int(gens[-1]) + 1
         self.store.set_progress(per_seed=end, summary=end)  # the chunk's commit
 
-    def _derive(self, gens, m_GxS, summary_from: int = 0, lines_from: int = 0) -> None:
-        """Seed statistics into ``summary/`` and lines into metrics.jsonl, for rows past ``*_from``."""
+    def _derive(
+        self, gens, m_GxS, summary_from: int = 0, lines_from: int = 0, tensorboard_from: int = 0
+    ) -> None:
+        """Seed statistics into ``summary/`` (and TensorBoard) and lines into metrics.jsonl, for
+        the rows past each ``*_from``."""
         summ = summarize(m_GxS, self.quantiles)
         attrs = {"stats": list(self.stats)}
         G = max(self.num_generations, int(gens[-1]) + 1)
@@ -162,3 +184,6 @@ class Recorder:
                 summ_l = {k: v[lines] for k, v in summ.items()}
                 text = format_summary_lines(gens[lines], summ_l, self.stats)
             self.jsonl.append(text)
+        tb = gens >= tensorboard_from
+        if self.tensorboard is not None and tb.any():
+            self.tensorboard.write(gens[tb], {k: v[tb] for k, v in summ.items()}, self.stats)
