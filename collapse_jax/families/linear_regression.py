@@ -41,7 +41,7 @@ import jax.scipy.linalg
 
 from collapse_jax import family
 from collapse_jax.errors import require
-from collapse_jax.mixing import Data
+from collapse_jax.family import Data
 
 
 class Truth(NamedTuple):
