@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from collapse_jax import chain, compile_cache, sharding
+from collapse_jax import chain, compile_cache, experiments, sharding
 from collapse_jax.errors import ConfigError
 from configs import gaussian
 
@@ -54,11 +54,11 @@ def _single_device():
 
 
 def _w2_tolerance(one, cfg):
-    """``gaussian.w2_squared_rounding_bound`` of the single-device run's values."""
-    from collapse_jax.families import gaussian
+    """``bounds.w2_squared_rounding_bound`` of the single-device run's values."""
+    import bounds
 
     g = cfg.gaussian
-    return gaussian.w2_squared_rounding_bound(one["mean_error"], one["variance"], g.std, g.dim)
+    return bounds.w2_squared_rounding_bound(one["mean_error"], one["variance"], g.std, g.dim)
 
 
 def _assert_same_as_single(got, one):
@@ -127,7 +127,7 @@ def checkpoints_restore_across_device_counts():
 
         cfg = _smoke(num_devices=0)
         steps = chain.build(cfg, None, mesh)
-        truth, keys_S = chain._inputs(cfg, chain.experiments.family(cfg.experiment), mesh)
+        truth, keys_S = chain.checks.inputs(cfg, experiments.family(cfg.experiment), mesh)
         abstract = sharding.with_sharding(jax.eval_shape(steps.first, keys_S, truth)[0], mesh)
         with Checkpointer(tmp / "s_to_1" / "checkpoints") as ckpt:
             carry, _ = ckpt.restore(ckpt.latest_step(), abstract)
