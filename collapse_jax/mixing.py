@@ -205,8 +205,8 @@ def plan_for(cfg, fam=None, rows: int | None = None) -> Plan:
 
 def _pick(key, data: Data, n: int) -> jax.Array:
     """Indices of ``n`` filled slots drawn without replacement (Gumbel top-k; empty slots -inf)."""
-    # 0 for every filled slot whatever its fit weight (log 1 = 0, as the 0/1 weights always were):
-    # fit weights must not bias which samples are drawn.
+    # 0 for every filled slot whatever its fit weight: fit weights must not bias which samples
+    # are drawn.
     logits = jnp.where(data.weight > 0, 0.0, -jnp.inf)
     scores = logits + jax.random.gumbel(key, logits.shape, jnp.float32)
     return jax.lax.top_k(scores, n)[1]
@@ -289,8 +289,8 @@ def training_data(key, p: Plan, pool: Data) -> Data:
     if p.regime == "accumulate_subsample":
         idx = _pick(key, pool, p.samples_per_generation)
         if not p.weighted:
-            # Constant ones, as before weights existed: XLA then folds the weights away and the
-            # fit's sums (and so every number of this regime) stay bit-for-bit what they were.
+            # Constant ones, which XLA folds away: the fit's sums are those of an unweighted fit,
+            # bit for bit.
             return full(pool.x[idx])
         return Data(pool.x[idx], pool.weight[idx])
     return pool

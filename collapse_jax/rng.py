@@ -7,14 +7,14 @@ numbers whatever the number of seeds in the run, and a resumed run needs no stor
     generation key  fold_in(seed key, g)                                    ``generation_key``
 
 Generation g >= 1 splits its key four ways (``GenerationKeys``): model samples, the pool's mixing,
-the training-data draw and the fit. Purposes added later are ``fold_in(generation key,
-PURPOSE)``, so the four-way split, and every number drawn from it, stayed what it was. Generation 0
-of the vmapped path splits three ways (``first_keys``: D_0, ``init``, fit); the host path splits
-generation 0 four ways like every other generation (D_0 from the sample key, the fit from the fit
-key). Each path's runs were recorded with its own split, so making them one would change every
-recorded number of one of the two.
+the training-data draw and the fit. Every other purpose is ``fold_in(generation key, PURPOSE)``,
+so a new purpose changes no number drawn from the split. Generation 0 of the vmapped path splits
+three ways (``FirstKeys``: D_0, ``init``, fit); the host path splits generation 0 four ways like
+every other generation (``GenerationKeys``: D_0 from the sample key, the fit from the fit key).
+Each path's recorded runs hold the numbers of its own split, so one split for both would change
+every number of one of the two.
 
-The table: every constant ever folded into a key, beside what it is folded into.
+The table below holds every constant folded into a key, grouped by what it is folded into.
 """
 
 from typing import NamedTuple

@@ -18,7 +18,7 @@ coordinate) and covariance ``sigma0^2 I`` with ``sigma0 = cfg.gaussian.std``:
              ``sigma0^2 I`` (skewed and, for large separations, bimodal along ``u``).
 
 Theorem 3.1 holds for any D_0 with non-zero variance; since the true moments are the same for every
-source, ``theory.py``'s mean and variance expectations apply to all three.
+source, ``collapse_jax.theory``'s mean and variance expectations apply to all three.
 
 Metrics (one seed, one generation):
   d = 1: mean, variance, std, mean_error = (mu_n - mu0)^2, std_error = |sigma_n - sigma0|,

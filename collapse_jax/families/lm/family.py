@@ -269,8 +269,8 @@ def continue_prompts(key, params, config, train_MxL: np.ndarray, n: int, gen_cfg
     M, L = train_MxL.shape
     if n == 0:
         return np.zeros((0, L), np.int32)  # augment with lambda * M rounding to 0
-    # The prompts are drawn with ``key`` itself, as before the decoder took a key; a sampling
-    # decoder gets a stream of its own.
+    # The prompts are drawn with ``key`` itself and a sampling decoder gets a stream of its own,
+    # so a beam run's prompts do not depend on the decoder.
     k_decode = jax.random.fold_in(key, rng.DECODE)
     idx = prompt_indices(key, M, n)
     return decode.continue_blocks(params, config, train_MxL[idx], k_decode, gen_cfg)
