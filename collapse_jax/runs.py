@@ -5,11 +5,12 @@
     run.frame()                          # long-form pandas.DataFrame: generation, seed, metric, value
     run.saved_generations                # checkpoints on disk: checkpoint.keep_generations + latest
     state = run.model(100, seed=3)       # the Carry (model, pool, data0, model0) of seed 3
+    states = run.model(100, seeds=[3, 5])  # the same with a leading seed axis (all: no seed)
     x = run.sample(100, 500, seed=3, key=jax.random.key(0))   # the family's own sampler
     run.export(2, seed=0, directory="/tmp/opt_gen2")  # a host family's export (the LM: HF format)
 
-``seed`` is one seed index (no seed axis), a list of them (a leading axis in that order) or, for
-``model``, None (every seed). Models are restored with the abstract tree the config implies
+One keyword per concept, as ``metrics.read_metrics``: ``seed`` is one seed index (the result has
+no seed axis), ``seeds`` a list of them (a leading seed axis in that order). Models are restored with the abstract tree the config implies
 (``jax.eval_shape`` of the chain's first step, as ``chain.run`` does on resume; a host family's
 ``open_saved`` template), onto one CPU device by default whatever devices wrote them. Nothing in
 the workdir is written or deleted.
@@ -139,10 +140,16 @@ class RunView:
                 f"{self.config.checkpoint.max_to_keep})"
             )
 
-    def _seed_index(self, seed) -> tuple[list[int], bool]:
-        """``(indices, squeeze)``: None -> every seed; an int -> that seed, without a seed axis."""
-        squeeze = isinstance(seed, int | np.integer)
-        idx = list(range(self.num_seeds)) if seed is None else [seed] if squeeze else seed
+    def _seed_index(self, seed=None, seeds=None) -> tuple[list[int], bool]:
+        """``(indices, squeeze)``: one ``seed`` (no seed axis), a list of ``seeds``, or every seed."""
+        if seed is not None and seeds is not None:
+            raise TypeError("pass seed (one index) or seeds (a list of them), not both")
+        if seeds is not None and not isinstance(seeds, list | tuple | np.ndarray):
+            raise TypeError(f"seeds: expected a list of seed indices, got {seeds!r} (one: seed=)")
+        if seed is not None and not isinstance(seed, int | np.integer):
+            raise TypeError(f"seed: expected one seed index, got {seed!r} (several: seeds=)")
+        squeeze = seed is not None
+        idx = [seed] if squeeze else list(range(self.num_seeds)) if seeds is None else list(seeds)
         bad = [s for s in idx if not (isinstance(s, int | np.integer) and 0 <= s < self.num_seeds)]
         if bad or not idx:
             raise CheckpointError(
@@ -188,12 +195,13 @@ class RunView:
             )
         return state
 
-    def model(self, generation: int, seed=None) -> Any:
+    def model(self, generation: int, seed: int | None = None, seeds=None) -> Any:
         """Generation ``generation``'s state: for a vmapped family the chain's ``Carry``
         (``model``, ``pool``, ``data0``, ``model0``), for a host family its fitted state (the LM:
-        the OPT parameters)."""
+        the OPT parameters): of one ``seed``, of a list of ``seeds`` (leading axis), or of every
+        seed (leading axis S)."""
         generation = int(generation)
-        idx, squeeze = self._seed_index(seed)
+        idx, squeeze = self._seed_index(seed, seeds)
         self._check_generation(generation)
         if self.is_host:
             template = _on(self.saved_models.template, self.device)
@@ -213,7 +221,7 @@ class RunView:
         (points for Gaussian/GMM, categories for discrete, uint8 images for the VAE; for the LM
         the chain's continuations ``new_NxT`` of ``n`` original training blocks chosen by
         ``key``)."""
-        (seed,), _ = self._seed_index(int(seed))
+        (seed,), _ = self._seed_index(seed)
         n = int(n)
         if self.is_host:
             state = self.model(generation, seed)
@@ -229,7 +237,7 @@ class RunView:
     def export(self, generation: int, seed: int, directory):
         """Write seed ``seed``'s model of ``generation`` in the format the family exports to
         (the LM: a Hugging Face directory that ``transformers`` loads); returns its path."""
-        return self.saved_models.export(self.model(generation, int(seed)), directory)
+        return self.saved_models.export(self.model(generation, seed), directory)
 
 
 def open_run(workdir, device=None) -> RunView:

@@ -114,7 +114,7 @@ def test_frame_is_long_form(gaussian_run):
 def test_model_selects_seeds_and_lands_on_cpu(gaussian_run):
     run = collapse_jax.open_run(gaussian_run)
     every = run.model(20)
-    two = run.model(20, seed=[5, 2])
+    two = run.model(20, seeds=[5, 2])
     one = run.model(20, seed=5)
     assert every.model.mean_D.shape == (8, 1) and two.model.mean_D.shape == (2, 1)
     assert one.model.mean_D.shape == (1,)
@@ -131,6 +131,10 @@ def test_unknown_generation_or_seed_names_what_exists(gaussian_run):
         run.model(8)
     with pytest.raises(CheckpointError, match=r"seed 8 does not exist; seeds are 0 \.\. 7"):
         run.model(7, seed=8)
+    with pytest.raises(CheckpointError, match=r"seed 9 does not exist"):
+        run.model(7, seeds=[0, 9])
+    with pytest.raises(TypeError, match=r"seeds: expected a list of seed indices, got 3"):
+        run.model(7, seeds=3)
     with pytest.raises(CheckpointError, match=r"generation 8 is not saved"):
         run.sample(8, 10, seed=0, key=jax.random.key(0))
     with pytest.raises(KeyError, match=r"'varaince' is not recorded; recorded metrics: .*variance"):

@@ -99,8 +99,8 @@ class _Saved:
 
     def __init__(self, ckpt: Checkpointer, template, label: str, s: int):
         self.ckpt, self.template, self.label, self.s = ckpt, template, label, s
-        # The last checkpoint read: a resume reads generation g to check it, then starts g + 1
-        # from it; a format-1 run reads a model's metadata for its metrics, then the state.
+        # The last checkpoint read: a format-1 run reads a model's metadata for its metrics,
+        # then its state.
         self._held: tuple[int, Any] | None = None
 
     def has(self, g: int) -> bool:
@@ -211,7 +211,7 @@ class _HostSeed:
             if not store.has(g):
                 continue  # missing, not unreadable: the generation loop says so
             try:
-                store.restore(g)
+                store.ckpt.restore(g, store.template)  # read whole: only that finds a bad file
             except UnreadableCheckpoint as e:
                 aside = store.set_aside(g)
                 logging.warning("%s; moved to %s, resuming from an earlier generation", e, aside)

@@ -70,10 +70,6 @@ def compute(name: str, fn: Callable[[], Any]) -> Any:
     return fn()
 
 
-def _once(fn: Callable[[], Any]) -> Callable[[], Any]:
-    return functools.cache(fn)
-
-
 def model_samples(ops: Ops, plan: mixing.Plan, keys: rng.GenerationKeys, prev: Previous):
     """The generation's ``plan.num_model`` model samples, curated when ``plan.curates``
     (``oversample`` times as many candidates, scored, kept by ``mixing.curate``)."""
@@ -115,9 +111,10 @@ def generation(
     Each sub-step goes through ``keep(name, compute)``; one that ``keep`` returns without
     computing (the host path: saved before an interruption) computes none of those before it.
     """
-    pool = _once(lambda: keep("pool", lambda: next_pool(ops, plan, keys, g, prev)))
-    data = _once(lambda: mixing.training_data(keys.train, plan, pool()))
-    fitted = _once(lambda: keep("model", lambda: ops.fit(keys.fit, prev.model(), data())))
+    once = functools.cache  # each thunk computes (or keeps) its sub-step at most once
+    pool = once(lambda: keep("pool", lambda: next_pool(ops, plan, keys, g, prev)))
+    data = once(lambda: mixing.training_data(keys.train, plan, pool()))
+    fitted = once(lambda: keep("model", lambda: ops.fit(keys.fit, prev.model(), data())))
 
     def measure():
         # This order (the fit, then the reference state) is the recorded runs' program: the
