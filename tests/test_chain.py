@@ -349,3 +349,15 @@ def test_format_version_is_written_kept_on_resume_and_a_newer_one_refused(tmp_pa
     ):
         chain.run(toy_config(num_generations=3), tmp_path)
     assert (tmp_path / "checkpoints" / "2").is_dir()  # nothing saved was lost
+
+
+def test_saved_config_of_a_variant_or_experiment_that_is_gone_keeps_what_was_saved(tmp_path):
+    """No defaults to merge (an experiment or variant the code no longer has): the saved config
+    as it is."""
+    wd = chain.Workdir(tmp_path)
+    for saved in (
+        {"experiment": "gaussian", "variant": "gone", "num_seeds": 3},
+        {"experiment": "gone", "num_seeds": 3},
+    ):
+        wd.config.write_text(json.dumps({**saved, "format_version": 2}))
+        assert wd.saved_config() == saved

@@ -4,12 +4,17 @@ no number.
     python tools/smoke_fingerprint.py --out=/tmp/before.json [--groups=gaussian,lm]
     python tools/smoke_fingerprint.py --compare /tmp/before.json /tmp/after.json
 
+``tools/smoke_fingerprint_baseline.json`` holds the fingerprints of commit bb840c6 (before the
+chain package) made with the pinned set (Python 3.11, jax 0.10.2, constraints.txt) on a CPU:
+another JAX version or backend compiles other float roundings, so compare within one set.
+
 Each group runs in a process of its own (``enable_x64`` and the forced device count are
 per-process): every ``smoke`` variant of every config (every point of its sweep), plus extra
 points that reach the code paths the variants do not (curation, weights, kept and fresh data,
 ``seed_batch``, a sharded mesh, the LM's curation and regimes). A run's fingerprint is the sha256
 of ``metrics.jsonl``, of every array of ``metrics/`` (dtype, shape and bytes of its recorded
-rows), of ``arrays/*.npy`` and of the family's own files (notes, references), keyed by path.
+rows), of ``arrays/*.npy`` and of the family's own files (notes, references; their wall times
+left out), keyed by path.
 """
 
 import argparse
@@ -74,7 +79,11 @@ GROUPS = {
         [("keep_real", "smoke", {"mixing.regime": "keep_real", "mixing.gamma": 0.25})],
     ),
     "kde": ("kde", 1, [("fresh", "smoke", {"mixing.regime": "fresh"})]),
-    "vae": ("vae", 1, [("keep_real", "smoke", {"mixing.regime": "keep_real", "mixing.gamma": 0.25})]),
+    "vae": (
+        "vae",
+        1,
+        [("keep_real", "smoke", {"mixing.regime": "keep_real", "mixing.gamma": 0.25})],
+    ),
     "lm": (
         "opt_wikitext",
         1,
@@ -95,6 +104,26 @@ GROUPS = {
 
 def _sha(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
+
+
+def _drop_seconds(obj):
+    if isinstance(obj, dict):
+        return {k: _drop_seconds(v) for k, v in obj.items() if not k.endswith("seconds")}
+    if isinstance(obj, list):
+        return [_drop_seconds(v) for v in obj]
+    return obj
+
+
+def _without_timings(path: Path) -> bytes:
+    """The file's bytes; a JSON(L) file of the family's own (not metrics.jsonl) without its wall
+    times (``*seconds`` keys: the single fine-tuning's log and summary)."""
+    data = path.read_bytes()
+    if path.name == "metrics.jsonl" or path.suffix not in (".json", ".jsonl"):
+        return data
+    if path.suffix == ".json":
+        return json.dumps(_drop_seconds(json.loads(data)), sort_keys=True).encode()
+    lines = [json.loads(x) for x in data.decode().splitlines() if x]
+    return "\n".join(json.dumps(_drop_seconds(x), sort_keys=True) for x in lines).encode()
 
 
 def fingerprint(workdir: Path) -> dict[str, str]:
@@ -118,7 +147,7 @@ def fingerprint(workdir: Path) -> dict[str, str]:
             a = np.ascontiguousarray(a[:n])
             out[str(rel.parent)] = _sha(f"{a.dtype}{a.shape}".encode() + a.tobytes())
             continue
-        out[str(rel)] = _sha(p.read_bytes())
+        out[str(rel)] = _sha(_without_timings(p))
     progress = workdir / "metrics" / "progress.json"
     if progress.exists():
         out["metrics/progress.json"] = _sha(

@@ -226,7 +226,10 @@ class _HostSeed:
             return self.state0
         if not self.models.has(g):
             raise self.models.missing(g)
-        return self.models.load(g)[0]
+        state = self.models.load(g)[0]
+        if g == 0:  # every generation's metrics compare with it
+            self.state0 = state
+        return state
 
     def pool_at(self, g: int):
         if self.made is not None and self.made[0] == g:
