@@ -58,10 +58,10 @@ def loop_over_seeds(cfg, fam, keep_pools=False):
     truth = fam.reference(cfg)
     out, pools = [], []
     for key in rng.seed_keys(cfg.seed, cfg.num_seeds):
-        carry, m = chain._first(fam, plan, cfg, key, truth)
+        carry, m = chain.first_generation(fam, plan, cfg, key, truth)
         rows, seed_pools = [m], [carry]
         for g in range(1, cfg.num_generations):
-            carry, m = chain._step(fam, plan, cfg, key, truth, carry, jnp.int32(g))
+            carry, m = chain.next_generation(fam, plan, cfg, key, truth, carry, jnp.int32(g))
             rows.append(m)
             seed_pools.append(carry)
         out.append({k: np.array([r[k] for r in rows]) for k in rows[0]})
