@@ -146,6 +146,23 @@ def test_legacy_names_build_their_canonical_config(name, old):
     assert _typed(legacy) == _typed(new)
 
 
+def test_a_run_under_a_legacy_name_resumes_under_its_new_spelling(tmp_path):
+    """The workdir's compatibility check treats ``variant`` as a label: the config.json a legacy
+    name wrote matches the new spelling's config (and a field that differs still refuses)."""
+    from collapse_jax.chain.workdir import Workdir
+    from collapse_jax.errors import CheckpointError
+
+    mod = MODULES["gaussian"]
+    old, new = mod.get_config("regimes_smoke"), mod.get_config(mod.LEGACY["regimes_smoke"])
+    assert old.variant != new.variant
+    Workdir(tmp_path).prepare(old)
+    Workdir(tmp_path).prepare(new)  # no CheckpointError
+    other = mod.get_config(mod.LEGACY["regimes_smoke"])
+    other.num_seeds += 1
+    with pytest.raises(CheckpointError, match="num_seeds"):
+        Workdir(tmp_path).prepare(other)
+
+
 @pytest.mark.parametrize(
     "arg,message",
     [

@@ -189,8 +189,10 @@ def resume_diff(old: dict, new: dict, cfg) -> list[str]:
     grows = old.get("num_generations", 0) <= new["num_generations"]
     if grows and not mixing.plan_for(cfg).accumulates:
         lines = [d for d in lines if not d.startswith("num_generations:")]
-    # Seeds give the same results on any number of devices: a run may resume on another.
-    return [d for d in lines if not d.startswith("num_devices:")]
+    # Seeds give the same results on any number of devices: a run may resume on another. The
+    # variant is a label: a run started under an old spelling (a legacy compound name) resumes
+    # under the new one when every field agrees.
+    return [d for d in lines if not d.startswith(("num_devices:", "variant:"))]
 
 
 def _without_version(saved: dict) -> dict:
