@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from collapse_jax import chain, experiments
+from collapse_jax import chain, experiments, rng
 from collapse_jax import metrics as metrics_lib
 from collapse_jax.data import fetch
 from collapse_jax.families.lm import family as lm
@@ -81,14 +81,14 @@ def test_pretraining_from_scratch_starts_each_generation_from_its_own_random_wei
     assert not np.array_equal(
         a["model"]["embed_tokens"]["embedding"], other["model"]["embed_tokens"]["embedding"]
     )
-    want = nn.init_params(jax.random.fold_in(fit_keys[0], lm.SCRATCH_INIT), truth.config)
+    want = nn.init_params(jax.random.fold_in(fit_keys[0], rng.SCRATCH_INIT), truth.config)
     jax.tree.map(np.testing.assert_array_equal, a, jax.tree.map(np.asarray, want))
 
 
 def _pool(x_NxL):
-    from collapse_jax import mixing
+    from collapse_jax import family
 
-    return mixing.Data(x=np.asarray(x_NxL), weight=np.ones(len(x_NxL), np.float32))
+    return family.Data(x=np.asarray(x_NxL), weight=np.ones(len(x_NxL), np.float32))
 
 
 # Where generation 1 is killed (tests/test_pipeline.py runs every sub-step on the OPT chain;
