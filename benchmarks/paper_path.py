@@ -41,6 +41,8 @@ Measured on the 2-core Xeon with 23 GB of memory:
     logits, their softmax and gradient, 12 layers of activations;
     ``jit(...).lower(...).compile().memory_analysis()``) besides 1.4 GiB of parameters and AdamW
     state: an earlier attempt on the machine shared with six other jobs was killed for memory.
+  Both runs above used one batch per step (what ``--micro-batches=1`` runs today); the default
+  ``--micro-batches=4`` (the same update in four slices) has not been timed on this path yet.
 """
 
 from __future__ import annotations
@@ -397,8 +399,8 @@ def main(argv=None) -> dict:
         type=int,
         default=4,
         help="finetune.micro_batches: the batch of 128 as this many slices inside the step, the "
-        "same update (4: a 4.6 GiB step at OPT-125m's shape instead of 12.7 GiB; 1: the "
-        "config's default)",
+        "same update with a smaller step (XLA's memory analysis per option: "
+        "benchmarks/lm_memory.py); 1: the config's default",
     )
     parser.add_argument(
         "--interrupt",

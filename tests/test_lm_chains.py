@@ -115,3 +115,31 @@ def test_resume_after_a_kill_is_byte_identical(runs, where, tmp_path, monkeypatc
     chain.run(_config(name), workdir)
     assert calls["finetune"] == (1 if where in ("sample", "fit") else 0)
     assert_same_run(workdir, straight)
+
+
+def test_open_run_exports_a_generation_that_transformers_loads(runs, tmp_path):
+    """Generation 1, restored by ``open_run`` (the LM's ``SavedModels`` built for the run's
+    architecture) and exported as an HF directory, gives our logits in transformers'
+    ``AutoModelForCausalLM``; sampling it is deterministic given the key."""
+    torch = pytest.importorskip("torch")
+    import transformers
+
+    import collapse_jax
+
+    _, _, straight = runs
+    run = collapse_jax.open_run(straight)
+    params = run.model(1, seed=0)
+    config = run.saved_models.config
+    assert config.architecture == run.config.lm.architecture
+    hf_dir = run.export(1, 0, tmp_path / "hf")
+    model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir).eval()
+    assert model.config.model_type == config.architecture
+    ids_1xL = np.arange(3, 19, dtype=np.int32)[None]
+    with torch.no_grad():
+        want = model(input_ids=torch.tensor(ids_1xL, dtype=torch.long)).logits.numpy()
+    got, _ = jax.jit(nn.forward, static_argnames="config")(params, config, ids_1xL)
+    # The float32 summation-order bound of tests/test_lm_architectures.py.
+    np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=1e-5)
+    new_NxT = run.sample(1, 3, 0, jax.random.key(0))
+    assert new_NxT.shape == (3, run.config.generate.max_new_tokens)
+    np.testing.assert_array_equal(new_NxT, run.sample(1, 3, 0, jax.random.key(0)))
