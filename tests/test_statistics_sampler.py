@@ -266,23 +266,25 @@ def test_chi2_fallback_loop_is_exact(df):
 
 
 def test_chi2_candidates_bound_the_fallback():
-    # K candidates all reject with probability (1 - p(a))^K; 1 - p(a) < 0.05 / a for a >= 1
-    # (Marsaglia-Tsang's acceptance, integrated numerically below at a few a).
+    # K candidates all reject with probability (1 - p(a))^K; 1 - p(a) < reject_bound(a) for
+    # a >= 1 (Marsaglia-Tsang's acceptance, integrated numerically below at a few a).
     from scipy import integrate
 
     def reject(a):
+        # P(v <= 0) + E[1 - min(1, ratio)]: the rejected mass itself, so that quad's absolute
+        # tolerance is small against it even where it is ~1e-7.
         d = a - 1 / 3
         c = 1 / np.sqrt(9 * d)
 
         def f(x):
             v = (1 + c * x) ** 3
-            if v <= 0:
-                return 0.0
-            ratio = np.exp(min(0.0, 0.5 * x * x + d - d * v + d * np.log(v)))
-            return ratio * np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+            log_ratio = 0.5 * x * x + d - d * v + d * np.log(v)
+            return -np.expm1(min(0.0, log_ratio)) * scipy.stats.norm.pdf(x)
 
-        return 1 - integrate.quad(f, -1 / c, 40, limit=400, points=[0])[0]
+        inside = integrate.quad(f, -1 / c, 40, limit=400, points=[0], epsabs=1e-12)[0]
+        return scipy.stats.norm.cdf(-1 / c) + inside
 
-    for a in (1.0, 1.5, 3.0, 49.5, 500.0):
+    for a in (1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 49.5, 500.0, 5e4):
         k = sufficient.gamma_candidates(a)
-        assert reject(a) < 0.05 / a and reject(a) ** k < 1e-9, (a, reject(a), k)
+        r = reject(a)
+        assert r < sufficient.reject_bound(a) and r**k < 1e-6, (a, r, k)
