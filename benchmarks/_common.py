@@ -135,7 +135,8 @@ def jax_side() -> Side:
     dtype = "float64" if jax.config.jax_enable_x64 else "float32"
     dev = jax.devices()[0]
     if dev.platform == "cpu":
-        return Side(dtype, f"XLA, {cores()} cores")
+        n = cores()
+        return Side(dtype, f"XLA, {n} core{'s' if n != 1 else ''}")
     return Side(dtype, "XLA", f"{dev.platform} {dev.device_kind}")
 
 
