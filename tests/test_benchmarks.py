@@ -230,9 +230,10 @@ def test_scaling_quick(capsys):
 def test_paper_path_quick(capsys):
     mem = paper_path.main(["--quick"])
     assert mem["model"] == "tiny" and mem["temp_bytes"] > 0
-    # The state is the arguments, and the donated step's outputs reuse them all but the loss.
+    # The state is the arguments (parameters, two AdamW moments, the blocks); the donated step's
+    # outputs reuse their buffers, bar a few KiB (the loss, scalars; 4.6 KiB at OPT-125m's shape).
     assert mem["argument_bytes"] > mem["param_bytes"] * 3
-    assert mem["output_bytes"] - mem["alias_bytes"] < 1024
+    assert mem["output_bytes"] - mem["alias_bytes"] < 64 * 1024
     assert "XLA memory analysis" in capsys.readouterr().out
 
 
