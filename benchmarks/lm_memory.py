@@ -2,6 +2,7 @@
 
     python benchmarks/lm_memory.py                      # the three shapes, batch 128 x 64 tokens
     python benchmarks/lm_memory.py --shapes=tiny --json=/tmp/m.json
+    python benchmarks/lm_memory.py --quick              # tiny shape, two options
 
 The step is the chain's own (``finetune.make_train_step``: AdamW with clipping, dropout on,
 the state donated), lowered for abstract float32 parameters of each shape (random weights are
@@ -114,7 +115,14 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--block", type=int, default=64)
     parser.add_argument("--json", default="")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the tiny shape, baseline and micro4 (a check of the script)",
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.shapes, args.options = "tiny", "baseline,micro4"
     print(_common.machine(), flush=True)
     rows = []
     for shape in args.shapes.split(","):
