@@ -53,6 +53,14 @@ def base(experiment: str) -> ml_collections.ConfigDict:
     cfg.mixing.curation.oversample = 2  # candidates drawn per kept model sample (integer >= 1)
     cfg.mixing.curation.temperature = 1.0  # T of rule resample, in nats of score
 
+    # How a fitted model is sampled for the next generation (collapse_jax/sampling.py): the
+    # temperature lambda (1 = as fitted) every sampling family reads, and the discrete chain's tail
+    # cutting (top_k 0 and top_p 1.0 switch it off).
+    cfg.sampling = ml_collections.ConfigDict()
+    cfg.sampling.temperature = 1.0
+    cfg.sampling.top_k = 0
+    cfg.sampling.top_p = 1.0
+
     cfg.checkpoint = ml_collections.ConfigDict()
     cfg.checkpoint.every_generations = 10  # also sets how many generations one XLA call scans
     cfg.checkpoint.max_to_keep = 3  # the latest checkpoints kept; the last one always is

@@ -55,7 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import family, mixing
+from collapse_jax import family, mixing, sampling
 from collapse_jax.errors import require
 from collapse_jax.mixing import Data
 
@@ -119,6 +119,7 @@ def validate(cfg) -> None:
         "an integer >= 0",
         k.heldout_seed,
     )
+    sampling.validate(cfg, "kde")
 
 
 def draw(key, n: int, blob_centers_KxD, cfg) -> jax.Array:
@@ -231,6 +232,9 @@ def sample(key, state: State, n: int, cfg) -> jax.Array:
     last = state.weight_N.shape[0] - 1 - jnp.argmax(state.weight_N[::-1] > 0)
     idx = jnp.minimum(idx, last)
     z = jax.random.normal(k_noise, (n, DIM), state.centers_NxD.dtype)
+    t = cfg.sampling.temperature
+    if t != 1.0:  # the kernel noise scaled: a KDE of bandwidth lambda h
+        z = z * jnp.asarray(t, z.dtype)
     return state.centers_NxD[idx] + state.bandwidth * z
 
 

@@ -39,7 +39,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from collapse_jax import family, mixing
+from collapse_jax import family, mixing, sampling
 from collapse_jax.errors import require
 from collapse_jax.families.lm import corpus as corpus_lib
 from collapse_jax.families.lm import decode, diversity, finetune, opt, perplexity, tail
@@ -53,6 +53,7 @@ FRESH_STREAM = 0xFFFFFFFE  # fold_in constant of the fresh blocks' order (run-le
 def validate(cfg) -> None:
     """Raise ``ConfigError`` naming any bad LM field, before any data or model is loaded."""
     finetune.validate(cfg)
+    sampling.refuse(cfg, "opt_wikitext", "its decoder (generate.temperature, top_k, top_p)")
     m = cfg.mixing
     require(
         m.curation.score != "oracle",
