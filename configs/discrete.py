@@ -19,13 +19,30 @@ Variants:
              python -m launch.sweep --config=configs/discrete.py:regimes --workdir=/tmp/dregimes
              python -m launch.regimes --workdir=/tmp/dregimes --metrics=gini_simpson,support_size
          Gini-Simpson has exact theory for replace and accumulate. ``regimes_smoke``: smoke size.
+  tails  tail cutting (Dohmatob et al. 2024, "A tale of tails"): one sweep over
+         ``sampling.top_p`` in {1 (plain resampling), 0.95, 0.9, 0.8} on K = 20 Zipf(1.5) states,
+         M = 50, 100 generations, 1000 seeds, the fitted frequencies recorded:
+             python -m launch.sweep --config=configs/discrete.py:tails --workdir=/tmp/tails
+             python -m launch.ecosystem --workdir=/tmp/tails --metrics=tail_mass,support_size
+         Expected: the tail (q_i <= 1/M) and the support vanish faster the smaller top_p.
+         ``tails_topk``: the same over ``sampling.top_k`` in {0 (off), 10, 5}. ``tails_exact``: K = 5,
+         M = 12, 4000 seeds, 30 generations, small enough for the exact law
+         (``theory.truncated_chain_law``), over top_p in {1, 0.9, 0.8}. ``tails_smoke``: seconds.
 """
 
 import ml_collections
 
 from configs import common
 
-VARIANTS = (*common.VARIANTS, "regimes", "regimes_smoke")
+VARIANTS = (
+    *common.VARIANTS,
+    "regimes",
+    "regimes_smoke",
+    "tails",
+    "tails_topk",
+    "tails_exact",
+    "tails_smoke",
+)
 REGIMES = ["replace", "accumulate", "accumulate_subsample", "augment", "fresh"]
 
 
@@ -45,6 +62,9 @@ def get_config(arg=None):
     # samples (draw M states, count them) | statistics (draw the counts directly, multinomial:
     # exact in distribution, O(K) a generation whatever M is)
     cfg.discrete.sampler = "samples"
+    # Record each state's fitted frequency per generation (metric ``frequencies``, K per seed):
+    # the rank-frequency curves of the tails variants.
+    cfg.discrete.record_frequencies = False
 
     # Field path -> values; launch/sweep.py runs one job per value, a single run uses the field.
     cfg.sweep = ml_collections.ConfigDict()
@@ -74,5 +94,24 @@ def get_config(arg=None):
         cfg.sweep.mixing = ml_collections.ConfigDict({"regime": list(REGIMES)})
         cfg.num_seeds, cfg.num_generations = (1000, 200) if name == "regimes" else (8, 6)
         cfg.checkpoint.every_generations = 100 if name == "regimes" else 3
+    if name.startswith("tails"):
+        cfg.discrete.zipf_exponent = 1.5
+        cfg.discrete.record_frequencies = True
+        cfg.discrete.num_states, cfg.samples_per_generation = 20, 50
+        cfg.num_seeds, cfg.num_generations = 1000, 100
+        cfg.checkpoint.every_generations = 50
+        if name == "tails_topk":
+            cfg.sweep.sampling = ml_collections.ConfigDict({"top_k": [0, 10, 5]})
+        else:
+            cfg.sweep.sampling = ml_collections.ConfigDict({"top_p": [1.0, 0.95, 0.9, 0.8]})
+        if name == "tails_exact":
+            cfg.discrete.num_states, cfg.samples_per_generation = 5, 12
+            cfg.num_seeds, cfg.num_generations = 4000, 30
+            cfg.sweep.sampling.top_p = [1.0, 0.9, 0.8]
+            cfg.checkpoint.every_generations = 30
+        if name == "tails_smoke":
+            cfg.discrete.num_states, cfg.samples_per_generation = 5, 12
+            cfg.num_seeds, cfg.num_generations = 8, 6
+            cfg.checkpoint.every_generations = 3
     cfg.checkpoint.keep_generations = common.log_spaced_generations(cfg.num_generations)
     return cfg

@@ -16,7 +16,8 @@ Metrics (finite numbers; -1 is the "not yet" sentinel): support_size, tail_mass 
 of the tail states ``q_i <= 1/M`` still present), entropy (nats), gini_simpson (1 - sum p^2,
 ``theory.expected_gini_simpson``), tv_distance (to q), absorbed (0/1: the fit is a delta now),
 absorbing_state (its state, else -1) and absorbed_generation (the first generation whose fit was a
-delta, else -1; with ``keep_real`` a chain can leave the delta again, and this keeps the first).
+delta, else -1; with ``keep_real`` a chain can leave the delta again, and this keeps the first);
+with ``discrete.record_frequencies`` also ``frequencies``, the fitted p_K.
 
 Sampling bias (``cfg.sampling``, ``collapse_jax/sampling.py``): the next generation is drawn from
 the fitted frequencies tempered, ``p_i^(1/lambda)`` renormalised, then cut to the ``top_k`` most
@@ -104,6 +105,8 @@ def validate(cfg) -> None:
     if c.sampler == "statistics":
         sufficient.check_regime(cfg, "discrete.sampler")
     sampling.validate(cfg, "discrete", tail_cutting=True)
+    rf = c.record_frequencies
+    require(isinstance(rf, bool), "discrete.record_frequencies", "a bool", rf)
 
 
 def reference(cfg) -> Truth:
@@ -235,7 +238,7 @@ def truth_log_prob(truth: Truth, x_N, cfg) -> jax.Array:
 
 
 def metrics(state: State, data: Data, origin: family.Origin, cfg) -> dict:
-    del data, cfg
+    del data
     truth = origin.truth
     counts_K = state.counts_K
     p_K = counts_K / counts_K.sum()
@@ -244,7 +247,7 @@ def metrics(state: State, data: Data, origin: family.Origin, cfg) -> dict:
     # 0 log 0 = 0: mask before the log so no nan appears even in the gradient-free path.
     plogp_K = jnp.where(present_K, p_K * jnp.log(jnp.where(present_K, p_K, 1.0)), 0.0)
     q_K = truth.q_K.astype(p_K.dtype)
-    return {
+    out = {
         "support_size": jnp.sum(present_K),
         "tail_mass": jnp.sum(jnp.where(present_K & truth.tail_K, q_K, 0.0)),
         "entropy": 0.0 - jnp.sum(plogp_K),  # 0.0 - x, not -x: a delta reads 0, not -0
@@ -254,6 +257,9 @@ def metrics(state: State, data: Data, origin: family.Origin, cfg) -> dict:
         "absorbing_state": jnp.where(absorbed, jnp.argmax(counts_K), -1).astype(jnp.int32),
         "absorbed_generation": state.absorbed_generation,
     }
+    if cfg.discrete.record_frequencies:
+        out["frequencies"] = p_K
+    return out
 
 
 FAMILY = family.Family(
