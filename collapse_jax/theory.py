@@ -795,6 +795,9 @@ def bradley_terry_curated(p_K, reward_K, num_candidates, beta=1.0):
     submartingale at any M, since E_p[r] is linear in p).
     """
     p = np.asarray(p_K, dtype=float)
+    # Renormalised: off the simplex the map is not mass-preserving, and iterating it would
+    # amplify a rounding error in sum(p) about K-fold per step.
+    p = p / p.sum()
     w = np.exp(beta * (np.asarray(reward_K, dtype=float) - np.max(reward_K)))
     k = int(num_candidates)
     if k == 1:
