@@ -158,3 +158,36 @@ def test_host_family_measures_are_declared():
     assert isinstance(exp.family(), HostFamily)
     names = {m.metric for m in profile.MEASURES["opt_wikitext"]}
     assert {"test_perplexity", "data_log_ppl_mean", "rare_token_nll_*"} <= names
+
+
+def test_ecosystem_sweep_figures_tables_and_report(tmp_path):
+    """A two-arm tail-cutting sweep at smoke size through launch.ecosystem's pieces and
+    launch.report's sweep branch: figures, the exact law in the table, every arm's profile."""
+    import subprocess
+    import sys
+
+    from collapse_jax.plots import ecosystem
+    from configs import discrete as discrete_config
+    from tests.conftest import ROOT
+
+    for p in (1.0, 0.8):
+        cfg = discrete_config.get_config("tails_smoke")
+        cfg.sampling.top_p = p
+        chain.run(cfg, tmp_path / f"sampling.top_p={p}")
+    path = ecosystem.comparison(tmp_path, "support_size")
+    assert path.name == "ecosystem_support_size.png" and path.stat().st_size > 0
+    text = ecosystem.table(tmp_path, "support_size")
+    assert text.count("exact") == 2 * 4  # both arms, generations 0, 1, 3 and 5
+    assert ecosystem.rank_frequencies(tmp_path).stat().st_size > 0
+    r = subprocess.run(
+        [sys.executable, "-m", "launch.report", f"--workdir={tmp_path}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    sweep = (tmp_path / "profile.md").read_text()
+    assert sweep.count("### Collapse profile") == 2 and "Disappearance of real tail data" in sweep
+    for p in (1.0, 0.8):
+        assert (tmp_path / f"sampling.top_p={p}" / "profile.json").exists()
