@@ -20,6 +20,14 @@ Variants:
          Expected (``theory.py``): E[sigma^2] falls as (19/20)^(g+1) under replace (0.006 at
          g = 99) but stays at or above sin(pi/sqrt 20)/(pi/sqrt 20) = 0.918 under accumulate and at
          the augment / fresh fixed points. ``regimes_smoke``: the same sweep at smoke size.
+  temperature  sampling bias (``cfg.sampling.temperature`` lambda; MAD's knob): one sweep over
+         lambda in {0.9, 1, 1.1} x regime in {replace, accumulate}, mle, M = 20, 100 generations,
+         1000 seeds, the exact expectations overlaid:
+             python -m launch.sweep --config=configs/gaussian.py:temperature --workdir=/tmp/temp
+             python -m launch.ecosystem --workdir=/tmp/temp
+         Expected (``theory.py``): E[sigma^2] is geometric with ratio lambda^2 (M-1)/M under
+         replace; under accumulate it tends to 0.92 at lambda = 1 but decays like
+         g^(lambda^2 - 1) at lambda = 0.9 and grows at 1.1. ``temperature_smoke``: smoke size.
 
 Precision: sampling rounds x = mu_n + sigma_n z to the float grid around mu_n, which adds rounding
 noise of variance ~ (eps |mu_n|)^2 / 12 and, once sigma_n is below half a grid step, makes every
@@ -34,7 +42,7 @@ import ml_collections
 
 from configs import common
 
-VARIANTS = (*common.VARIANTS, "regimes", "regimes_smoke")
+VARIANTS = (*common.VARIANTS, "regimes", "regimes_smoke", "temperature", "temperature_smoke")
 REGIMES = ["replace", "accumulate", "accumulate_subsample", "augment", "fresh"]
 
 
@@ -87,5 +95,12 @@ def get_config(arg=None):
         cfg.sweep.mixing = ml_collections.ConfigDict({"regime": list(REGIMES)})
         cfg.num_seeds, cfg.num_generations = (1000, 100) if name == "regimes" else (8, 6)
         cfg.checkpoint.every_generations = 50 if name == "regimes" else 3
+    if name.startswith("temperature"):
+        cfg.gaussian.estimator = "mle"
+        cfg.samples_per_generation = 20
+        cfg.sweep.mixing = ml_collections.ConfigDict({"regime": ["replace", "accumulate"]})
+        cfg.sweep.sampling = ml_collections.ConfigDict({"temperature": [0.9, 1.0, 1.1]})
+        cfg.num_seeds, cfg.num_generations = (1000, 100) if name == "temperature" else (8, 6)
+        cfg.checkpoint.every_generations = 50 if name == "temperature" else 3
     cfg.checkpoint.keep_generations = common.log_spaced_generations(cfg.num_generations)
     return cfg
