@@ -255,9 +255,9 @@ def measure(y_GxS, direction: int, generations=None) -> dict:
 
 def _config_and_metrics(run):
     if isinstance(run, str | Path):
-        from collapse_jax import plots
+        from collapse_jax.metrics import load_run
 
-        loaded = plots.load_run(run)
+        loaded = load_run(run)
         return loaded.config, loaded.metrics, np.asarray(loaded.generations)
     cfg = run.config.to_dict() if hasattr(run.config, "to_dict") else dict(run.config)
     return cfg, run.metrics, np.asarray(getattr(run, "generations", None))

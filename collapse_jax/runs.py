@@ -52,9 +52,9 @@ class RunView:
             raise FileNotFoundError(
                 f"{self.workdir / 'config.json'}: missing; is this a launch.run workdir?"
             )
-        from collapse_jax import plots
+        from collapse_jax.metrics import load_run
 
-        loaded = plots.load_run(self.workdir)
+        loaded = load_run(self.workdir)
         # Rebuilt from config.json, so the family functions accept it as they accept the original
         # (fields added to the code since the run started take their defaults, as on resume).
         saved = json.loads((self.workdir / "config.json").read_text())
@@ -101,7 +101,7 @@ class RunView:
                         "generation": np.repeat(self.generations, S),
                         "seed": np.tile(np.arange(S), G),
                         "metric": name,
-                        "value": v.reshape(-1),
+                        "value": np.asarray(v).reshape(-1),
                     }
                 )
             )

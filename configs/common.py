@@ -78,6 +78,9 @@ def base(experiment: str) -> ml_collections.ConfigDict:
     cfg.metrics.quantiles = (0.0, 0.05, 0.1, 0.25, 0.75, 0.9, 0.95, 1.0)
     # Seeds per stored chunk (at most; evened out): one seed's series reads its chunk's seeds.
     cfg.metrics.seeds_per_chunk = 256
+    # Also write each generation's seed statistics as TensorBoard scalars under
+    # DIR/metrics/tensorboard (needs the [tensorboard] extra); off, the run's files are unchanged.
+    cfg.metrics.tensorboard = False
 
     cfg.log_every_seconds = 10.0
     # GPUs default to TF32 matmuls; "highest" keeps CPU and GPU in agreement for the statistics.

@@ -11,7 +11,7 @@ per metric (seed mean ± standard error, the exact value where known).
 
 from absl import app, flags
 
-from collapse_jax import profile
+from collapse_jax import plots, profile
 from collapse_jax.plots import ecosystem
 from launch import cli
 
@@ -23,6 +23,7 @@ flags.mark_flags_as_required(["workdir"])
 
 def main(argv):
     del argv
+    plots.use_agg()
     gens = [int(g) for g in _GENERATIONS.value] or None
     try:
         for metric in _METRICS.value:

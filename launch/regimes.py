@@ -11,6 +11,7 @@ import sys
 
 from absl import app, flags
 
+from collapse_jax import plots
 from collapse_jax.plots import regimes
 from launch import cli
 
@@ -21,6 +22,7 @@ flags.mark_flags_as_required(["workdir"])
 
 def main(argv):
     del argv
+    plots.use_agg()
     for metric in _METRICS.value:
         try:
             path = regimes.figure(_WORKDIR.value, metric)

@@ -33,6 +33,7 @@ def _one(workdir: Path) -> None:
 
 def main(argv):
     del argv
+    plots.use_agg()
     workdir = Path(_WORKDIR.value)
     runs = [] if (workdir / "config.json").exists() else profile.sweep_runs(workdir)
     try:

@@ -162,8 +162,10 @@ def main(argv):
 def compare_figure(cfg, runs):
     """The runs of the sweep in one figure of their experiment's headline metric (for the GMM
     sweep over M, the paper's five-curve plot), labelled by the swept fields."""
+    from collapse_jax import plots
     from collapse_jax.plots import compare
 
+    plots.use_agg()
     metric = compare.HEADLINE.get(cfg.experiment)  # an experiment without one gets no figure
     if metric is None:
         return None

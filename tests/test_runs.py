@@ -2,7 +2,11 @@
 sampling is the family's, kept generations survive retention, errors name what exists."""
 
 import importlib
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -254,3 +258,27 @@ def test_vae_restore_and_sample(tmp_path, shared_data):
     assert images.shape == (4, 28, 28) and images.dtype == np.uint8
     np.testing.assert_array_equal(images, run.sample(0, 4, 1, jax.random.key(0)))
     assert not np.array_equal(images, run.sample(0, 4, 1, jax.random.key(1)))
+
+
+def test_open_run_imports_no_plotting_backend(gaussian_run):
+    """A notebook's matplotlib backend is its own: reading a run imports no matplotlib at all."""
+    code = (
+        "import sys, collapse_jax\n"
+        "run = collapse_jax.open_run(sys.argv[1])\n"
+        "run.metrics['variance'][0], run.frame()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(gaussian_run)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        check=True,
+    )
+    assert out.stdout.splitlines()[-1] == "[]"
