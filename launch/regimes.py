@@ -1,6 +1,6 @@
 r"""The regime-comparison figure and table of a sweep over ``mixing.regime``.
 
-  python -m launch.sweep --config=configs/gaussian.py:regimes --workdir=/tmp/regimes
+  python -m launch.sweep --config=configs/gaussian.py:cpu,sweep=regimes --workdir=/tmp/regimes
   python -m launch.regimes --workdir=/tmp/regimes [--metrics=variance,mean_error]
 
 Writes ``DIR/figures/regimes_<metric>.png`` and prints a markdown table per metric (seed mean ±

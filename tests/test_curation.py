@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from collapse_jax import curation, mixing, theory
+from collapse_jax import curation, family, theory
 from collapse_jax.families import discrete
 from configs import discrete as discrete_config
 
@@ -119,13 +119,13 @@ def curated_discrete_chain():
     def one_seed(key):
         k0, k_gen = jax.random.split(key)
         x0 = jax.random.categorical(k0, jnp.log(q_K), shape=(m,)).astype(jnp.int32)
-        state = discrete.fit(None, discrete.init(None, cfg, None), mixing.full(x0), cfg)
+        state = discrete.fit(None, discrete.init(None, cfg, None), family.full(x0), cfg)
 
         def step(state, kg):
             k_s, k_c = jax.random.split(kg)
             cand = discrete.sample(k_s, state, m * k, cfg)
             chosen = curation.bradley_terry_select(k_c, cand, r_K[cand], m, beta)
-            new = discrete.fit(None, state, mixing.full(chosen), cfg)
+            new = discrete.fit(None, state, family.full(chosen), cfg)
             return new, new.counts_K
 
         _, counts = jax.lax.scan(step, state, jax.random.split(k_gen, g - 1))

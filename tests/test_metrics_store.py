@@ -13,6 +13,7 @@ import tensorstore as ts
 
 from collapse_jax import chain, experiments, family, plots
 from collapse_jax import metrics as metrics_lib
+from collapse_jax.checkpoint import Checkpointer
 from collapse_jax.errors import CheckpointError, ConfigError
 from configs import common
 
@@ -313,9 +314,9 @@ def test_resume_after_a_kill_in_the_writer_is_identical(
 ):
     workdir, _ = full
     cfg = toy_config(**{"checkpoint.max_to_keep": max_to_keep})
-    owner = chain.Checkpointer if target == "Checkpointer" else getattr(metrics_lib, target)
+    owner = Checkpointer if target == "Checkpointer" else getattr(metrics_lib, target)
     if not overlap:
-        monkeypatch.setattr(chain, "OVERLAP_MAX_BYTES", 0)
+        monkeypatch.setattr(chain.step, "DONATE_ABOVE_BYTES", 0)
     with monkeypatch.context() as m:
         _kill_at(m, owner, name, call, partial)
         with pytest.raises(Killed):

@@ -42,7 +42,7 @@ import numpy as np
 
 from collapse_jax import family, sampling, sufficient, theory
 from collapse_jax.errors import require
-from collapse_jax.mixing import Data
+from collapse_jax.family import Data
 
 DISTRIBUTIONS = ("zipf", "uniform", "explicit")
 
