@@ -125,6 +125,15 @@ def base(
     cfg.mixing.fresh_fraction = 0.1
     # augment: lambda, model samples per generation in units of M, added to all of D_0.
     cfg.mixing.augment_ratio = 1.0
+    # regime composed: the regime as orthogonal axes (collapse_jax/mixing.py; every other regime
+    # requires these defaults). pool: replace | accumulate; real_source: none | original | fresh;
+    # real_samples R and synthetic_samples S per generation (S = -1: M - R, a fixed total);
+    # fit_samples K drawn from the pool for each fit (0: the whole pool).
+    cfg.mixing.pool = "replace"
+    cfg.mixing.real_source = "none"
+    cfg.mixing.real_samples = 0
+    cfg.mixing.synthetic_samples = -1
+    cfg.mixing.fit_samples = 0
     # Frequency weights in the fit (a slot of weight w counts as w samples): real = D_0 and fresh
     # draws, synthetic = model samples and kept data. Generation 0 fits D_0 with weight 1.
     cfg.mixing.real_weight = 1.0

@@ -27,8 +27,7 @@ def _one(workdir: Path) -> None:
     paths, summary = cli.run_or_fail(plots.report, workdir)
     print(summary)
     for p in paths:
-        print(p)
-    print(cli.run_or_fail(profile.write, workdir))
+        print(p)  # the profile's markdown among them
 
 
 def main(argv):

@@ -15,7 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from collapse_jax import theory
+from collapse_jax import mixing, theory
 from collapse_jax.plots import Run, load_run, save, seed_band
 
 
@@ -56,45 +56,10 @@ def gaussian_moments(cfg: dict, num_generations: int):
     m, est, sd = cfg["samples_per_generation"], g["estimator"], g["std"]
     lam = cfg.get("sampling", {}).get("temperature", 1.0)
     kw = dict(estimator=est, temperature=lam, sigma=sd)
-    regime = mix["regime"]
-    if regime == "replace":
-        return theory.pool_moments(num_generations, m, **kw)
-    if regime == "accumulate":
-        return theory.pool_moments(num_generations, m, pool="accumulate", fit_samples=0, **kw)
-    if regime == "accumulate_subsample":
-        return theory.pool_moments(num_generations, m, pool="accumulate", fit_samples=m, **kw)
-    if regime == "keep_real":
-        r = round(mix["gamma"] * m)
-        return theory.pool_moments(
-            num_generations,
-            m,
-            synthetic_per_lineage=m - r,
-            real_source="original",
-            real_samples=r,
-            **kw,
-        )
-    if regime == "fresh":
-        r = round(mix["fresh_fraction"] * m)
-        return theory.pool_moments(
-            num_generations,
-            m,
-            synthetic_per_lineage=m - r,
-            real_source="fresh",
-            real_samples=r,
-            **kw,
-        )
-    if regime == "augment":
-        s = round(mix["augment_ratio"] * m)
-        return theory.pool_moments(
-            num_generations,
-            m,
-            synthetic_per_lineage=s,
-            fit_samples=s + m,
-            real_source="original",
-            real_samples=m,
-            **kw,
-        )
-    return None
+    if mix["regime"] == "custom":
+        return None
+    axes = mixing.as_composed(mix, m)
+    return theory.axes_moments(num_generations, m, axes, **kw)
 
 
 def theory_curve(run: Run, metric: str):

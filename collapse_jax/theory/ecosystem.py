@@ -126,3 +126,24 @@ def pool_moments(
         out_v.append(v)
         out_e.append(e)
     return np.array(out_v), np.array(out_e)
+
+
+def axes_moments(num_generations, samples_per_generation, axes, **kw):
+    """``pool_moments`` of one lineage of regime composed (``axes``: ``mixing.as_composed``'s
+    dict, or ``cfg.mixing``), or None where it has no closed form (real_source original under
+    pool accumulate). ``kw``: estimator, temperature, sigma."""
+    m, r = int(samples_per_generation), axes["real_samples"]
+    s = m - r if axes["synthetic_samples"] == -1 else axes["synthetic_samples"]
+    if axes["pool"] == "accumulate" and axes["real_source"] == "original":
+        return None
+    k = axes["fit_samples"] or (0 if axes["pool"] == "accumulate" else s + r)
+    return pool_moments(
+        num_generations,
+        m,
+        synthetic_per_lineage=s,
+        fit_samples=k,
+        real_source=axes["real_source"],
+        real_samples=r,
+        pool=axes["pool"],
+        **kw,
+    )
