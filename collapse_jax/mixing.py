@@ -260,9 +260,9 @@ def _axes(mix_cfg, m: int, num_generations: int) -> tuple[int, int, int, int, in
         require(
             r <= m, "mixing.real_samples", f"at most M = {m} rows of D_0 (real_source original)", r
         )
-    if s == -1:
-        s = m - r
-        require(s >= 0, "mixing.real_samples", f"at most M = {m} (synthetic_samples -1: M - R)", r)
+    if source == "fresh":
+        require(r <= m, "mixing.real_samples", f"at most M = {m} (a fresh draw has D_0's size)", r)
+    s = m - r if s == -1 else s
     rows = s + r  # new rows per generation
     require(rows >= 1, "mixing.synthetic_samples", "S + R >= 1 new rows per generation", s)
     capacity = rows if pool == "replace" else m + (num_generations - 1) * rows

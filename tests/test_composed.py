@@ -131,7 +131,7 @@ def test_axes_moments_of_named_regimes_are_their_closed_forms():
         ),
         (
             {"real_source": "fresh", "real_samples": 11},
-            "mixing.real_samples: expected at most M = 10 (synthetic_samples -1",
+            "mixing.real_samples: expected at most M = 10 (a fresh draw",
         ),
         ({"synthetic_samples": -2}, "mixing.synthetic_samples: expected an integer >= -1"),
         ({"synthetic_samples": 0}, "mixing.synthetic_samples: expected S + R >= 1 new rows"),
@@ -191,3 +191,50 @@ def test_ecosystem_figures_overlay_the_composed_closed_form():
     cfg.mixing.real_source = "original"
     cfg.mixing.pool = "accumulate"
     assert ecosystem.gaussian_moments(cfg.to_dict(), g) is None
+
+
+def test_discrete_gini_simpson_under_the_axes():
+    """The discrete chain at a point no named regime reaches, against ``axes_gini_simpson``
+    (the one-hot reading of ``pool_moments``), and its named special cases to rounding."""
+    from configs import discrete as discrete_config
+
+    q = np.array([0.5, 0.2, 0.15, 0.1, 0.05])
+    m, g = 10, 10
+    n = np.arange(g)
+    acc = mixing.as_composed({"regime": "accumulate"}, m)
+    np.testing.assert_allclose(
+        theory.axes_gini_simpson(g, m, q, acc),
+        theory.accumulate_expected_gini_simpson(n, q, m),
+        rtol=1e-12,
+    )
+    rep = mixing.as_composed({"regime": "replace"}, m)
+    np.testing.assert_allclose(
+        theory.axes_gini_simpson(g, m, q, rep), theory.expected_gini_simpson(n, q, m), rtol=1e-12
+    )
+    cfg = discrete_config.get_config("smoke")
+    cfg.discrete.distribution, cfg.discrete.probs = "explicit", tuple(q)
+    cfg.num_seeds, cfg.num_generations, cfg.samples_per_generation = 4000, g, m
+    cfg.checkpoint.every_generations, cfg.checkpoint.keep_generations = g, ()
+    cfg.mixing.regime = "composed"
+    cfg.mixing.pool, cfg.mixing.real_source = "accumulate", "fresh"
+    cfg.mixing.real_samples, cfg.mixing.synthetic_samples, cfg.mixing.fit_samples = 1, 4, 6
+    out = chain.simulate(cfg)
+    expected = theory.axes_gini_simpson(g, m, q, cfg.mixing)
+    assert_mean_matches(out["gini_simpson"], expected, "discrete composed Gini-Simpson")
+
+
+def test_ecosystem_figures_overlay_the_discrete_closed_form():
+    from collapse_jax.plots import Run, ecosystem
+    from configs import discrete as discrete_config
+
+    cfg = discrete_config.get_config("smoke")
+    cfg.mixing.regime = "composed"
+    cfg.mixing.pool, cfg.mixing.real_source, cfg.mixing.real_samples = "accumulate", "fresh", 2
+    gens = np.arange(5)
+    run = Run(workdir=None, config=cfg.to_dict(), generations=gens, metrics={})
+    q, m = ecosystem._discrete_q(cfg.to_dict()), cfg.samples_per_generation
+    np.testing.assert_array_equal(
+        ecosystem.theory_curve(run, "gini_simpson"), theory.axes_gini_simpson(5, m, q, cfg.mixing)
+    )
+    cfg.sampling.top_p = 0.9
+    assert ecosystem.theory_curve(Run(None, cfg.to_dict(), gens, {}), "gini_simpson") is None

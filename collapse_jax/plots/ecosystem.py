@@ -73,6 +73,16 @@ def theory_curve(run: Run, metric: str):
         if moments is None:
             return None
         return (moments[0] if metric == "variance" else moments[1])[gens]
+    mix = cfg["mixing"]
+    weights = (mix["real_weight"], mix["synthetic_weight"])
+    plain = mix["curation"]["score"] == "none" and weights == (1.0, 1.0)
+    unbiased = cfg.get("sampling", {}) in ({}, dict(temperature=1.0, top_k=0, top_p=1.0))
+    if cfg["experiment"] == "discrete" and metric == "gini_simpson" and plain and unbiased:
+        if mix["regime"] != "custom":  # every other regime is a point of the axes
+            m = cfg["samples_per_generation"]
+            axes = mixing.as_composed(mix, m)
+            curve = theory.axes_gini_simpson(n, m, _discrete_q(cfg), axes)
+            return None if curve is None else curve[gens]
     if cfg["experiment"] == "discrete" and cfg["mixing"]["regime"] == "replace":
         if cfg["mixing"]["curation"]["score"] != "none":
             return None

@@ -9,7 +9,13 @@ module's docstring.
     linear_regression  the linear-regression chain (Gerstgrasser et al. 2024)
 """
 
-from collapse_jax.theory.ecosystem import POOL_POLICIES, REAL_SOURCES, axes_moments, pool_moments
+from collapse_jax.theory.ecosystem import (
+    POOL_POLICIES,
+    REAL_SOURCES,
+    axes_gini_simpson,
+    axes_moments,
+    pool_moments,
+)
 from collapse_jax.theory.linear_regression import (
     linear_regression_accumulate_error,
     linear_regression_accumulate_limit,
@@ -72,6 +78,7 @@ __all__ = [
     "accumulate_variance_limit",
     "augment_fixed_point",
     "augment_moments",
+    "axes_gini_simpson",
     "axes_moments",
     "biased_probabilities",
     "bradley_terry_curated",

@@ -147,3 +147,20 @@ def axes_moments(num_generations, samples_per_generation, axes, **kw):
         pool=axes["pool"],
         **kw,
     )
+
+
+def axes_gini_simpson(num_generations, samples_per_generation, q_K, axes):
+    """``E[1 - sum_i p_(g,i)^2]`` of the discrete chain (refit by frequencies) under regime
+    composed, exact: ``(1 - sum q^2)`` times ``axes_moments``' mle variance at sigma = 1.
+
+    Code a state as its one-hot vector in R^K. The frequencies p of n rows are their mean, and
+    ``1 - sum p^2 = sum_i p_i (1 - p_i)`` is the trace of their mle covariance (T / n). Sampling
+    the fitted frequencies draws i.i.d. rows of mean p and covariance trace exactly that, as the
+    Gaussian chain draws rows of its fitted mean and mle variance; every step of
+    ``pool_moments``' derivation uses only first two moments and is linear, so it holds for each
+    coordinate, and the traces add. The truth's trace is ``1 - sum q^2``. (No sampling temperature
+    or tail cut: those change the law of the draws, not just its scale.)
+    """
+    q = np.asarray(q_K, dtype=float)
+    moments = axes_moments(num_generations, samples_per_generation, axes, estimator="mle")
+    return None if moments is None else (1 - np.sum(q**2)) * moments[0]
