@@ -238,3 +238,23 @@ def test_ecosystem_figures_overlay_the_discrete_closed_form():
     )
     cfg.sampling.top_p = 0.9
     assert ecosystem.theory_curve(Run(None, cfg.to_dict(), gens, {}), "gini_simpson") is None
+
+
+@pytest.mark.slow  # the GMM's EM program compiles for minutes on a loaded 2-core machine
+def test_gmm_runs_a_composed_regime():
+    """GMM has no closed form here: the composed pool must still run, finite, with the pool and
+    training-set sizes the axes give."""
+    from configs import gmm as gmm_config
+
+    cfg = gmm_config.get_config("smoke")
+    cfg.num_generations, cfg.num_seeds = 3, 2
+    cfg.checkpoint.every_generations, cfg.checkpoint.keep_generations = 3, ()
+    m = cfg.samples_per_generation
+    cfg.mixing.regime = "composed"
+    cfg.mixing.pool, cfg.mixing.real_source = "accumulate", "original"
+    cfg.mixing.real_samples, cfg.mixing.synthetic_samples, cfg.mixing.fit_samples = 3, m, m
+    p = mixing.plan_for(cfg)
+    assert (p.num_model, p.num_original, p.capacity) == (m, 3, m + 2 * (m + 3))
+    out = chain.simulate(cfg)
+    for name, v in out.items():
+        assert np.all(np.isfinite(np.asarray(v, float))), name
