@@ -48,7 +48,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from collapse_jax import family, rng
+from collapse_jax import family, rng, sampling
 from collapse_jax.errors import require
 from collapse_jax.families.lm import (
     architectures,
@@ -77,6 +77,7 @@ def validate(cfg) -> None:
             "scratch with lm.fit_from=scratch (every generation starts from random weights)",
             cfg.lm.source,
         )
+    sampling.refuse(cfg, "opt_wikitext", "its decoder (generate.temperature, top_k, top_p)")
     m = cfg.mixing
     require(
         m.curation.score != "oracle",
