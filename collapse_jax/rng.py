@@ -29,6 +29,7 @@ METRICS = 0x4D455452  # "METR": a host family's metrics (the LM's example contin
 # Folded into a key a family was handed.
 DECODE = 0x44454344  # "DECD": the LM's sample key -> its decoder's key (the prompts use the key)
 SAMPLE = 0x53414D50  # "SAMP": a decoder's key -> its sampling draws (beam search draws none)
+SCRATCH_INIT = 0x494E4954  # "INIT": the LM's fit key -> a fresh model's init (lm.fit_from=scratch)
 # Folded into key(cfg.seed): run-level streams shared by every seed, outside the seed indices.
 BASE = 0xFFFFFFFF  # the LM's scratch base model (init and pre-training)
 FRESH_ORDER = 0xFFFFFFFE  # the order in which the LM's fresh blocks are used
