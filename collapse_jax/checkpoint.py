@@ -89,6 +89,12 @@ class Checkpointer:
         finally:
             if self._saver is not None:
                 self._saver.shutdown()
+            # Orbax's close() does not await the cleanup of unfinished saves that its constructor
+            # starts on a thread; a run that fails right after opening would exit under it and
+            # print that thread's traceback ("cannot schedule new futures after shutdown").
+            cleanup = getattr(self._manager, "_cleanup_tmp_directory_future", None)
+            if cleanup is not None:
+                cleanup.result()
             self._manager.close()
 
     def latest_step(self) -> int | None:
@@ -111,7 +117,10 @@ class Checkpointer:
         a background save is raised by a later ``save`` or ``wait``, and no background save
         queued after it runs (so no checkpoint lands past a failed one).
         """
-        if not background:
+        # Orbax's save runs cross-process collectives (its barriers are process_allgathers): in a
+        # multi-process run a save on this thread could interleave with the caller's own
+        # collectives in another order on another process, which deadlocks. Save in line there.
+        if not background or jax.process_count() > 1:
             self._join()
             self._save(step, state, meta)
             return

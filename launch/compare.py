@@ -25,8 +25,10 @@ flags.mark_flags_as_required(["workdirs", "metric"])
 
 def main(argv):
     del argv
+    from collapse_jax import plots
     from collapse_jax.plots import compare
 
+    plots.use_agg()
     try:
         path = compare.compare(_WORKDIRS.value, _METRIC.value, _LABEL.value, _OUT.value)
     except (ConfigError, DataError, CheckpointError, FileNotFoundError) as e:

@@ -1,6 +1,6 @@
 r"""The regime-comparison figure and table of a sweep over ``mixing.regime``.
 
-  python -m launch.sweep --config=configs/gaussian.py:regimes --workdir=/tmp/regimes
+  python -m launch.sweep --config=configs/gaussian.py:cpu,sweep=regimes --workdir=/tmp/regimes
   python -m launch.regimes --workdir=/tmp/regimes [--metrics=variance,mean_error]
 
 Writes ``DIR/figures/regimes_<metric>.png`` and prints a markdown table per metric (seed mean ±
@@ -11,6 +11,7 @@ import sys
 
 from absl import app, flags
 
+from collapse_jax import plots
 from collapse_jax.plots import regimes
 from launch import cli
 
@@ -21,6 +22,7 @@ flags.mark_flags_as_required(["workdir"])
 
 def main(argv):
     del argv
+    plots.use_agg()
     for metric in _METRICS.value:
         try:
             path = regimes.figure(_WORKDIR.value, metric)

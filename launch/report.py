@@ -16,6 +16,7 @@ flags.mark_flags_as_required(["workdir"])
 
 def main(argv):
     del argv
+    plots.use_agg()
     try:
         paths, summary = cli.run_or_fail(plots.report, _WORKDIR.value)
     except (FileNotFoundError, NotADirectoryError) as e:

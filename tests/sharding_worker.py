@@ -22,9 +22,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from collapse_jax import chain, compile_cache, sharding
+from collapse_jax import chain, compile_cache, experiments, sharding
 from collapse_jax.errors import ConfigError
 from configs import gaussian
+from tests import float_bounds
 
 CHECKS = {}
 
@@ -53,29 +54,11 @@ def _single_device():
     return _SINGLE
 
 
-def _w2_tolerance(one, cfg):
-    """``gaussian.w2_squared_rounding_bound`` of the single-device run's values."""
-    from collapse_jax.families import gaussian
-
-    g = cfg.gaussian
-    return gaussian.w2_squared_rounding_bound(one["mean_error"], one["variance"], g.std, g.dim)
-
-
 def _assert_same_as_single(got, one):
-    assert set(one) == set(got)
-    for k in one:
-        if k == "w2_squared":
-            # Not bitwise: its cancelling sum may round differently across programs and jax
-            # versions (seen: 1 float32 ulp of 1 at a few entries). Every input of it is bitwise.
-            err = np.abs(got[k].astype(np.float64) - one[k])
-            tol = _w2_tolerance(one, _smoke())
-            assert np.all(err <= tol), (
-                k,
-                err.max(),
-                tol[np.unravel_index(err.argmax(), err.shape)],
-            )
-        else:
-            np.testing.assert_array_equal(got[k], one[k], err_msg=k)
+    cfg = _smoke()
+    float_bounds.assert_chains_close(
+        got, one, float_bounds.chain_rtol(cfg.num_generations, cfg.samples_per_generation)
+    )
 
 
 @check
@@ -109,9 +92,8 @@ def checkpoints_restore_across_device_counts():
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        # The reference is an uninterrupted single-device run, which makes the same calls (the
-        # one-generation calls next to kept generations among them) rather than simulate's one
-        # scan: newer XLA versions compile a one-step scan into other float32 roundings.
+        # The reference is an uninterrupted single-device run: the records of runs resumed on
+        # other devices are compared with records, line for line.
         chain.run(_smoke(num_devices=1), tmp / "straight")
         straight = read(tmp / "straight")
         # Saved sharded (8 devices), resumed on one device; then saved on one, resumed sharded.
@@ -127,7 +109,7 @@ def checkpoints_restore_across_device_counts():
 
         cfg = _smoke(num_devices=0)
         steps = chain.build(cfg, None, mesh)
-        truth, keys_S = chain._inputs(cfg, chain.experiments.family(cfg.experiment), mesh)
+        truth, keys_S = chain.checks.inputs(cfg, experiments.family(cfg.experiment), mesh)
         abstract = sharding.with_sharding(jax.eval_shape(steps.first, keys_S, truth)[0], mesh)
         with Checkpointer(tmp / "s_to_1" / "checkpoints") as ckpt:
             carry, _ = ckpt.restore(ckpt.latest_step(), abstract)
