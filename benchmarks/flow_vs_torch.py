@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import mixing
+from collapse_jax import family as family_lib
 from collapse_jax.families.flow import family, nets, train
 from configs import flow as flow_config
 from configs import mad as mad_config
@@ -52,7 +52,7 @@ def pool(cfg, n: int = 2048) -> np.ndarray:
 
 
 def jax_side(cfg, x):
-    data = mixing.full(jnp.asarray(x))
+    data = family_lib.full(jnp.asarray(x))
     fn = jax.jit(
         lambda key, p: train.train(
             key, p, data, family._loss_fn(cfg), lambda a: family.to_model(a, cfg), cfg.flow

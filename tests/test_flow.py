@@ -9,6 +9,7 @@ M = 10, where the ddof and solver errors they are shown to catch are dozens of s
 import functools
 import json
 import math
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +18,7 @@ import pytest
 import scipy.linalg
 import scipy.stats
 
-from collapse_jax import chain, family, mixing, theory
+from collapse_jax import chain, family, theory
 from collapse_jax.errors import ConfigError
 from collapse_jax.families import kde
 from collapse_jax.families.flow import affine, evaluate, objectives, samplers
@@ -60,6 +61,7 @@ def zscores(y_GxS, expected_G):
         ("flow.toy.dataset", "spirals"),
         ("flow.gaussian.std", 0.0),
         ("flow.beta_end", 2.0),
+        ("flow.beta_end", 0.021),  # abar_T = 0.77 with the smoke T = 20: x_T is not noise
     ],
 )
 def test_bad_config_is_one_line_error(field, value):
@@ -90,7 +92,7 @@ def test_affine_field_is_the_least_squares_fit_of_the_cfm_regression():
     each coefficient within Z of its standard error (sigma^2 (X^T X)^-1, sigma^2 per output)."""
     g = np.random.default_rng(0)
     data = g.normal(size=(40, 2)) @ np.array([[1.5, 0.0], [0.7, 0.4]]) + [1.0, -2.0]
-    model = affine.fit(mixing.full(jnp.asarray(data, jnp.float32)))
+    model = affine.fit(family.full(jnp.asarray(data, jnp.float32)))
     n = 400_000
     for t in (0.1, 0.5, 0.9):
         x1 = data[g.integers(0, len(data), n)]
@@ -111,7 +113,7 @@ def test_affine_ode_carries_noise_to_the_fitted_gaussian():
     """x(1) = m + C^(1/2) x(0) (the module's derivation), per sample, to float32 accuracy."""
     g = np.random.default_rng(1)
     data = g.normal(size=(30, 2)) @ np.array([[2.0, 0.3], [0.0, 0.2]])
-    model = affine.fit(mixing.full(jnp.asarray(data, jnp.float32)))
+    model = affine.fit(family.full(jnp.asarray(data, jnp.float32)))
     cfg = smoke(**{"flow.sampler": "tsit5", "flow.sampler_steps": 32})
     z = jax.random.normal(jax.random.key(0), (64, 2))
     x1 = samplers.ode_sample(lambda x, t: affine.velocity(model, x, t), z, 1.0, cfg.flow)
@@ -120,10 +122,36 @@ def test_affine_ode_carries_noise_to_the_fitted_gaussian():
     np.testing.assert_allclose(np.asarray(x1), want, atol=2e-4)
 
 
+@pytest.mark.parametrize("solver", ["euler", "tsit5"])
+def test_fixed_grid_steps_are_diffrax_diffeqsolve_on_the_same_grid(solver):
+    """The scan of the solver's own steps against ``diffeqsolve(StepTo(ts))``: two programs, so
+    within a few float32 ulps of the values (not bitwise)."""
+    import diffrax
+
+    def f(t, y):
+        return jnp.sin(3 * t) - y * (1 + t) + 0.1 * y**2
+
+    y0 = jax.random.normal(jax.random.key(0), (64, 2))
+    cfg = smoke()
+    got = samplers.integrate(f, y0, 0.0, 1.0, cfg.flow, solver, 12)
+    ts = samplers.time_grid(0.0, 1.0, 12)
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(lambda t, y, args: f(t, y)),
+        samplers.SOLVERS[solver](),
+        ts[0],
+        ts[-1],
+        None,
+        y0,
+        stepsize_controller=diffrax.StepTo(ts=ts),
+        saveat=diffrax.SaveAt(t1=True),
+    )
+    np.testing.assert_allclose(got, sol.ys[-1], rtol=1e-6, atol=1e-6)
+
+
 def test_affine_log_prob_and_the_ode_likelihood_are_the_gaussian_density():
     g = np.random.default_rng(2)
     data = g.normal(size=(50, 2)) @ np.array([[1.0, 0.5], [0.0, 0.7]]) + 0.3
-    model = affine.fit(mixing.full(jnp.asarray(data, jnp.float32)))
+    model = affine.fit(family.full(jnp.asarray(data, jnp.float32)))
     x = g.normal(size=(20, 2)).astype(np.float32) * 1.5
     want = scipy.stats.multivariate_normal(data.mean(0), np.cov(data.T, ddof=0)).logpdf(x)
     np.testing.assert_allclose(affine.log_prob(model, jnp.asarray(x)), want, rtol=1e-5, atol=1e-5)
@@ -137,7 +165,7 @@ def test_affine_log_prob_and_the_ode_likelihood_are_the_gaussian_density():
 
 
 def _oracle_cfg(regime, dim, seeds=4000, generations=12, m=10):
-    cfg = flow_config.get_config("oracle")
+    cfg = flow_config.get_config("setup=oracle")
     cfg.num_seeds, cfg.num_generations, cfg.samples_per_generation = seeds, generations, m
     cfg.checkpoint.every_generations = generations
     cfg.mixing.regime = regime
@@ -164,7 +192,7 @@ ORACLE_CASES = [
     ("replace", 1),
     pytest.param("replace", 2, marks=pytest.mark.slow),
     pytest.param("accumulate", 1, marks=pytest.mark.slow),
-    ("accumulate", 2),
+    pytest.param("accumulate", 2, marks=pytest.mark.slow),
 ]
 
 
@@ -222,6 +250,32 @@ def test_continuous_schedule_meets_the_discrete_one_at_the_grid():
     np.testing.assert_allclose(sched.abar_T, want, rtol=1e-4)
 
 
+def test_ddpm_forward_steps_have_the_closed_form_marginals():
+    """Noising N(mu, c) data one step at a time, ``x_k = sqrt(1 - beta_k) x_(k-1) + sqrt(beta_k)
+    eps``, gives the marginal ``N(sqrt(abar_k) mu, abar_k c + 1 - abar_k)`` the loss draws from in
+    one shot: sample mean and variance within Z standard errors at several k."""
+    mu, c, n = 1.5, 0.25, 20_000
+    f = smoke().flow
+    sched = objectives.schedule(f)
+    x0 = mu + math.sqrt(c) * jax.random.normal(jax.random.key(0), (n,))
+
+    def step(x, kb):
+        k, beta = kb
+        eps = jax.random.normal(jax.random.fold_in(jax.random.key(1), k), x.shape)
+        x = jnp.sqrt(1 - beta) * x + jnp.sqrt(beta) * eps
+        return x, x
+
+    T = f.ddpm_steps
+    _, xs_TxN = jax.lax.scan(step, x0, (jnp.arange(T), sched.betas_T))
+    for k in (1, T // 4, T // 2, T):
+        x = np.asarray(xs_TxN[k - 1], float)
+        ab = float(sched.abar_T[k - 1])
+        mean, var = math.sqrt(ab) * mu, ab * c + 1 - ab
+        assert abs(x.mean() - mean) < Z * math.sqrt(var / n), (k, x.mean(), mean)
+        # The variance of a Gaussian's sample variance is 2 var^2 / (n - 1).
+        assert abs(x.var(ddof=1) - var) < Z * var * math.sqrt(2 / (n - 1)), (k, x.var(), var)
+
+
 @pytest.mark.parametrize("sampler", ["ancestral", "ddim", "heun"])
 def test_ddpm_samplers_draw_the_data_law_with_the_exact_noise_predictor(sampler):
     """For data N(mu, c), E[eps | x_k] = sqrt(1 - abar)(x_k - sqrt(abar) mu) / (abar c + 1 - abar)
@@ -229,7 +283,10 @@ def test_ddpm_samplers_draw_the_data_law_with_the_exact_noise_predictor(sampler)
     within Z standard errors. (Ancestral with the posterior variance under-disperses by
     O(sum beta_k^2 / (1 - abar_k)) ~ 1e-3 of c, far below the 1% standard error here.)"""
     mu, c, n = 0.7, 2.0, 20_000
-    f = smoke(**{"flow.objective": "ddpm", "flow.sampler": sampler, "flow.sampler_steps": 200}).flow
+    fields = {"flow.objective": "ddpm", "flow.sampler": sampler, "flow.sampler_steps": 200}
+    f = smoke(
+        **fields, **{"flow.ddpm_steps": 1000, "flow.beta_start": 1e-4, "flow.beta_end": 0.02}
+    ).flow
     sched = objectives.schedule(f)
     T = f.ddpm_steps
 
@@ -251,6 +308,58 @@ def test_ddpm_samplers_draw_the_data_law_with_the_exact_noise_predictor(sampler)
     assert abs(x.mean() - mu) < Z * x.std() / math.sqrt(n), x.mean()
     sq = (x - mu) ** 2
     assert abs(sq.mean() - c) < Z * sq.std() / math.sqrt(n), sq.mean()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "objective,sampler,steps", [("flow", "heun", 1000), ("ddpm", "ddim", 2500)]
+)
+def test_trained_mlp_recovers_a_gaussian(objective, sampler, steps):
+    """An MLP trained by the objective on M draws of N(mu, s^2 I) in 2-D (Adam, EMA 0.99 of the
+    iterates), then sampled on 32 steps: the samples' mean and covariance within Z combined
+    standard errors of the truth's (the training set's, s^2 / M for a mean and 2 s^4 / M for a
+    variance, plus the samples' own); the approximation error has to be smaller than that."""
+    mu, sd, m, n = 1.0, 0.5, 2000, 2000
+    fields = {
+        "flow.source": "gaussian",
+        "flow.gaussian.mean": mu,
+        "flow.gaussian.std": sd,
+        "flow.objective": objective,
+        "flow.sampler": sampler,
+        "flow.sampler_steps": 32,
+        "flow.ddpm_steps": 1000,
+        "flow.beta_start": 1e-4,
+        "flow.beta_end": 0.02,
+        "flow.mlp_hidden": (64, 64),
+        "flow.time_dim": 32,
+        "flow.train_steps": steps,
+        "flow.batch_size": 256,
+        "flow.learning_rate": 3e-3,
+        "flow.ema_decay": 0.99,
+        "flow.loss_points": 2,
+        "flow.sample_chunk": n,
+    }
+    cfg = smoke(**fields)
+    flow.validate(cfg)
+    k_data, k_init, k_fit, k_sample = jax.random.split(jax.random.key(0), 4)
+    x0 = mu + sd * jax.random.normal(k_data, (m, 2))
+
+    @jax.jit
+    def fit_and_sample(x0):
+        state = flow.fit(k_fit, flow.init(k_init, cfg, None), family.full(x0), cfg)
+        return flow.sample(k_sample, state, n, cfg), state.loss_K
+
+    x, loss_K = fit_and_sample(x0)
+    x = np.asarray(x, float)
+    assert loss_K[-1] < loss_K[0]
+    var = sd**2
+    se_mean = math.sqrt(var / m + var / n)
+    np.testing.assert_array_less(np.abs(x.mean(0) - mu), Z * se_mean)
+    cov = np.cov(x.T)
+    se_var = var * math.sqrt(2 / m + 2 / n)
+    np.testing.assert_array_less(np.abs(np.diag(cov) - var), Z * se_var)
+    se_cov = var * math.sqrt(1 / m + 1 / n)  # an off-diagonal of independent coordinates
+    assert abs(cov[0, 1]) < Z * se_cov, cov
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,9 +428,9 @@ def test_sample_mmd_matches_the_gaussian_closed_form():
     cfg = smoke(**{"flow.source": "gaussian", "flow.model": "affine", "flow.eval_samples": 20_000})
     cfg.flow.sampler, cfg.flow.sampler_steps = "tsit5", 16
     truth = flow.reference(cfg)
-    data = jax.random.normal(jax.random.key(0), (50, 2)) * jnp.asarray([1.5, 0.5]) + 0.2
+    data = jax.random.normal(jax.random.key(0), (50, 2)) * jnp.asarray([[1.5, 0.5]]) + 0.2
     state = flow.fit(
-        jax.random.key(1), flow.init(jax.random.key(2), cfg, None), mixing.full(data), cfg
+        jax.random.key(1), flow.init(jax.random.key(2), cfg, None), family.full(data), cfg
     )
     x = flow.sample(jax.random.key(3), state, cfg.flow.eval_samples, cfg)
     phi = np.asarray(kde.features(x, truth.omega_RxD, truth.phase_R), float)
@@ -337,11 +446,17 @@ def test_sample_mmd_matches_the_gaussian_closed_form():
 # The family in the chain.
 
 
-@pytest.mark.parametrize("jit", [True, False])
-@pytest.mark.parametrize("objective", ["flow", "ddpm"])
+@pytest.mark.parametrize(
+    "objective,jit",
+    [("flow", True), ("ddpm", True), pytest.param("flow", False, marks=pytest.mark.slow)],
+)
 def test_shapes_and_finiteness(jit, objective):
     sampler = "ddim" if objective == "ddpm" else "heun"
-    cfg = smoke(**{"flow.objective": objective, "flow.sampler": sampler, "flow.ddpm_steps": 10})
+    cfg = smoke(**{"flow.objective": objective, "flow.sampler": sampler})
+    if not jit:  # op by op every step is a Python call: the fewest steps that still loop
+        cfg.flow.train_steps = cfg.flow.loss_points = 2
+        cfg.flow.sampler_steps = cfg.flow.nll_steps = 2
+        cfg.flow.eval_samples = cfg.flow.prdc_real_samples = cfg.flow.snapshot_points = 8
     fam = flow.FAMILY
     truth = fam.reference(cfg)
     m = cfg.samples_per_generation
@@ -349,10 +464,10 @@ def test_shapes_and_finiteness(jit, objective):
     def generation(key):
         k0, k1, k2, k3 = jax.random.split(key, 4)
         x0 = fam.original_data(k0, truth, cfg)
-        d0 = mixing.full(x0)
+        d0 = family.full(x0)
         s0 = fam.fit(k1, fam.init(k1, cfg, d0), d0, cfg)
         x1 = fam.sample(k2, s0, m, cfg)
-        s1 = fam.fit(k3, s0, mixing.full(x1), cfg)
+        s1 = fam.fit(k3, s0, family.full(x1), cfg)
         return x0, x1, fam.metrics(s1, d0, family.Origin(truth, x0, s0), cfg)
 
     with jax.disable_jit(not jit):
@@ -391,31 +506,20 @@ def _read(workdir):
     return (workdir / "metrics.jsonl").read_bytes()
 
 
-class Killed(Exception):
-    """Stands for SIGKILL: raised by the chain's checkpointer on its n-th save."""
-
-
-def test_resume_after_a_kill_is_byte_identical(tmp_path, monkeypatch):
+def test_resume_after_a_kill_is_byte_identical(tmp_path):
+    """A run that lost its last checkpoint and last metrics line (as a kill leaves it) resumes
+    to the bytes of an uninterrupted run; a shorter run extended does too."""
     cfg = smoke(num_generations=5)
     full = chain.run(cfg, tmp_path / "full")
-    real_save = chain.Checkpointer.save
-    calls = []
-
-    def dying(self, *a, **k):
-        calls.append(a[0])
-        if len(calls) == 2:  # generation 2's checkpoint (after 0): its metrics may be written
-            raise Killed
-        return real_save(self, *a, **k)
-
-    with monkeypatch.context() as m:
-        m.setattr(chain.Checkpointer, "save", dying)
-        with pytest.raises(Killed):
-            chain.run(cfg, tmp_path / "killed")
-    assert calls == [0, 2]
-    chain.run(cfg, tmp_path / "killed")
-    assert _read(tmp_path / "killed") == _read(full)
     assert [json.loads(x)["generation"] for x in _read(full).splitlines()] == [0, 1, 2, 3, 4]
-    # And a shorter run extended: 3 generations, then 5.
+    killed = tmp_path / "killed"
+    shutil.copytree(full, killed)
+    last = max(int(p.name) for p in (killed / "checkpoints").iterdir() if p.name.isdigit())
+    shutil.rmtree(killed / "checkpoints" / str(last))
+    lines = _read(killed).splitlines(keepends=True)
+    (killed / "metrics.jsonl").write_bytes(b"".join(lines[:-1]))
+    chain.run(cfg, killed)
+    assert _read(killed) == _read(full)
     part = chain.run(smoke(num_generations=3), tmp_path / "part")
     chain.run(cfg, part)
     assert _read(part) == _read(full)

@@ -38,7 +38,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from collapse_jax.mixing import Data
+from collapse_jax.family import Data
 
 DDOF = 0  # the least-squares fit's divisor is n (tests break it to 1 to show the chain notices)
 

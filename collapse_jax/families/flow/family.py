@@ -62,7 +62,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import family, mixing
+from collapse_jax import family, mixing, rng
 from collapse_jax.data import mnist
 from collapse_jax.errors import ConfigError, require
 from collapse_jax.families import kde
@@ -72,8 +72,9 @@ from collapse_jax.families.vae import train as vae_train
 SOURCES = ("gaussian", "toy", "mnist")
 MODELS = ("affine", "mlp", "unet")
 INITS = ("scratch", "warm")
-MNIST_PURPOSE = 0x6D6E6973  # the VAE family's classifier key: the same classifier for a seed
-REAL_SET_PURPOSE = 0x5245414C  # "REAL": which pool images form the PRDC real set
+# Largest abar_T = prod(1 - beta_k) accepted: the signal sqrt(abar_T) left in x_T, which the
+# samplers replace by pure noise (Ho et al.'s schedule: abar_T = 4e-5).
+MAX_ABAR_T = 1e-2
 
 
 @flax.struct.dataclass
@@ -115,7 +116,7 @@ def data_dim(cfg) -> int:
 
 
 def _plan(cfg) -> mixing.Plan:
-    return mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations)
+    return mixing.plan_for(cfg)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,6 +171,16 @@ def validate(cfg) -> None:
         0 < f.beta_start < f.beta_end < 1,
         "flow.beta_end",
         f"a value in (beta_start={f.beta_start}, 1)",
+        f.beta_end,
+    )
+    # The samplers start from N(0, I) at step T: the schedule must have forgotten the data there.
+    abar_T = float(np.prod(1.0 - np.linspace(f.beta_start, f.beta_end, f.ddpm_steps)))
+    require(
+        abar_T <= MAX_ABAR_T,
+        "flow.beta_end",
+        f"a schedule with abar_T <= {MAX_ABAR_T} (x_T close to N(0, I)); with "
+        f"ddpm_steps={f.ddpm_steps} and beta_start={f.beta_start} abar_T = {abar_T:.3g}: "
+        "raise beta_end or ddpm_steps",
         f.beta_end,
     )
     if f.sampler == "ddim":
@@ -388,7 +399,8 @@ def _reference_mnist(cfg) -> Truth:
         )
     images = jnp.asarray(data.images_NxHxW)
     labels = jnp.asarray(data.labels_N)
-    key = jax.random.fold_in(jax.random.key(cfg.seed), MNIST_PURPOSE)
+    # The VAE family's classifier stream: the same classifier as a VAE run of the same seed.
+    key = rng.run_key(cfg.seed, rng.CLASSIFIER)
     clf = jax.jit(functools.partial(vae_train.train_classifier, vae_cfg=f))(key, images, labels)
 
     @jax.jit
@@ -399,7 +411,7 @@ def _reference_mnist(cfg) -> Truth:
 
     stats = evaluate.real_stats(features(images))
     order = jax.random.permutation(
-        jax.random.fold_in(jax.random.key(f.heldout_seed), REAL_SET_PURPOSE), n
+        jax.random.fold_in(jax.random.key(f.heldout_seed), rng.REAL_SET), n
     )
     real = features(images[order[: f.prdc_real_samples]])
     radii = jax.jit(functools.partial(evaluate.knn_sq_radii, k=f.prdc_k, chunk=f.prdc_chunk))(real)
@@ -550,13 +562,13 @@ def _loss_fn(cfg):
     return lambda params, x, key: objectives.ddpm_loss(apply, params, x, key, sched)
 
 
-def fit(key, state: FlowState, data: mixing.Data, cfg) -> FlowState:
+def fit(key, state: FlowState, data: family.Data, cfg) -> FlowState:
     """The oracle in closed form, or a network trained on ``data`` (from scratch or from the
     previous generation's parameters, ``flow.init``)."""
     f = cfg.flow
     k_init, k_train, k_eval = jax.random.split(key, 3)
     if f.model == "affine":
-        params = affine.fit(mixing.Data(data.x.astype(jnp.float32), data.weight))
+        params = affine.fit(family.Data(data.x.astype(jnp.float32), data.weight))
         loss_K = jnp.zeros((f.loss_points,), jnp.float32)
     else:
         start = state.params if f.init == "warm" else init_params(k_init, cfg)

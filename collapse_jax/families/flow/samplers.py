@@ -3,7 +3,8 @@
 ODE solvers (both objectives; for DDPM on its probability-flow ODE, ``objectives.py``) are
 diffrax's: ``euler``, ``heun``, ``midpoint`` (second order), ``tsit5``, ``dopri5`` (fifth order).
 With ``ode_rtol`` = 0 they step on the uniform grid of ``sampler_steps`` intervals
-(``time_grid``; diffrax ``StepTo``); with ``ode_rtol`` > 0 they adapt their steps (``PIDController``,
+(``time_grid``; the solver's own ``step`` in a ``lax.scan``, as ``diffeqsolve`` with
+``StepTo``); with ``ode_rtol`` > 0 they adapt their steps (``PIDController``,
 ``ode_rtol``/``ode_atol``, at most ``ode_max_steps``), ``sampler_steps`` setting the first step.
 One ODE carries a whole chunk of samples, so an adaptive step is shared by the chunk (the RMS
 error over the chunk is controlled).
@@ -27,6 +28,7 @@ import diffrax
 import jax
 import jax.numpy as jnp
 
+from collapse_jax import rng
 from collapse_jax.families.flow import objectives
 
 SOLVERS = {
@@ -39,7 +41,6 @@ SOLVERS = {
 DDPM_SAMPLERS = ("ancestral", "ddim")
 SAMPLERS = (*SOLVERS, *DDPM_SAMPLERS)
 EXACT_DIVERGENCE_MAX_DIM = 16
-PROBE_PURPOSE = 0x50524F42  # "PROB": Hutchinson's fixed probe
 
 
 def time_grid(t0: float, t1: float, steps: int) -> jax.Array:
@@ -52,27 +53,38 @@ def integrate(term_fn, y0, t0: float, t1: float, flow_cfg, solver: str, steps: i
     ``y(t0) = y0`` (any pytree ``y``); the grid's ends bound the adaptive solve too."""
     term = diffrax.ODETerm(lambda t, y, args: term_fn(t, y))
     ts = time_grid(t0, t1, steps)
-    if flow_cfg.ode_rtol > 0:
-        controller = diffrax.PIDController(rtol=flow_cfg.ode_rtol, atol=flow_cfg.ode_atol)
-        dt0, max_steps = ts[1] - ts[0], flow_cfg.ode_max_steps
-    else:
-        controller = diffrax.StepTo(ts=ts)
-        dt0, max_steps = None, ts.shape[0] - 1
+    method = SOLVERS[solver]()
+    if flow_cfg.ode_rtol == 0:
+        return _fixed_steps(term, method, ts, y0)
     sol = diffrax.diffeqsolve(
         term,
-        SOLVERS[solver](),
+        method,
         ts[0],
         ts[-1],
-        dt0,
+        ts[1] - ts[0],
         y0,
-        stepsize_controller=controller,
+        stepsize_controller=diffrax.PIDController(rtol=flow_cfg.ode_rtol, atol=flow_cfg.ode_atol),
         saveat=diffrax.SaveAt(t1=True),
-        max_steps=max_steps,
+        max_steps=flow_cfg.ode_max_steps,
         # A failed adaptive solve returns non-finite values, which the chain's guard names
         # with the generation; raising from inside a vmapped scan would say much less.
         throw=False,
     )
     return jax.tree.map(lambda a: a[-1], sol.ys)
+
+
+def _fixed_steps(term, method, ts, y0):
+    """diffrax's ``method`` stepped along the grid ``ts`` in one ``lax.scan``: the numbers of
+    ``diffeqsolve`` with ``StepTo(ts)`` (tests/test_flow.py), in a much smaller program to
+    compile (its general loop, events and step bookkeeping are not needed on a fixed grid)."""
+    state = method.init(term, ts[0], ts[1], y0, None)
+
+    def step(carry, i):
+        y, state = carry
+        y, _, _, state, _ = method.step(term, ts[i], ts[i + 1], y, None, state, made_jump=False)
+        return (y, state), None
+
+    return jax.lax.scan(step, (y0, state), jnp.arange(ts.shape[0] - 1))[0][0]
 
 
 def ode_sample(v, x0, t_end: float, flow_cfg):
@@ -154,7 +166,7 @@ def log_likelihood(v, x, t_end: float, flow_cfg, solver: str, steps: int):
     B, D = x.shape[0], math.prod(x.shape[1:])
     probe = None
     if D > EXACT_DIVERGENCE_MAX_DIM:
-        key = jax.random.fold_in(jax.random.key(0), PROBE_PURPOSE)
+        key = jax.random.fold_in(jax.random.key(0), rng.PROBE)
         probe = jax.random.rademacher(key, x.shape, x.dtype)
 
     def term(t, y):

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from collapse_jax.mixing import Data
+from collapse_jax.family import Data
 
 
 def optimizer(flow_cfg) -> optax.GradientTransformation:
