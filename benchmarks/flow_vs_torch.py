@@ -272,13 +272,13 @@ def accelerator_section(tiny: bool, rounds: int = 3):
     return rows(steps=4 if tiny else 200, rounds=1 if tiny else rounds, quick=tiny, device=device)
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="mlp,unet")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="4 steps, 1 round: a correctness run")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     import torch
 
     print(_common.machine() + f"; torch threads {torch.get_num_threads()}")

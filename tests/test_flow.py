@@ -560,6 +560,7 @@ def _mnist_smoke():
     return cfg
 
 
+@pytest.mark.slow  # the MNIST classifier, the UNet and its chain compile for minutes on 2 cores
 def test_mnist_unet_chain_is_finite(shared_data):
     del shared_data
     cfg = _mnist_smoke()

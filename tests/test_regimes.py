@@ -117,18 +117,9 @@ def test_gmm_vmapped_chain_equals_loop(case):
     with jax.enable_x64(True):
         cfg = config("gmm", case, generations=3)
         cfg.enable_x64 = True
-        got = chain.simulate(cfg)
-        one = cfg.copy_and_resolve_references()
-        one.num_seeds = 1
-        steps, truth = chain.build(one), experiments.family("gmm").reference(one)
-        keys = rng.seed_keys(cfg.seed, cfg.num_seeds)
-        gens = jnp.arange(1, cfg.num_generations, dtype=jnp.int32)
-        for s in range(cfg.num_seeds):
-            carry, m0 = steps.first(keys[s : s + 1], truth)
-            _, m = steps.chunk(keys[s : s + 1], truth, carry, gens)
-            for k, v in got.items():
-                loop = np.concatenate([np.asarray(m0[k]), np.asarray(m[k])[0]])
-                np.testing.assert_allclose(v[:, s], loop, rtol=1e-9, atol=1e-12, err_msg=k)
+        got, loop = chain.simulate(cfg), chain.simulate_per_seed(cfg)
+        for k, v in got.items():
+            np.testing.assert_allclose(v, loop[k], rtol=1e-9, atol=1e-12, err_msg=k)
 
 
 @pytest.mark.parametrize(
@@ -193,7 +184,8 @@ def test_vae_fresh_never_reuses_a_real_example():
         return (x[:, 0, 0] + 256 * x[:, 0, 1]).tolist()
 
     used = ids(vae.original_data(None, truth, cfg))
-    step = jax.jit(lambda g: chain.fresh_data(vae.FAMILY, None, truth, 10, g, cfg))
+    ops = chain.step.family_ops(vae.FAMILY, cfg, truth)
+    step = jax.jit(lambda g: ops.fresh_data(None, 10, g))
     for g in range(1, 6):
         new = ids(step(jnp.int32(g)))
         assert len(set(new)) == 10 and not set(new) & set(used)

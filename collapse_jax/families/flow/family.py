@@ -273,6 +273,7 @@ def _validate_source(cfg) -> None:
     t = f.toy
     require(t.dataset in kde.DATASETS, "flow.toy.dataset", f"one of {kde.DATASETS}", t.dataset)
     require(math.isfinite(t.noise) and t.noise >= 0, "flow.toy.noise", ">= 0", t.noise)
+    require(t.angles in kde.ANGLES, "flow.toy.angles", f"one of {kde.ANGLES}", t.angles)
     require(
         0 < t.circles_factor < 1,
         "flow.toy.circles_factor",
