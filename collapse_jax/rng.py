@@ -33,7 +33,10 @@ SCRATCH_INIT = 0x494E4954  # "INIT": the LM's fit key -> a fresh model's init (l
 # Folded into key(cfg.seed): run-level streams shared by every seed, outside the seed indices.
 BASE = 0xFFFFFFFF  # the LM's scratch base model (init and pre-training)
 FRESH_ORDER = 0xFFFFFFFE  # the order in which the LM's fresh blocks are used
-CLASSIFIER = 0x6D6E6973  # "mnis": the VAE's digit classifier
+CLASSIFIER = 0x6D6E6973  # "mnis": the digit classifier of the VAE and flow families (FID features)
+# Folded into a family's fixed evaluation key (independent of cfg.seed, the same in every run).
+REAL_SET = 0x5245414C  # "REAL": the flow family's choice of real images for precision/recall
+PROBE = 0x50524F42  # "PROB": the flow family's Hutchinson probe of the ODE likelihood
 
 
 def seed_keys(seed: int, num_seeds: int) -> jax.Array:
