@@ -5,7 +5,8 @@ r"""Run or resume one experiment.
 
 Writes DIR/config.json, DIR/metrics.jsonl and DIR/checkpoints/ (the output contract: README.md,
 "Output contract" under "Running experiments"); rerunning the same command resumes after the last
-checkpoint. Bad input ends with one ``error:`` line, exit code 2.
+checkpoint. Bad input ends with one ``error:`` line, exit code 2; Ctrl-C with one line naming the
+last recorded generation, exit code 130.
 """
 
 import jax
@@ -33,7 +34,10 @@ def main(argv):
     distributed.initialize_from_flags()
     jax.config.update("jax_enable_x64", cfg.enable_x64)
     compile_cache.enable()
-    workdir = cli.run_or_fail(chain.run, cfg, _WORKDIR.value, overwrite=_OVERWRITE.value)
+    try:
+        workdir = cli.run_or_fail(chain.run, cfg, _WORKDIR.value, overwrite=_OVERWRITE.value)
+    except KeyboardInterrupt:
+        cli.interrupted(_WORKDIR.value)
     logging.info("done: %s", workdir)
 
 
