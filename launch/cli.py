@@ -2,6 +2,7 @@
 on stderr and exit code 2, never a traceback."""
 
 import json
+import logging
 import os
 import re
 import sys
@@ -152,10 +153,23 @@ def last_generation(workdir) -> int | None:
     return max(steps) if steps else None
 
 
+def exit_now(code: int) -> NoReturn:
+    """``os._exit``: no interpreter shutdown (tests replace it to stay alive)."""
+    os._exit(code)
+
+
 def interrupted(workdir, where: str = "") -> NoReturn:
-    """After Ctrl-C: one line saying how far the run got and how to go on; exit code 130."""
+    """After Ctrl-C: one line saying how far the run got and how to go on; exit code 130.
+
+    Exits at once (``os._exit``): a background save the interrupt abandoned (Orbax's threads)
+    can keep the interpreter's shutdown waiting forever. What it had not committed is redone on
+    resume; everything committed stays.
+    """
     g = last_generation(workdir)
     done = f"after generation {g}" if g is not None else "before generation 0 was recorded"
     print(f"interrupted {where}{done}; rerun the same command to resume", file=sys.stderr)
+    for handler in logging.getLogger().handlers:  # absl's handler among them
+        handler.flush()
+    sys.stdout.flush()
     sys.stderr.flush()
-    sys.exit(INTERRUPTED)
+    exit_now(INTERRUPTED)

@@ -49,6 +49,12 @@ RUN = [
 ]
 
 
+def _checkpointed(workdir: Path) -> int:
+    """The newest committed checkpoint (Orbax renames a step's folder to its number when done)."""
+    steps = [int(p.name) for p in (workdir / "checkpoints").glob("*") if p.name.isdigit()]
+    return max(steps, default=-1)
+
+
 def _recorded(workdir: Path) -> int:
     try:
         return json.loads((workdir / "metrics" / "progress.json").read_text())["per_seed"]
@@ -69,9 +75,18 @@ def test_ctrl_c_is_one_line_and_the_rerun_resumes_byte_identically(tmp_path):
         cwd=ROOT,
         stderr=subprocess.PIPE,
         text=True,
+        # A test run in the background inherits SIGINT ignored, and Python then installs no
+        # KeyboardInterrupt handler: give the run the terminal's default, as a user's shell does.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 240
-    while _recorded(workdir) < 1 and proc.poll() is None and time.monotonic() < deadline:
+    # Stopped once a checkpoint after generation 0 is committed with its metrics recorded: the
+    # rerun then resumes from it rather than starting over.
+    while (
+        not 1 <= _checkpointed(workdir) < _recorded(workdir)
+        and proc.poll() is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.01)
     # Frozen first, so that a loaded machine cannot let the run finish before the interrupt lands:
     # SIGINT is delivered (as KeyboardInterrupt at the next Python instruction) once it goes on.
@@ -79,7 +94,11 @@ def test_ctrl_c_is_one_line_and_the_rerun_resumes_byte_identically(tmp_path):
     assert proc.poll() is None and _recorded(workdir) < GENERATIONS, "finished before the stop"
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGCONT)
-    _, stderr = proc.communicate(timeout=120)
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # a run that hangs after Ctrl-C fails here, and is not left behind
+        raise
     done = _recorded(workdir)
     assert 1 <= done < GENERATIONS, "the interrupt did not land mid-run"
     assert proc.returncode == 130
@@ -104,7 +123,11 @@ def test_sweep_ctrl_c_names_the_run_and_its_generation(tmp_path, monkeypatch, ca
     def stopped(cfg, workdir, overwrite=False):
         raise KeyboardInterrupt
 
+    def exit_now(code):
+        raise SystemExit(code)
+
     monkeypatch.setattr(chain, "run", stopped)
+    monkeypatch.setattr(cli, "exit_now", exit_now)  # the real one ends the process at once
     with pytest.raises(SystemExit) as e:
         sweep.run_all(runs, overwrite=False)
     assert e.value.code == cli.INTERRUPTED
