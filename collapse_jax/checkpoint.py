@@ -111,7 +111,10 @@ class Checkpointer:
         a background save is raised by a later ``save`` or ``wait``, and no background save
         queued after it runs (so no checkpoint lands past a failed one).
         """
-        if not background:
+        # Orbax's save runs cross-process collectives (its barriers are process_allgathers): in a
+        # multi-process run a save on this thread could interleave with the caller's own
+        # collectives in another order on another process, which deadlocks. Save in line there.
+        if not background or jax.process_count() > 1:
             self._join()
             self._save(step, state, meta)
             return

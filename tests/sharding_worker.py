@@ -25,6 +25,7 @@ import numpy as np
 from collapse_jax import chain, compile_cache, sharding
 from collapse_jax.errors import ConfigError
 from configs import gaussian
+from tests import float_bounds
 
 CHECKS = {}
 
@@ -53,29 +54,11 @@ def _single_device():
     return _SINGLE
 
 
-def _w2_tolerance(one, cfg):
-    """``gaussian.w2_squared_rounding_bound`` of the single-device run's values."""
-    from collapse_jax.families import gaussian
-
-    g = cfg.gaussian
-    return gaussian.w2_squared_rounding_bound(one["mean_error"], one["variance"], g.std, g.dim)
-
-
 def _assert_same_as_single(got, one):
-    assert set(one) == set(got)
-    for k in one:
-        if k == "w2_squared":
-            # Not bitwise: its cancelling sum may round differently across programs and jax
-            # versions (seen: 1 float32 ulp of 1 at a few entries). Every input of it is bitwise.
-            err = np.abs(got[k].astype(np.float64) - one[k])
-            tol = _w2_tolerance(one, _smoke())
-            assert np.all(err <= tol), (
-                k,
-                err.max(),
-                tol[np.unravel_index(err.argmax(), err.shape)],
-            )
-        else:
-            np.testing.assert_array_equal(got[k], one[k], err_msg=k)
+    cfg = _smoke()
+    float_bounds.assert_chains_close(
+        got, one, float_bounds.chain_rtol(cfg.num_generations, cfg.samples_per_generation)
+    )
 
 
 @check

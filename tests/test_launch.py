@@ -1,6 +1,7 @@
 """Bad input to launch.run, launch.sweep and launch.report: one ``error:`` line, exit code 2, no
 traceback, and an existing run's files untouched."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ from collapse_jax import chain
 from configs import gaussian
 
 ROOT = Path(__file__).resolve().parents[1]
+# absl's log lines (I1207 14:35:21.369444 ... file.py:849] ...): logging, not an error message.
+LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ ")
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +103,26 @@ def test_report_of_a_directory_that_is_no_run(tmp_path):
     assert r.returncode == 2, r.stderr[-2000:]
     assert "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path}")
+
+
+def test_a_run_that_fails_on_its_data_closes_what_it_opened(tmp_path, shared_data):
+    """The error comes after the run opened its checkpoint manager and metrics writer: they are
+    closed before the interpreter exits, so no library thread prints a traceback after it."""
+    del shared_data
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "launch.run",
+            "--config=configs/vae.py:smoke",
+            f"--workdir={tmp_path / 'run'}",
+            "--config.vae.data_dir=/nonexistent/mnist",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not LOG_LINE.match(ln)]
+    assert len(lines) == 1 and lines[0].startswith("error: vae.data_dir=/nonexistent/mnist")

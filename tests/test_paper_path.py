@@ -143,9 +143,3 @@ def _run(tmp_path, model):
 def test_paper_path_tiny_width_runs_resumes_and_times_every_stage(tmp_path):
     """The paper's variant at tiny width (about a CPU-minute, mostly compiling)."""
     _run(tmp_path, "tiny")
-
-
-@pytest.mark.slow
-def test_paper_path_at_opt_125m_shape(tmp_path):
-    """OPT-125m's shape: >= 24 GB of free memory and hours on a 2-core CPU (benchmark docstring)."""
-    _run(tmp_path, "opt-125m")
