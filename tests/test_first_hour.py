@@ -70,15 +70,19 @@ def test_ctrl_c_is_one_line_and_the_rerun_resumes_byte_identically(tmp_path):
     assert _not_logging(straight.stderr) == []
 
     workdir = tmp_path / "stopped"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", *RUN, f"--workdir={workdir}"],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-        # A test run in the background inherits SIGINT ignored, and Python then installs no
-        # KeyboardInterrupt handler: give the run the terminal's default, as a user's shell does.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    # A test run in the background has SIGINT ignored, which a child inherits (and Python then
+    # installs no KeyboardInterrupt handler): caught here while the run starts, it is the default
+    # in the child, as under a user's shell. (A preexec_fn would fork a multithreaded process.)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *RUN, f"--workdir={workdir}"],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, before)
     deadline = time.monotonic() + 240
     # Stopped once a checkpoint after generation 0 is committed with its metrics recorded: the
     # rerun then resumes from it rather than starting over.

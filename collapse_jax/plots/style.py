@@ -174,11 +174,24 @@ def figure_legend(
     for ax in np.ravel(axes):
         tags |= _tagged(ax)
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            if labelled and lab not in seen:
-                seen.add(lab)
+            # A mark repeated in several panels is one entry; two marks of one label are two.
+            key = (lab, _colour_key(h))
+            if labelled and key not in seen:
+                seen.add(key)
                 handles.append(h)
     handles += key_handles(tags)
     return fig.legend(handles=handles, fontsize=fontsize, loc=loc, **kwargs)
+
+
+def _colour_key(handle):
+    for get in ("get_color", "get_facecolor"):
+        if hasattr(handle, get):
+            c = getattr(handle, get)()
+            try:
+                return mcolors.to_hex(c if np.ndim(c) == 1 or isinstance(c, str) else c[0])
+            except (ValueError, IndexError, TypeError):
+                return repr(c)
+    return None
 
 
 def positive(y):
