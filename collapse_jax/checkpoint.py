@@ -89,6 +89,12 @@ class Checkpointer:
         finally:
             if self._saver is not None:
                 self._saver.shutdown()
+            # Orbax's close() does not await the cleanup of unfinished saves that its constructor
+            # starts on a thread; a run that fails right after opening would exit under it and
+            # print that thread's traceback ("cannot schedule new futures after shutdown").
+            cleanup = getattr(self._manager, "_cleanup_tmp_directory_future", None)
+            if cleanup is not None:
+                cleanup.result()
             self._manager.close()
 
     def latest_step(self) -> int | None:

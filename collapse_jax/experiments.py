@@ -38,7 +38,7 @@ class Experiment:
         return CONFIGS / self.config
 
     def config_module(self) -> Any:
-        """The config file as a module (``get_config(variant)``, ``VARIANTS``), loaded by path:
+        """The config file as a module (``get_config(arg)``, ``ARGS``, ``LEGACY``), loaded by path:
         ``configs/`` need not be importable."""
         path = self.config_path
         spec = importlib.util.spec_from_file_location(f"cfg_{path.stem}", path)

@@ -1,8 +1,8 @@
 """The interface a model family implements. This module imports no family.
 
-A family is pure and single-seed; ``chain.py`` adds the seed axis with ``jax.vmap`` and the
-generation axis with ``lax.scan`` (``Family``), or loops over both in Python for a family that
-cannot be vmapped (``HostFamily``: the LM). ``SingleRun`` is an experiment that is one call and
+A family is pure and single-seed; ``chain/`` adds the seed axis with ``jax.vmap`` and the
+generation axis with a loop inside one XLA call (``Family``), or loops over both in Python for a
+family that cannot be vmapped (``HostFamily``: the LM). ``SingleRun`` is an experiment that is one call and
 no chain (a single fine-tuning). Shapes must be static given ``cfg`` (``Family`` only). The
 families live in ``collapse_jax/families/``; ``collapse_jax.experiments`` is the one table naming
 them.
@@ -17,14 +17,26 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import jax
-
-from collapse_jax.mixing import Data
+import jax.numpy as jnp
 
 Key = jax.Array
 Config = Any  # ml_collections.ConfigDict: the resolved, locked run config
 Truth = Any  # reference(cfg): true parameters or a real dataset, shared by every seed
 State = Any  # a pytree of arrays: one seed's fitted model
 Samples = Any  # x_N...: an array (or pytree of arrays) with a leading sample axis
+
+
+class Data(NamedTuple):
+    """A dataset or pool: samples ``x_N...`` and their weights ``weight_N`` (0 for an empty slot,
+    else the sample's frequency weight in the fit; ``mixing.py`` fills them)."""
+
+    x: jax.Array
+    weight: jax.Array
+
+
+def full(x) -> Data:
+    """All slots filled, weight 1."""
+    return Data(x, jnp.ones(x.shape[:1], jnp.float32))
 
 
 class Origin(NamedTuple):
@@ -166,6 +178,23 @@ class HostMetrics(Protocol):
         ``key`` serves metrics that sample (the LM's example continuation)."""
 
 
+class SavedModels(Protocol):
+    """A host family's saved generations opened for analysis (``runs.open_run``)."""
+
+    template: State  # the abstract state one seed's model checkpoint restores into
+
+    def sample(self, key: Key, state: State, n: int) -> Samples:
+        """``n`` samples of a restored state, as the chain draws the next generation's."""
+
+    def export(self, state: State, directory: Path) -> Path:
+        """Write a restored state in the format other tools load (the LM: a Hugging Face dir)."""
+
+
+class OpenSaved(Protocol):
+    def __call__(self, cfg: Config, workdir: Path) -> SavedModels:
+        """Read what a run's files hold (the LM: its tokenizer), without building the truth."""
+
+
 class Finish(Protocol):
     def __call__(self, cfg: Config, workdir: Path) -> None:
         """Files derived from the complete records once the run ends (the LM's examples.md)."""
@@ -178,7 +207,7 @@ class RunOnce(Protocol):
 
 @dataclass(frozen=True)
 class Family:
-    """A family ``chain.py`` runs as ``jit(vmap(scan))`` over seeds and generations.
+    """A family ``chain/`` runs as ``jit(vmap(...))`` over seeds, generations looped inside.
 
     The optional pieces serve the regimes and curation of ``mixing.py``; without
     ``rows_per_generation`` a row is a sample and a dataset takes ``cfg.samples_per_generation``.
@@ -203,9 +232,9 @@ class Family:
 
 @dataclass(frozen=True)
 class HostFamily:
-    """A family ``chain.py`` runs as a Python loop over generations and seeds on the host: the
-    same keys, mixing plan, metrics, checkpoints and resume as ``Family``, with the pool of each
-    generation checkpointed before its fit (``chain.py``, "The host path")."""
+    """A family ``chain/`` runs as a Python loop over generations and seeds on the host: the
+    same generation function, keys, mixing plan, metrics, checkpoints and resume as ``Family``,
+    with each generation's sub-steps checkpointed (``chain/host.py``)."""
 
     name: str
     validate: Validate
@@ -219,6 +248,7 @@ class HostFamily:
     fresh_data: HostFreshData | None = None  # regime fresh
     log_prob: HostLogProb | None = None  # curation scores initial and current
     notes: str | None = None  # file name in the workdir of Measured.note lines ("examples.jsonl")
+    open_saved: OpenSaved | None = None  # runs.open_run's model / sample / export
     outputs: tuple[
         str, ...
     ] = ()  # workdir files besides the run contract's; --overwrite deletes them
@@ -237,4 +267,3 @@ class SingleRun:
 
 
 AnyFamily = Family | HostFamily | SingleRun
-FamilyLoader = Callable[[], AnyFamily]

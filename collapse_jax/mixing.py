@@ -4,8 +4,8 @@ The next dataset is drawn from ``p_(i+1) = alpha * p_theta(i+1) + beta * p_i + g
 samples, data kept from the previous dataset, and original data. The counts are fixed at trace
 time, so every generation has static shapes.
 
-A pool is a ``Data``: samples ``x`` with a leading sample axis and a 0/1 ``weight`` per slot. Only
-the accumulating regimes have empty slots (a buffer of ``num_generations * M`` filled as the chain
+A pool is a ``family.Data``: samples ``x`` with a leading sample axis and a ``weight`` per slot (0
+for an empty slot). Only the accumulating regimes have empty slots (a buffer of ``num_generations * M`` filled as the chain
 goes); every family's ``fit`` honours the weights.
 
 Named regimes:
@@ -48,6 +48,7 @@ import jax
 import jax.numpy as jnp
 
 from collapse_jax.errors import ConfigError, require
+from collapse_jax.family import Data, full
 
 REGIMES = (
     "replace",
@@ -60,18 +61,6 @@ REGIMES = (
 )
 SCORES = ("none", "oracle", "initial", "current")
 RULES = ("top", "resample")
-
-
-class Data(NamedTuple):
-    """Samples ``x_N...`` and their weights ``weight_N`` (1 for a sample, 0 for an empty slot)."""
-
-    x: jax.Array
-    weight: jax.Array
-
-
-def full(x) -> Data:
-    """All slots filled."""
-    return Data(x, jnp.ones(x.shape[:1], jnp.float32))
 
 
 class Plan(NamedTuple):
@@ -204,10 +193,20 @@ def plan(mix_cfg, samples_per_generation: int, num_generations: int) -> Plan:
     )
 
 
+def plan_for(cfg, fam=None, rows: int | None = None) -> Plan:
+    """The plan of a run of ``cfg``. M, a dataset's rows: ``rows`` when given (a host family's
+    D_0, known once its data is read), else the family's ``rows_per_generation`` (a statistics
+    sampler's records), else ``cfg.samples_per_generation``."""
+    if rows is None:
+        per_gen = getattr(fam, "rows_per_generation", None)
+        rows = per_gen(cfg) if per_gen is not None else cfg.samples_per_generation
+    return plan(cfg.mixing, rows, cfg.num_generations)
+
+
 def _pick(key, data: Data, n: int) -> jax.Array:
     """Indices of ``n`` filled slots drawn without replacement (Gumbel top-k; empty slots -inf)."""
-    # 0 for every filled slot whatever its fit weight (log 1 = 0, as the 0/1 weights always were):
-    # fit weights must not bias which samples are drawn.
+    # 0 for every filled slot whatever its fit weight: fit weights must not bias which samples
+    # are drawn.
     logits = jnp.where(data.weight > 0, 0.0, -jnp.inf)
     scores = logits + jax.random.gumbel(key, logits.shape, jnp.float32)
     return jax.lax.top_k(scores, n)[1]
@@ -290,8 +289,8 @@ def training_data(key, p: Plan, pool: Data) -> Data:
     if p.regime == "accumulate_subsample":
         idx = _pick(key, pool, p.samples_per_generation)
         if not p.weighted:
-            # Constant ones, as before weights existed: XLA then folds the weights away and the
-            # fit's sums (and so every number of this regime) stay bit-for-bit what they were.
+            # Constant ones, which XLA folds away: the fit's sums are those of an unweighted fit,
+            # bit for bit.
             return full(pool.x[idx])
         return Data(pool.x[idx], pool.weight[idx])
     return pool

@@ -24,22 +24,18 @@ refused with a ``ConfigError``.
 
 import jax.numpy as jnp
 
-from collapse_jax import mixing
 from collapse_jax.errors import ConfigError
 
 SAMPLERS = ("samples", "statistics")
 
 
-def _plan(cfg) -> mixing.Plan:
-    return mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations)
-
-
 def check_regime(cfg, field: str) -> None:
     """Refuse the data policies a statistics sampler cannot run exactly, naming ``field``."""
-    p = _plan(cfg)
-    if p.regime not in ("replace", "accumulate", "keep_real", "custom") or p.num_kept:
-        what = f"mixing.regime={p.regime}"
-        if p.num_kept:
+    regime = cfg.mixing.regime
+    keeps = round(cfg.mixing.beta * cfg.samples_per_generation) > 0  # mixing.Plan.num_kept
+    if regime not in ("replace", "accumulate", "keep_real", "custom") or keeps:
+        what = f"mixing.regime={regime}"
+        if keeps:
             what += f" with mixing.beta={cfg.mixing.beta}"
         raise ConfigError(
             f"{field}: 'statistics' cannot run {what} (it needs single samples: of earlier model "
@@ -58,9 +54,18 @@ def check_regime(cfg, field: str) -> None:
         )
 
 
+def _real_samples(cfg) -> int:
+    """Samples of D_0 in each generation's dataset, in the regimes ``check_regime`` lets through
+    (``mixing.Plan.num_original``: gamma M for keep_real and custom, none otherwise)."""
+    mix = cfg.mixing
+    if mix.regime in ("keep_real", "custom"):
+        return round(mix.gamma * cfg.samples_per_generation)
+    return 0
+
+
 def real_rows(cfg) -> bool:
     """True where every dataset holds real samples of D_0, so D_0 stays one record per sample."""
-    return _plan(cfg).num_original > 0
+    return _real_samples(cfg) > 0
 
 
 def rows_per_generation(cfg) -> int:
@@ -69,8 +74,9 @@ def rows_per_generation(cfg) -> int:
 
 
 def model_count(cfg) -> int:
-    """Model samples one generation's record stands for (alpha M after rounding)."""
-    return _plan(cfg).num_model
+    """Model samples one generation's record stands for (``mixing.Plan.num_model``: alpha M after
+    rounding, with nothing kept)."""
+    return cfg.samples_per_generation - _real_samples(cfg)
 
 
 def pad_rows(record_R, n: int):

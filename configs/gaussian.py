@@ -3,48 +3,77 @@
     python -m launch.run --config=configs/gaussian.py:cpu --workdir=/tmp/gaussian_cpu
     python -m launch.report --workdir=/tmp/gaussian_cpu
 
-Variants:
-  paper  M = samples_per_generation in {10, 100, 1000, 10000} (``cfg.sweep``; a single run uses
-         M = 100), 1000 generations, 1000 seeds (the paper ran one chain per M). A GPU run per M
-         takes seconds to a minute; on a CPU, M = 10000 takes tens of minutes.
-  cpu    M = 100, 1000 generations, 1000 seeds: about a minute on 2 CPU cores (most of it compile).
-         Expected: the seed-mean variance stays at 1 (the unbiased estimator, theory overlay) while
-         the median falls to about exp(-10) ~ 5e-5 by generation 1000, and E[W2^2] grows about
-         linearly, ~ (n+1)/M + 2 - 2 E[sigma_n] ~ 12 at generation 999, matching ``theory.py``.
-  smoke  M = 20, 20 generations, 8 seeds: seconds.
-  regimes  one sweep over the data regimes of ``mixing.py`` (replace, accumulate,
-         accumulate_subsample, augment with lambda = 1, fresh with gamma = 0.1), mle estimator,
-         M = 20, 100 generations, 1000 seeds; then the comparison figure with theory overlaid:
-             python -m launch.sweep --config=configs/gaussian.py:regimes --workdir=/tmp/regimes
-             python -m launch.regimes --workdir=/tmp/regimes
-         Expected (``theory.py``): E[sigma^2] falls as (19/20)^(g+1) under replace (0.006 at
-         g = 99) but stays at or above sin(pi/sqrt 20)/(pi/sqrt 20) = 0.918 under accumulate and at
-         the augment / fresh fixed points. ``regimes_smoke``: the same sweep at smoke size.
+Arguments (``:KEY=VALUE,...``; a bare ``:NAME`` is ``variant=NAME``):
+  variant  paper (default) | cpu | smoke
+  sweep    default (default) | regimes
+Legacy names, kept so that the runs they started resume: ``regimes`` (``variant=cpu,sweep=regimes``)
+and ``regimes_smoke`` (``variant=smoke,sweep=regimes``).
+
+variant=paper  M = samples_per_generation in {10, 100, 1000, 10000} (``cfg.sweep``, run by
+  ``launch.sweep``; a single run uses M = 100), 1000 generations, 1000 seeds (the paper ran one
+  chain per M), float64 like the authors' NumPy notebook. Not timed yet; the largest M wants an
+  accelerator.
+variant=cpu  M = 100, 1000 generations, 1000 seeds, float32. Expected: E[sigma_n^2] stays 1 for
+  the unbiased estimator (``theory.expected_variance``) while the variance of the typical seed
+  collapses: the seed median falls by orders of magnitude. A mean over 1000 seeds can follow
+  E[sigma_n^2] only up to the Monte Carlo horizon, ``theory.monte_carlo_horizon(1000, 100)`` =
+  344 generations; past it the expectation is carried by seeds too rare to be drawn, and the seed
+  mean falls. W2^2 to the original grows (``theory.expected_w2_squared``); its seed mean is
+  carried by a few seeds as well, noisy, and below the theory line late in the chain.
+
+  Measured 2026-12-07 with ``python -m launch.run --config=configs/gaussian.py:cpu
+  --workdir=/tmp/gaussian_cpu`` on the shared 2-core AMD EPYC dev machine (loaded: load average
+  13-24 that hour; no XLA compile cache): 76 s wall, 13 s CPU. Seed mean of the variance 1.00, 1.03,
+  0.82, 0.37, 0.043 at generations 0, 99, 344, 500, 999 (seed median 0.99, 0.39, 0.031, 0.0072,
+  3.4e-5); seed mean of W2^2, ± its standard error (theory): 1.46 ± 0.11 at generation 99 (1.45),
+  5.6 ± 1.2 at 344 (4.6), 8.0 ± 1.4 at 999 (11.8).
+variant=smoke  M = 20, 20 generations, 8 seeds: what the tests run.
+
+  Measured 2026-12-07 with ``python -m launch.run --config=configs/gaussian.py:smoke
+  --workdir=/tmp/gaussian_smoke`` on the shared 2-core AMD EPYC dev machine (loaded: load average
+  13-24 that hour; no XLA compile cache): 38 s wall, 9 s CPU, compilation included.
+
+sweep=default  the variant's own sweep (paper: the four M; cpu and smoke: none, a single run).
+sweep=regimes  one sweep over the data regimes of ``mixing.py`` (replace, accumulate,
+  accumulate_subsample, augment with lambda = 1, fresh with gamma = 0.1), mle estimator, M = 20,
+  1000 seeds; 100 generations at cpu size, 1000 at paper size (float64), 6 generations and 8
+  seeds at smoke size. Then the comparison figure with theory overlaid:
+      python -m launch.sweep --config=configs/gaussian.py:cpu,sweep=regimes --workdir=/tmp/regimes
+      python -m launch.regimes --workdir=/tmp/regimes
+  Expected (``theory.py``): E[sigma^2] falls as (19/20)^(g+1) under replace (0.0059 at g = 99)
+  but stays at or above ``theory.accumulate_variance_limit(20)`` = sin(pi/sqrt 20)/(pi/sqrt 20)
+  = 0.9198 under accumulate, and levels off at the augment and fresh fixed points (0.934 and
+  0.787, ``theory.augment_fixed_point``, ``theory.fresh_fixed_point``). At 1000 seeds the replace
+  seed mean follows its theory only to the Monte Carlo horizon, generation 68 at M = 20.
+
+  Measured 2026-12-07 with ``python -m launch.sweep --config=configs/gaussian.py:cpu,sweep=regimes
+  --workdir=/tmp/regimes`` and ``python -m launch.regimes --workdir=/tmp/regimes`` on the shared
+  2-core AMD EPYC dev machine (loaded: load average 13-24 that hour; no XLA compile cache): 313 s
+  wall for the 5 runs, 54 s CPU. Seed mean of the variance at generation 99, ± its standard error
+  (theory): replace 0.0047 ± 0.0024 (0.0059), accumulate 0.923 ± 0.012 (0.920), augment 0.931 ±
+  0.011 (0.934), fresh 0.798 ± 0.026 (0.787), accumulate_subsample 0.859 ± 0.016 (no closed form).
 
 Precision: sampling rounds x = mu_n + sigma_n z to the float grid around mu_n, which adds rounding
 noise of variance ~ (eps |mu_n|)^2 / 12 and, once sigma_n is below half a grid step, makes every
 sample equal (variance exactly 0, absorbing). That floor is ~1e-15 in float32 and ~1e-33 in
-float64 for |mu_n| ~ 1; with M = 10 the typical seed (E[log sigma_n^2] falls 0.116 a generation)
-reaches it after ~300 generations in float32 and ~650 in float64. The paper variant runs in
-float64, like the authors' NumPy notebook; ``cpu`` and ``smoke`` stay float32
-(``--config.enable_x64=True`` changes that).
+float64 for |mu_n| ~ 1; with M = 10 the typical seed (E[log sigma_n^2] falls 0.115 a generation,
+``theory.expected_log_variance``) reaches it after ~300 generations in float32 and ~660 in
+float64. The paper variant runs in float64, like the authors' NumPy notebook; ``cpu`` and
+``smoke`` stay float32 (``--config.enable_x64=True`` changes that).
 """
 
 import ml_collections
 
 from configs import common
 
-VARIANTS = (*common.VARIANTS, "regimes", "regimes_smoke")
-REGIMES = ["replace", "accumulate", "accumulate_subsample", "augment", "fresh"]
+ARGS = {"variant": common.VARIANTS, "sweep": ("default", "regimes")}
+LEGACY = {"regimes": "variant=cpu,sweep=regimes", "regimes_smoke": "variant=smoke,sweep=regimes"}
+REGIMES = ("replace", "accumulate", "accumulate_subsample", "augment", "fresh")
 
 
 def get_config(arg=None):
-    name = arg or "paper"
-    if name not in VARIANTS:
-        raise ValueError(f"config variant: expected one of {VARIANTS}, got {name!r}")
-    variant = name if name in common.VARIANTS else "cpu"
-    cfg = common.base("gaussian")
-    cfg.variant = name
+    a = common.parse_arg(arg, ARGS, LEGACY)
+    cfg = common.base("gaussian", a)
 
     cfg.gaussian = ml_collections.ConfigDict()
     cfg.gaussian.dim = 1  # d; d = 1 is the paper's case
@@ -62,14 +91,15 @@ def get_config(arg=None):
     # Field path -> values; launch/sweep.py runs one job per value, a single run uses the field.
     cfg.sweep = ml_collections.ConfigDict()
 
-    if variant == "paper":
+    if a.variant == "paper":
         cfg.num_seeds = 1000
         cfg.num_generations = 1000
         cfg.samples_per_generation = 100
-        cfg.sweep.samples_per_generation = [10, 100, 1000, 10000]
         cfg.checkpoint.every_generations = 100
         cfg.enable_x64 = True  # the variance floor from rounding (see above) sits at 1e-33
-    elif variant == "cpu":
+        if a.sweep == "default":
+            cfg.sweep.samples_per_generation = (10, 100, 1000, 10000)
+    elif a.variant == "cpu":
         cfg.num_seeds = 1000
         cfg.num_generations = 1000
         cfg.samples_per_generation = 100
@@ -79,13 +109,17 @@ def get_config(arg=None):
         cfg.num_generations = 20
         cfg.samples_per_generation = 20
         cfg.checkpoint.every_generations = 5
-    if name.startswith("regimes"):
+    if a.sweep == "regimes":
         cfg.gaussian.estimator = "mle"  # accumulate's product formula (Kazdan et al.) is the mle's
         cfg.samples_per_generation = 20
         cfg.mixing.augment_ratio = 1.0
         cfg.mixing.fresh_fraction = 0.1
-        cfg.sweep.mixing = ml_collections.ConfigDict({"regime": list(REGIMES)})
-        cfg.num_seeds, cfg.num_generations = (1000, 100) if name == "regimes" else (8, 6)
-        cfg.checkpoint.every_generations = 50 if name == "regimes" else 3
+        cfg.sweep.mixing = ml_collections.ConfigDict({"regime": REGIMES})
+        cfg.num_generations, cfg.checkpoint.every_generations = {
+            "paper": (1000, 100),
+            "cpu": (100, 50),
+            "smoke": (6, 3),
+        }[a.variant]
+        cfg.num_seeds = 8 if a.variant == "smoke" else 1000
     cfg.checkpoint.keep_generations = common.log_spaced_generations(cfg.num_generations)
     return cfg

@@ -2,17 +2,27 @@
 
     python -m launch.run --config=configs/opt_finetune.py:cpu --workdir=/tmp/opt_ft
 
-paper  facebook/opt-125m on wikitext-2-raw-v1 with the paper's hyper-parameters (5 epochs, batch
-       128, AdamW lr 2e-5, weight decay 0.01, cosine to 1e-6). Needs the HF hub for the weights
-       (or its cache); WikiText-2 raw is fetched (4.7 MB, see README); an accelerator. Expected: test perplexity from ~115 (zero-shot) to
-       ~34 (the paper's Fig. 1 generation 0).
-cpu    a 2-layer OPT (hidden 128) trained from scratch on WikiText-2's valid split with a
-       byte-level BPE (8192 tokens) trained on the same text, 10% of it held out for validation,
-       tested on test.txt. A few minutes on 2 idle CPU cores (3.4 CPU-minutes; 21 minutes of wall
-       time measured on a 2-core machine shared with ~15 busy processes). Measured: test perplexity
-       8436 (init) -> 220 after 4 epochs, against 839 for the add-one unigram of the training
-       tokens on the same targets (summary.json).
-smoke  a tiny model on a few hundred blocks of the same files; seconds (what the tests run).
+Arguments (``:KEY=VALUE,...``; a bare ``:NAME`` is ``variant=NAME``):
+  variant  paper (default) | cpu | smoke
+
+variant=paper  facebook/opt-125m on wikitext-2-raw-v1 with the paper's hyper-parameters (5
+  epochs, batch 128, AdamW lr 2e-5, weight decay 0.01, cosine to 1e-6). Needs the HF hub for the
+  weights (or its cache) and an accelerator; WikiText-2 raw is found or fetched by
+  ``collapse_jax.data.fetch``. Not timed yet. Expected (the paper's Fig. 1 generation 0): test
+  perplexity from ~115 (zero-shot) to ~34.
+variant=cpu  a 2-layer OPT (hidden 128) trained from scratch on WikiText-2's valid split with a
+  byte-level BPE (8192 tokens) trained on the same text, a tenth of it held out for validation,
+  tested on the test split. Expected: test perplexity falls from thousands at initialisation to
+  well below the add-one unigram baseline of the training tokens on the same targets (both in
+  the run's summary.json).
+
+  Measured 2026-12-07 with ``python -m launch.run --config=configs/opt_finetune.py:cpu
+  --workdir=/tmp/opt_ft`` on the shared 2-core AMD EPYC dev machine (loaded: load average 16-26
+  during the run, started with ``nice -n 15``; no XLA compile cache): 43 min wall, 8.5 CPU-minutes
+  (user + system); test perplexity 8436 at initialisation, 220 after 4 epochs (the best on
+  validation, the last), against 839 for the unigram baseline (summary.json).
+variant=smoke  a tiny model on a few hundred blocks of the same files: seconds; what the tests
+  run.
 
 The recursive chain (configs/opt_wikitext.py) reuses the fields under cfg.lm, cfg.data,
 cfg.tokenizer and cfg.finetune.
@@ -107,10 +117,13 @@ def finetune_fields() -> ml_collections.ConfigDict:
     return ft
 
 
+ARGS = common.ARGS
+
+
 def get_config(arg=None):
-    v = common.variant(arg)
-    cfg = common.base("opt_finetune")
-    cfg.variant = v
+    a = common.parse_arg(arg, ARGS)
+    v = a.variant
+    cfg = common.base("opt_finetune", a)
     cfg.lm = lm_fields()
     cfg.data = data_fields()
     cfg.tokenizer = tokenizer_fields()

@@ -1,63 +1,58 @@
 """The paper's recursive LLM experiment: OPT fine-tuned on WikiText-2, then on its own beam search.
 
     python -m launch.run --config=configs/opt_wikitext.py:cpu --workdir=/tmp/opt_cpu
-    python -m launch.run --config=configs/opt_wikitext.py:cpu_keep10 --workdir=/tmp/opt_cpu_keep10
+    python -m launch.run --config=configs/opt_wikitext.py:cpu,regime=keep10 --workdir=/tmp/opt_keep10
     python -m launch.report --workdir=/tmp/opt_cpu
 
-The argument is ``VARIANT`` or ``VARIANT_REGIME``: variants ``paper`` (default), ``cpu``, ``smoke``;
-regimes (Shumailov et al., Fig. 1 and Sec. 4)
-  5ep           (default) fine-tune for ``num_epochs`` epochs on the previous model's beam search
-                only (``mixing.regime=replace``); the paper's 5 epochs.
-  10ep_keep10   twice the epochs and a random 10% of the original blocks in every generation
-                (``mixing.regime=keep_real``, ``gamma=0.1``); the paper's 10 epochs.
-so ``paper_5ep`` = ``paper``, ``paper_10ep_keep10``, ``cpu_keep10`` (= ``cpu_10ep_keep10``), ...
-Any other regime of the chain works through ``--config.mixing.*``. An optional last part names
-one of GeorgeDrayson/model_collapse's six decoders (``DECODERS``): ``beam`` (the paper's 5-way
-beam search, the default), ``greedy``, ``sampling`` (temperature 1), ``temp09``, ``topk50``,
-``topp095``; e.g. ``cpu_sampling``, ``paper_keep10_topk50``. Every decoder writes exactly
+Arguments (``:KEY=VALUE,...``; a bare ``:NAME`` is ``variant=NAME``):
+  variant  paper (default) | cpu | smoke
+  regime   5ep (default) | keep10
+  decoder  beam (default) | greedy | sampling | temp09 | topk50 | topp095
+Legacy names, kept so that the runs they started resume: ``VARIANT[_REGIME][_DECODER]`` with
+REGIME ``5ep``, ``keep10`` or ``10ep_keep10`` (``cpu_keep10``, ``paper_10ep_keep10``,
+``cpu_sampling``, ``paper_keep10_topk50``, ...); as in that version, they store only the variant
+in ``cfg.variant`` (the rest is in the labels ``lm_regime`` and ``lm_decoder``).
+
+regime: Shumailov et al.'s two (Fig. 1 and Sec. 4); ``cfg.lm_regime`` labels it for the reports.
+  5ep     fine-tune for ``finetune.num_epochs`` epochs on the previous model's beam search only
+          (``mixing.regime=replace``); the paper's 5 epochs.
+  keep10  twice the epochs, and a random tenth of the original blocks in every generation
+          (``mixing.regime=keep_real``, ``gamma=0.1``; labelled ``10ep_keep10``); the paper's 10
+          epochs.
+Any other regime of the chain works through ``--config.mixing.*``.
+
+decoder: one of GeorgeDrayson/model_collapse's six decoders (``DECODERS``): ``beam`` (the paper's
+beam search with ``generate.num_beams`` beams, 5; 2 in smoke), ``greedy``, ``sampling``
+(temperature 1), ``temp09``, ``topk50``, ``topp095``. Every decoder writes exactly
 ``generate.max_new_tokens`` new tokens; ``--config.generate.*`` sets any field directly.
 
-paper  ``facebook/opt-125m`` on ``wikitext-2-raw-v1`` (every training block), 5 seeds, generations
-       0..9, AdamW 2e-5 with per-epoch cosine to 1e-6, batch 128, 5-way beam search of exactly 64
-       new tokens. Needs the HF hub for the weights (or its cache) and an accelerator; WikiText-2
-       raw is found or fetched by ``collapse_jax.data.fetch`` (no ``datasets`` package).
-       Expected: test perplexity ~34 at generation 0 rising over the generations; histograms of
-       the generated data's perplexity under the generation-0 model shift left with a long right
-       tail (the paper's Fig. 1).
-cpu    the small scratch OPT of ``configs/opt_finetune.py:cpu`` (2 layers, hidden 128, an 8192-token
-       BPE trained on WikiText-2's ``valid`` split: the tokenized copy of ``$COLLAPSE_JAX_DATA``, else the
-       fetched raw release; the numbers below are the tokenized copy's), pre-trained once on the 3619
-       training blocks as the "pretrained" base (cached in the workdir; 8 epochs, of which the
-       best on validation, epoch 5, is kept: valid perplexity 232 against 260 after 3 epochs),
-       then the pipeline on 384 blocks, 4 generations, 1 seed, with the paper's ablation
-       repetition penalty 2.0 (without it this small model's beam search falls into a one-token
-       loop in the first generation). Every fine-tuning keeps epoch 1 (validation only worsens
-       after it), so ``--config.finetune.num_epochs=1`` gives identical numbers in a third of the
-       fine-tuning time. Measured on an idle 2-core machine: 4.9 min wall in all (9 CPU-minutes,
-       user + sys), of which the base pre-training is 3.4 min and each generation about 23 s.
-       Result (seed 0, with ``<unk>`` suppressed, see ``generate.suppress_tokens`` below): test
-       perplexity 188, 235, 230, 230 over generations 0..3 (rising only at generation 1); the
-       training data scored by the generation-0 model moves left, median perplexity 58 (real
-       data), 9.6, 5.4, 4.3, while its spread grows: 99th/50th percentile 2.8 (real), 1.8, 3.6,
-       4.5 and log-std 0.51, 0.37, 0.57, 0.53. The "tail" is a cluster of blocks that escape the
-       loops (perplexity up to 20) beside a main mode of near-loops, not a tail that reaches
-       further out: the maximum falls (181, 22, 20, 20); distinct 4-grams 0.89, 0.20, 0.014,
-       0.009; Drayson's diversity 0.89, 0.49, 0.012, 0.002 (self-BLEU-4 0.37, 0.94, 0.99, 1.00).
-       Without the ban every Example-1 continuation was ``<unk> <unk> ...`` from generation 1 on;
-       with it, loops such as ``= = = ...`` or ``as well as well as ...``. A weak scratch model
-       cannot reproduce the paper's Fig. 1 in full. Re-measured at the end of 2026-11-30 (loaded
-       machine, 11 min): test perplexity 197, 244, 225, 228; data median perplexity 72, 8.4, 3.8,
-       3.8; diversity 0.89, 0.48, 0.004, 0.002; ``cpu_sampling``: test 197, 249, 284, 310, data
-       median 72, 1061, 2364, 3389. The shift from the numbers here is the same picture; we
-       attribute it to ``perplexity.token_losses`` now applying the LM head to the 63 predicting
-       positions only (a change of rounding that the base's 8 epochs amplify; not verified by a
-       bisection). ``cpu_sampling`` (temperature 1, the same
-       penalty 2.0) goes the other way: test perplexity 188, 239, 281, 305, data median
-       perplexity 58, 1133, 2390, 4096, no repeated n-gram (diversity 1.0, self-BLEU-4 0.03);
-       with ``--config.generate.repetition_penalty=1.0`` (Drayson's pure sampling): test 188,
-       229, 263, 302, data median 58, 320, 389, 514 with a right tail reaching further out
-       (maximum 181, 1139, 1661, 2243), diversity 0.89, 0.97, 0.95, 0.93.
-smoke  a tiny model on 32 blocks, 2 generations, 1 seed: seconds (what the tests run).
+variant=paper  ``facebook/opt-125m`` on ``wikitext-2-raw-v1`` (every training block), 5 seeds,
+  generations 0..9, AdamW 2e-5 with per-epoch cosine to 1e-6, batch 128, 5-way beam search of
+  exactly 64 new tokens. Needs the HF hub for the weights (or its cache) and an accelerator;
+  WikiText-2 raw is found or fetched by ``collapse_jax.data.fetch`` (no ``datasets`` package).
+  Not timed yet. Expected (the paper's Fig. 1): test perplexity ~34 at generation 0, rising over
+  the generations; histograms of the generated data's perplexity under the generation-0 model
+  shift left with a long right tail.
+variant=cpu  the small scratch OPT of ``configs/opt_finetune.py:cpu`` (2 layers, hidden 128, an
+  8192-token BPE trained on WikiText-2's ``valid`` split: the tokenized copy of
+  ``$COLLAPSE_JAX_DATA``, else the fetched raw release), pre-trained once on all training blocks
+  as the "pretrained" base (cached in the workdir; 8 epochs, the best on validation kept), then
+  the pipeline on 384 blocks, 4 generations, 1 seed, with the paper's ablation repetition
+  penalty 2.0 (without it this small model's beam search falls into a one-token loop in the
+  first generation) and ``<unk>`` suppressed (``generate.suppress_tokens``; the tokenized
+  stand-in replaced rare words by ``<unk>``, which the model learns to emit). Expected: test
+  perplexity rises at generation 1; the training data scored by the generation-0 model moves to
+  low perplexity and its diversity falls towards 0 as beam search collapses into loops
+  (``= = = ...``, ``as well as well as ...``); with ``decoder=sampling`` the data's perplexity
+  rises instead, generation after generation, with no repeated n-grams. A weak scratch model
+  cannot reproduce the paper's Fig. 1 in full. XLA:CPU's kernels differ by instruction set and
+  beam search turns a last-bit difference into other text, so the numbers differ between
+  machines (the same machine repeats them; docs/lm.md has the numbers per machine).
+
+  Measured 2026-11-30 by an earlier session (README's experiments table) with ``python -m launch.run
+  --config=configs/opt_wikitext.py:cpu --workdir=/tmp/opt_cpu`` on an idle 2-core Intel Xeon: 3 min
+  58 s wall, most of it pre-training the base.
+variant=smoke  a tiny model on 32 blocks, 2 generations, 1 seed: seconds; what the tests run.
 
 M (``samples_per_generation`` in the other families) is the number of original training blocks;
 ``data.max_train_blocks`` caps it and ``samples_per_generation`` is not used here.
@@ -68,19 +63,6 @@ import ml_collections
 from collapse_jax.families.lm import tokenizer
 from configs import common, opt_finetune
 
-REGIMES = ("5ep", "10ep_keep10", "keep10")  # DECODERS: below generate_fields
-# Every variant and regime (tests/test_configs.py builds each).
-VARIANTS = (
-    "paper",
-    "cpu",
-    "smoke",
-    "paper_10ep_keep10",
-    "cpu_keep10",
-    "smoke_keep10",
-    "cpu_sampling",
-    "smoke_keep10_topp095",
-)
-
 # The paper's Example 1 prompt (a WikiText-2 training passage).
 EXAMPLE_PROMPT = (
     "some started before 1360 — was typically accomplished by a master mason and a small team of "
@@ -88,24 +70,6 @@ EXAMPLE_PROMPT = (
     "other authors reject this model, suggesting instead that leading architects designed the "
     "parish church towers based on early examples of Perpendicular"
 )
-
-
-def parse(arg: str | None) -> tuple[str, str, str]:
-    """``VARIANT[_REGIME][_DECODER]`` -> (variant, regime, decoder); regime ``keep10`` is
-    ``10ep_keep10``, decoder ``""`` keeps ``generate_fields``' beam search."""
-    arg = arg or "paper"
-    name, _, rest = arg.partition("_")
-    head, _, last = rest.rpartition("_")
-    decoder = ""
-    if (last or head) in DECODERS:
-        decoder, rest = last or head, head if last else ""
-    regime = rest or "5ep"
-    if regime not in REGIMES:
-        raise ValueError(
-            f"config argument: expected VARIANT[_REGIME][_DECODER] with REGIME in {REGIMES} and "
-            f"DECODER in {tuple(DECODERS)}, got {arg!r}"
-        )
-    return common.variant(name), "10ep_keep10" if regime == "keep10" else regime, decoder
 
 
 def generate_fields() -> ml_collections.ConfigDict:
@@ -134,14 +98,30 @@ def generate_fields() -> ml_collections.ConfigDict:
 # exactly the block's new tokens). Their beam search sets early_stopping=True; with EOS blocked
 # until the last step every hypothesis ends there, so it decodes exactly as the paper's False.
 # A preset sets only these fields: the cpu variant keeps its repetition penalty 2.0 under every
-# decoder (Drayson uses none: add --config.generate.repetition_penalty=1.0).
+# decoder (Drayson uses none: add --config.generate.repetition_penalty=1.0). ``beam`` is the
+# default and changes nothing (the smoke variant keeps its 2 beams).
 DECODERS = {
-    "beam": dict(strategy="beam", num_beams=5),
+    "beam": dict(strategy="beam"),
     "greedy": dict(strategy="greedy"),
     "sampling": dict(strategy="sample", temperature=1.0, top_k=0, top_p=1.0),
     "temp09": dict(strategy="sample", temperature=0.9),
     "topk50": dict(strategy="sample", top_k=50),
     "topp095": dict(strategy="sample", top_p=0.95),
+}
+# regime: 5ep (pure replace, the paper's 5 epochs) | keep10 (10 epochs, a tenth of the original
+# blocks kept; ``lm_regime`` labels it 10ep_keep10 as the paper's figure does).
+ARGS = {"variant": common.VARIANTS, "regime": ("5ep", "keep10"), "decoder": tuple(DECODERS)}
+_REGIME_LABELS = {"5ep": "5ep", "keep10": "10ep_keep10"}
+# The names of the version before the KEY=VALUE grammar, VARIANT[_REGIME][_DECODER] (regime 5ep,
+# keep10 or 10ep_keep10): commands that started old runs still resume them.
+LEGACY = {
+    f"{v}{r}{d}": common.canonical(
+        dict(variant=v, regime="keep10" if "keep10" in r else "5ep", decoder=d[1:] or "beam"), ARGS
+    )
+    for v in common.VARIANTS
+    for r in ("", "_5ep", "_keep10", "_10ep_keep10")
+    for d in ("", *(f"_{k}" for k in DECODERS))
+    if r or d
 }
 
 
@@ -167,11 +147,13 @@ def diversity_fields() -> ml_collections.ConfigDict:
 
 
 def get_config(arg=None):
-    variant, regime, decoder = parse(arg)
-    cfg = common.base("opt_wikitext")
-    cfg.variant = variant
-    cfg.lm_regime = regime  # a label for reports; num_epochs and mixing below are what run
-    cfg.lm_decoder = decoder or "beam"  # a label for reports; cfg.generate is what runs
+    a = common.parse_arg(arg, ARGS, LEGACY)
+    variant = a.variant
+    cfg = common.base("opt_wikitext", a)
+    if a.legacy:  # the legacy names stored only the variant here (and the rest in the labels)
+        cfg.variant = variant
+    cfg.lm_regime = _REGIME_LABELS[a.regime]  # a label for reports; the fields below are what run
+    cfg.lm_decoder = a.decoder  # a label for reports; cfg.generate is what runs
     cfg.lm = opt_finetune.lm_fields()
     cfg.data = opt_finetune.data_fields()
     cfg.tokenizer = opt_finetune.tokenizer_fields()
@@ -190,7 +172,7 @@ def get_config(arg=None):
     cfg.num_seeds = 5
     cfg.num_generations = 10
     cfg.checkpoint.max_to_keep = 2  # per seed: the latest generations' params and datasets
-    cfg.checkpoint.keep_generations = [0, 1, 2, 3, 5, 9]  # the paper's Fig. 1 generations
+    cfg.checkpoint.keep_generations = (0, 1, 2, 3, 5, 9)  # the paper's Fig. 1 generations
 
     if variant in ("cpu", "smoke"):
         opt_finetune.use_offline_data(cfg)
@@ -207,7 +189,7 @@ def get_config(arg=None):
         cfg.finetune.batch_size = 32
         cfg.finetune.eval_batch_size = 64
     if variant == "cpu":
-        # Keeps its best epoch, 5 (valid perplexity 232; 3 epochs: 260); see the docstring.
+        # The best epoch on validation is kept (finetune.py); more than 3 epochs help the base.
         cfg.pretrain.num_epochs = 8
         cfg.data.max_train_blocks = 384
         cfg.data.max_eval_blocks = 256
@@ -235,9 +217,8 @@ def get_config(arg=None):
         cfg.generate.batch_size = 16
         cfg.example.max_prompt_tokens = 16
 
-    if decoder:
-        cfg.generate.update(DECODERS[decoder])
-    if regime == "10ep_keep10":
+    cfg.generate.update(DECODERS[a.decoder])
+    if a.regime == "keep10":
         cfg.finetune.num_epochs *= 2
         cfg.mixing.regime = "keep_real"
         cfg.mixing.alpha = 0.9

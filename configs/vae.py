@@ -1,45 +1,48 @@
 r"""VAE on MNIST (Shumailov et al., Fig. 9): each generation trains a fresh conv VAE on the last one's
 samples; the generation-0 encoder sees the latent distribution shrink.
 
-  python -m launch.run --config=configs/vae.py:cpu --workdir=/tmp/vae_cpu
-  python -m launch.report --workdir=/tmp/vae_cpu
+    python -m launch.run --config=configs/vae.py:cpu --workdir=/tmp/vae_cpu
+    python -m launch.report --workdir=/tmp/vae_cpu
 
-Variants (``:NAME``):
-  paper  the paper's setting: the 60,000 MNIST training images (found or fetched by
-         ``collapse_jax.data.fetch``: ``vae.data_dir``, ``$COLLAPSE_JAX_DATA/mnist``, the cache, else
-         a checked 9.9 MB download), 30 epochs of batch 256, 20 generations, 5 seeds, fresh samples every
-         batch. Accelerator only: about 1.4M images per generation and seed. On a CPU,
-         ``--config.vae.micro_batch_size=32`` trains one seed's batches about 1.15x faster
-         (the same steps; README, Benchmarks).
-  cpu    the first 8,000 images of the same lookup (the t10k images where only they are found,
-         as in ``../shared/data/mnist``; the measurements below are theirs) as D_0, 6 epochs of
-         batch 64 (750 Adam steps), 5 generations, 2 seeds: 480k training images in all.
-         Measured on the idle 2-core machine, 2026-11-30: 6 min 52 s of wall clock (12.9
-         CPU-minutes), compilation included; seeds 0 / 1:
-           generation        0      1      2      3      4
-           latent_std     0.728  0.579  0.487  0.437  0.349
-                          0.720  0.604  0.508  0.423  0.360
-           class_entropy   2.24   2.17   2.13   2.02   1.94  (nats; seed 0; log 10 = 2.30)
-           train_loss       111    139    155    166    177
-         The paper's Fig. 9: recognisable if blurry digits of every class at generation 0, then
-         blurred prototypes that lose contrast; the generation-0 encoder's latent std falls as
-         the paper's (about 0.67 -> 0.43 in 5 generations), its KDE narrows generation after
-         generation, and the rarest digit's share falls from 5% to 0.1%. Steps matter: with 3
-         epochs (375 steps) the samples faded to blank by generation 4 (latent std 0.627 ->
-         0.101, class entropy 2.19 -> 0.06), with 1 epoch of 5,000 images (78 steps) from
-         generation 1 on; the paper trains 7,000 steps per generation.
-  smoke  seconds; what the tests run (a few batches of 32 images).
+Arguments (``:KEY=VALUE,...``; a bare ``:NAME`` is ``variant=NAME``):
+  variant  paper (default) | cpu | smoke
+
+variant=paper  the paper's setting: the 60,000 MNIST training images (found or fetched by
+  ``collapse_jax.data.fetch``: ``vae.data_dir``, ``$COLLAPSE_JAX_DATA/mnist``, the cache, else a
+  checked download), 30 epochs of batch 256, 20 generations, 5 seeds, fresh samples every batch.
+  Accelerator only: about 1.4M images per generation and seed. Not timed yet.
+variant=cpu  the first 8,000 images of the same lookup (the t10k images where only they are
+  found, as in ``../shared/data/mnist``) as D_0, 6 epochs of batch 64 (750 Adam steps), 5
+  generations, 2 seeds: 480k training images in all. Expected, as the paper's Fig. 9:
+  recognisable if blurry digits of every class at generation 0, then blurred prototypes that lose
+  contrast; the generation-0 encoder's latent std falls generation after generation (the paper:
+  about 0.67 -> 0.43 in 5 generations) and its KDE narrows; the class entropy of the samples
+  falls and the rarest digit's share shrinks; the training loss rises. Fewer Adam steps per
+  generation make the samples fade to blank instead (the paper trains 7,000 steps per
+  generation).
+
+  Measured 2026-11-30 on an idle 2-core machine with ``python -m launch.run
+  --config=configs/vae.py:cpu --workdir=/tmp/vae_cpu``: 6 min 52 s wall (12.9 CPU-minutes),
+  compilation included; latent std of seed 0 0.728, 0.579, 0.487, 0.437, 0.349 over generations
+  0..4, class entropy 2.24 -> 1.94 nats.
+variant=smoke  a few batches of 32 images: what the tests run.
+
+  Measured 2026-12-07 with ``python -m launch.run --config=configs/vae.py:smoke
+  --workdir=/tmp/vae_smoke`` on the shared 2-core AMD EPYC dev machine (loaded: load average 13-24
+  that hour; no XLA compile cache; MNIST from ``$COLLAPSE_JAX_DATA``): 308 s wall, 67 s CPU,
+  compilation included.
 """
 
 import ml_collections
 
 from configs import common
 
+ARGS = common.ARGS
+
 
 def get_config(arg=None):
-    variant = common.variant(arg)
-    cfg = common.base("vae")
-    cfg.variant = variant
+    a = common.parse_arg(arg, ARGS)
+    cfg = common.base("vae", a)
     cfg.num_seeds = 5
     cfg.num_generations = 20
     cfg.samples_per_generation = 60_000  # M: images per epoch (the pool of generation 0)
@@ -60,8 +63,8 @@ def get_config(arg=None):
     v.latent_dim = 20
     v.batch_size = 256
     # Images per gradient micro-batch (a divisor of batch_size; 0: the whole batch). The same
-    # Adam step, summed in slices: 32 trains one seed's batches of 256 about 1.15x faster on a
-    # CPU (README, Benchmarks); accelerators want the whole batch.
+    # Adam step, summed in slices: 32 trains one seed's batches of 256 faster on a CPU
+    # (benchmarks/vae_vs_torch.py measures it); accelerators want the whole batch.
     v.micro_batch_size = 0
     v.epochs = 30
     v.learning_rate = 1e-3
@@ -79,16 +82,16 @@ def get_config(arg=None):
     v.classifier_learning_rate = 1e-3
     v.classifier_heldout = 0.1  # share of the pool held out for its accuracy
 
-    if variant == "cpu":
+    if a.variant == "cpu":
         cfg.num_seeds = 2
         cfg.num_generations = 5
         cfg.samples_per_generation = 8_000
         # 750 Adam steps per generation: with 375 (3 epochs) or 78 the undertrained decoders lost
         # contrast each generation and the samples faded to blank instead of the paper's
-        # blurred prototypes (measurements in the docstring).
+        # blurred prototypes.
         v.batch_size = 64
         v.epochs = 6
-    elif variant == "smoke":
+    elif a.variant == "smoke":
         cfg.num_seeds = 2
         cfg.num_generations = 3
         cfg.samples_per_generation = 64

@@ -70,8 +70,10 @@ def expand(value: str) -> list[Path]:
 
 def main(argv):
     del argv
+    from collapse_jax import plots
     from collapse_jax.plots import compare
 
+    plots.use_agg()
     try:
         path = compare.compare(expand(_WORKDIRS.value), _METRIC.value, _LABEL.value, _OUT.value)
     except (ConfigError, DataError, CheckpointError, FileNotFoundError) as e:

@@ -1,6 +1,6 @@
 r"""The regime-comparison figure and table of a sweep over ``mixing.regime``.
 
-  python -m launch.sweep --config=configs/gaussian.py:regimes --workdir=/tmp/regimes
+  python -m launch.sweep --config=configs/gaussian.py:cpu,sweep=regimes --workdir=/tmp/regimes
   python -m launch.regimes --workdir=/tmp/regimes [--metrics=variance,mean_error]
 
 Writes ``DIR/figures/regimes_<metric>.png`` and prints a markdown table per metric (seed mean ±
@@ -11,6 +11,8 @@ other fields is refused with a pointer to ``launch.report``, which reports any s
 
 from absl import app, flags
 
+from collapse_jax import plots
+from collapse_jax.plots import regimes
 from launch import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The sweep directory (one sub-directory per run).")
@@ -22,7 +24,7 @@ flags.mark_flags_as_required(["workdir"])
 
 def main(argv):
     del argv
-    from collapse_jax.plots import regimes
+    plots.use_agg()
 
     def one(metric):
         return regimes.figure(_WORKDIR.value, metric), regimes.table(_WORKDIR.value, metric)

@@ -23,6 +23,7 @@ def main(argv):
     del argv
     from collapse_jax.plots import sweep
 
+    plots.use_agg()
     report = sweep.report if sweep.is_sweep(_WORKDIR.value) else plots.report
     try:
         paths, summary = cli.run_or_fail(report, _WORKDIR.value)

@@ -3,11 +3,11 @@ r"""Run a config's sweep: one resumable run per value, all under one directory.
   python -m launch.sweep --config=configs/gmm.py:cpu --workdir=runs/gmm_sweep [--dry_run]
       [--config.FIELD=VALUE ...] [--overwrite]
 
-``cfg.sweep`` maps a field path to the values to try (``cfg.sweep.samples_per_generation =
-[500, 1000]``; nested ``ConfigDict``s give dotted paths, ``cfg.sweep.gmm.tol = [...]`` sweeps
-``gmm.tol``). Several fields give their Cartesian product. Run ``i`` goes to
-``DIR/FIELD=VALUE[+FIELD=VALUE...]/`` (older versions wrote ``,`` there; such a folder is kept) and
-is exactly the run of the printed command
+``cfg.sweep`` maps a field path to the tuple of values to try (``cfg.sweep.samples_per_generation
+= (500, 1000)``; nested ``ConfigDict``s give dotted paths, ``cfg.sweep.gmm.tol = (...)`` sweeps
+``gmm.tol``; ``--config.sweep.samples_per_generation='(500,1000)'`` overrides one). Several fields
+give their Cartesian product. Run ``i`` goes to ``DIR/FIELD=VALUE[+FIELD=VALUE...]/`` (older
+versions wrote ``,`` there; such a folder is kept) and is exactly the run of the printed command
 
   python -m launch.run --config=... --workdir=DIR/FIELD=VALUE --config.FIELD=VALUE [overrides]
 
@@ -61,7 +61,7 @@ def sweep_fields(cfg) -> dict[str, list]:
             else:
                 if not isinstance(v, list | tuple) or not v:
                     raise ConfigError(
-                        f"sweep.{path}: expected a non-empty list of values, got {v!r}"
+                        f"sweep.{path}: expected a non-empty tuple of values, got {v!r}"
                     )
                 _get(cfg, path)  # the swept field must exist
                 out[path] = list(v)
@@ -189,8 +189,10 @@ def run_all(runs, overwrite: bool) -> None:
 def compare_figure(cfg, runs):
     """The runs of the sweep in one figure of their experiment's headline metric (for the GMM
     sweep over M, the paper's five-curve plot), labelled by the swept fields."""
+    from collapse_jax import plots
     from collapse_jax.plots import compare
 
+    plots.use_agg()
     metric = compare.HEADLINE.get(cfg.experiment)  # an experiment without one gets no figure
     if metric is None:
         return None

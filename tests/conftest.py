@@ -11,7 +11,9 @@ from absl import flags
 from collapse_jax import compile_cache
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# ../shared/data beside the checkout, or wherever $COLLAPSE_JAX_DATA points (a git worktree's
+# parent holds no shared/).
+SHARED_DATA = Path(os.environ.get("COLLAPSE_JAX_DATA") or ROOT.parent / "shared" / "data")
 sys.path.insert(0, str(ROOT))
 # Data lookups (collapse_jax/data/fetch.py) read the offline copy instead of downloading.
 if SHARED_DATA.is_dir():

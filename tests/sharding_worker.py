@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from collapse_jax import chain, compile_cache, sharding
+from collapse_jax import chain, compile_cache, experiments, sharding
 from collapse_jax.errors import ConfigError
 from configs import gaussian
 from tests import float_bounds
@@ -92,9 +92,8 @@ def checkpoints_restore_across_device_counts():
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        # The reference is an uninterrupted single-device run, which makes the same calls (the
-        # one-generation calls next to kept generations among them) rather than simulate's one
-        # scan: newer XLA versions compile a one-step scan into other float32 roundings.
+        # The reference is an uninterrupted single-device run: the records of runs resumed on
+        # other devices are compared with records, line for line.
         chain.run(_smoke(num_devices=1), tmp / "straight")
         straight = read(tmp / "straight")
         # Saved sharded (8 devices), resumed on one device; then saved on one, resumed sharded.
@@ -110,7 +109,7 @@ def checkpoints_restore_across_device_counts():
 
         cfg = _smoke(num_devices=0)
         steps = chain.build(cfg, None, mesh)
-        truth, keys_S = chain._inputs(cfg, chain.experiments.family(cfg.experiment), mesh)
+        truth, keys_S = chain.checks.inputs(cfg, experiments.family(cfg.experiment), mesh)
         abstract = sharding.with_sharding(jax.eval_shape(steps.first, keys_S, truth)[0], mesh)
         with Checkpointer(tmp / "s_to_1" / "checkpoints") as ckpt:
             carry, _ = ckpt.restore(ckpt.latest_step(), abstract)

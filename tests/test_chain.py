@@ -1,5 +1,6 @@
 """The generic chain on a toy family: vmap == loop, seed streams, resume, workdir checks."""
 
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -74,10 +75,10 @@ def _loop_over_seeds(cfg):
     truth = TOY.reference(cfg)
     out = []
     for key in rng.seed_keys(cfg.seed, cfg.num_seeds):
-        carry, m = chain._first(TOY, plan, cfg, key, truth)
+        carry, m = chain.first_generation(TOY, plan, cfg, key, truth)
         rows = [m]
         for g in range(1, cfg.num_generations):
-            carry, m = chain._step(TOY, plan, cfg, key, truth, carry, jnp.int32(g))
+            carry, m = chain.next_generation(TOY, plan, cfg, key, truth, carry, jnp.int32(g))
             rows.append(m)
         out.append({k: np.array([r[k] for r in rows]) for k in rows[0]})
     return {k: np.stack([o[k] for o in out], axis=1) for k in out[0]}
@@ -182,12 +183,12 @@ def test_other_config_in_workdir_is_refused(tmp_path):
 
 
 def test_overwrite_deletes_the_family_outputs_and_nothing_else(tmp_path):
-    chain.prepare_workdir(toy_config(num_generations=2), tmp_path)
+    chain.Workdir(tmp_path).prepare(toy_config(num_generations=2))
     for name in ("arrays/0.npy", "examples.jsonl", "checkpoints/0/x", "mine/notes.txt"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("old")
     other = toy_config(num_generations=2, samples_per_generation=16)
-    chain.prepare_workdir(other, tmp_path, overwrite=True, outputs=("arrays", "examples.jsonl"))
+    chain.Workdir(tmp_path).prepare(other, overwrite=True, outputs=("arrays", "examples.jsonl"))
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert left == ["config.json", "mine/notes.txt"]
 
@@ -292,3 +293,71 @@ def test_a_field_added_since_the_run_started_resumes_at_its_default(tmp_path):
     cfg.gaussian.sampler = "samples"
     with pytest.raises(CheckpointError, match=r"removed_field: 1 -> '<missing>'"):
         chain.run(cfg, tmp_path)
+
+
+def test_run_simulate_and_per_seed_execute_the_one_span_program(tmp_path, monkeypatch):
+    """``chain.run`` and ``chain.simulate`` (what the regime tests call) run generation 0 and
+    every span through the one pair of programs ``chain.build`` makes: the lowered text of every
+    call is one program each, the same in both; ``simulate_per_seed`` calls the same ``span`` at
+    one seed. Spans of 2, 2 and 1 generations (traced ``n``) are one program."""
+    calls: dict[str, set] = {}
+    Program = chain.step.Program
+    real_span, real_build = Program.span, chain.step.build
+
+    def span(self, keys_S, truth, carry_S, start, n):
+        hlo = self.span_program(carry_S).lower(keys_S, truth, carry_S, start, n).as_text()
+        calls.setdefault("span", set()).add(hlo)
+        return real_span(self, keys_S, truth, carry_S, start, n)
+
+    def build(cfg, fam=None, mesh=None):
+        program = real_build(cfg, fam, mesh)
+        first = program.first
+
+        def spy_first(keys_S, truth):
+            if not isinstance(keys_S, jax.core.Tracer):  # run's eval_shape of the carry
+                calls.setdefault("first", set()).add(first.lower(keys_S, truth).as_text())
+            return first(keys_S, truth)
+
+        return dataclasses.replace(program, first=spy_first)
+
+    monkeypatch.setattr(Program, "span", span)
+    monkeypatch.setattr(chain.step, "build", build)
+    cfg = toy_config()
+    chain.run(cfg, tmp_path / "run")
+    from_run, calls = calls, {}
+    chain.simulate(cfg)
+    assert {k: len(v) for k, v in from_run.items()} == {"first": 1, "span": 1}
+    assert calls == from_run
+    calls.clear()
+    chain.simulate_per_seed(cfg)
+    assert {k: len(v) for k, v in calls.items()} == {"first": 1, "span": 1}
+
+
+def test_format_version_is_written_kept_on_resume_and_a_newer_one_refused(tmp_path):
+    path = tmp_path / "config.json"
+    chain.run(toy_config(num_generations=2), tmp_path)
+    saved = json.loads(path.read_text())
+    assert saved["format_version"] == chain.workdir.FORMAT_VERSION == 2
+    del saved["format_version"]  # a run of format 1, from before the field
+    path.write_text(json.dumps(saved))
+    chain.run(toy_config(num_generations=3), tmp_path)  # resumes, and stays format 1
+    assert json.loads(path.read_text())["format_version"] == 1
+    assert chain.Workdir(tmp_path).format_version() == 1
+    path.write_text(json.dumps({**saved, "format_version": 99}))
+    with pytest.raises(
+        CheckpointError, match=r"config\.json: format_version 99, expected 1 \.\. 2"
+    ):
+        chain.run(toy_config(num_generations=3), tmp_path)
+    assert (tmp_path / "checkpoints" / "2").is_dir()  # nothing saved was lost
+
+
+def test_saved_config_of_a_variant_or_experiment_that_is_gone_keeps_what_was_saved(tmp_path):
+    """No defaults to merge (an experiment or variant the code no longer has): the saved config
+    as it is."""
+    wd = chain.Workdir(tmp_path)
+    for saved in (
+        {"experiment": "gaussian", "variant": "gone", "num_seeds": 3},
+        {"experiment": "gone", "num_seeds": 3},
+    ):
+        wd.config.write_text(json.dumps({**saved, "format_version": 2}))
+        assert wd.saved_config() == saved

@@ -42,10 +42,10 @@ def whole(tmp_path_factory):
 
 
 def _abstract(cfg):
-    fam, mesh = chain._resolve(cfg)
-    steps = chain.build(cfg, fam, mesh)
-    truth, keys_S = chain._inputs(cfg, fam, mesh)
-    return jax.eval_shape(steps.first, keys_S, truth)[0]
+    fam, mesh = chain.checks.resolve(cfg)
+    program = chain.build(cfg, fam, mesh)
+    truth, keys_S = chain.checks.inputs(cfg, fam, mesh)
+    return jax.eval_shape(program.first, keys_S, truth)[0]
 
 
 def _step_files(step_dir):

@@ -389,7 +389,8 @@ def test_generate_fields_validate_with_one_line_errors():
 
 def test_decoder_presets_and_the_cpu_variant_ban_on_unk(tmp_path):
     presets = {
-        p: opt_wikitext.get_config(f"cpu_keep10_{p}").generate for p in opt_wikitext.DECODERS
+        p: opt_wikitext.get_config(f"cpu,regime=keep10,decoder={p}").generate
+        for p in opt_wikitext.DECODERS
     }
     assert presets["beam"].strategy == "beam" and presets["beam"].num_beams == 5
     assert presets["greedy"].strategy == "greedy"
@@ -398,7 +399,7 @@ def test_decoder_presets_and_the_cpu_variant_ban_on_unk(tmp_path):
     assert presets["topk50"].top_k == 50 and presets["topp095"].top_p == 0.95
     for gen in presets.values():
         assert gen.max_new_tokens == gen.min_new_tokens  # exactly that many new tokens
-    assert opt_wikitext.get_config("cpu_keep10").mixing.regime == "keep_real"
+    assert opt_wikitext.get_config("cpu,regime=keep10").mixing.regime == "keep_real"
     assert opt_wikitext.get_config("smoke").generate.suppress_tokens == ()
     # The cpu variant bans the trained tokenizer's <unk>, which the tokenized stand-in's "<unk>"
     # words encode to.

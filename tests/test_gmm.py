@@ -244,7 +244,7 @@ def test_metrics_and_figures(smoke_run, tmp_path):
     m = run.metrics
     G, S = cfg.num_generations, cfg.num_seeds
     assert m["weights"].shape == (G, S, 2) and m["covariances"].shape == (G, S, 2, 2, 2)
-    np.testing.assert_allclose(m["weights"].sum(-1), 1, rtol=1e-5)
+    np.testing.assert_allclose(m["weights"].read().sum(-1), 1, rtol=1e-5)
     assert (np.diff(m["weights"], axis=-1) <= 0).all()  # heaviest first
     np.testing.assert_allclose(m["l2_to_gmm0"][0], 0, atol=1e-6)  # GMM_0 itself
     assert (m["l2_to_gmm0"][1:] > 0).all()

@@ -87,7 +87,7 @@ def _config(**kw):
 
 
 def _run(fam, cfg, workdir) -> list[dict]:
-    chain.run_host(fam, cfg, chain.prepare_workdir(cfg, workdir))
+    chain.run_host(fam, cfg, chain.Workdir(workdir).prepare(cfg))
     return [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
@@ -141,10 +141,10 @@ def test_a_non_finite_metric_stops_the_run_naming_generation_and_seed(tmp_path):
 def test_regimes_the_host_path_cannot_run_are_one_error_line(tmp_path):
     plan = mixing.plan(_config(**{"mixing.regime": "fresh"}).mixing, M, 5)
     with pytest.raises(errors.ConfigError, match=r"mixing\.regime=fresh"):
-        chain.check_host_family(TOY, plan)
+        chain.check_family(TOY, plan)
     cfg = _config(**{"mixing.curation.score": "oracle"})
     with pytest.raises(errors.ConfigError, match=r"mixing\.curation\.score=oracle"):
-        chain.check_host_family(TOY, mixing.plan(cfg.mixing, M, 5))
+        chain.check_family(TOY, mixing.plan(cfg.mixing, M, 5))
 
 
 class Killed(Exception):
@@ -192,7 +192,8 @@ def test_resume_after_a_kill_is_byte_identical(where, tmp_path, monkeypatch):
 
 
 def test_a_model_checkpoint_holding_its_metrics_still_resumes(tmp_path, monkeypatch):
-    """Runs saved before ``measured/G.json`` existed kept the metrics in the model's metadata."""
+    """Runs saved before ``measured/G.json`` existed (format 1) kept the metrics in the model's
+    metadata."""
     from collapse_jax.checkpoint import Checkpointer
 
     cfg = _config()
@@ -214,6 +215,12 @@ def test_a_model_checkpoint_holding_its_metrics_still_resumes(tmp_path, monkeypa
             ckpt.delete(0)
             ckpt.save(0, state, {**meta, **json.loads(measured.read_text())})
         measured.unlink()
+    config = tmp_path / "old" / "config.json"  # format 1: config.json had no format_version
+    config.write_text(
+        json.dumps(
+            {k: v for k, v in json.loads(config.read_text()).items() if k != "format_version"}
+        )
+    )
     calls.update(fit=0, sample=0, metrics=0)
 
     def counted_metrics(*a, **k):

@@ -51,8 +51,20 @@ CASES = {
     "unknown_variant": (
         "run",
         ["--config=configs/gaussian.py:huge"],
-        "error: --config=configs/gaussian.py:huge: config variant: expected one of "
-        "('paper', 'cpu', 'smoke', 'regimes', 'regimes_smoke'), got 'huge'",
+        "error: --config=configs/gaussian.py:huge: variant: expected one of "
+        "('paper', 'cpu', 'smoke') or KEY=VALUE with KEY in ('variant', 'sweep'), got 'huge'",
+    ),
+    "unknown_argument_value": (
+        "run",
+        ["--config=configs/gmm.py:variant=cpu,truth=sep"],
+        "error: --config=configs/gmm.py:variant=cpu,truth=sep: truth: expected one of "
+        "('blob', 'separated'), got 'sep'",
+    ),
+    "unknown_argument_key": (
+        "run",
+        ["--config=configs/opt_wikitext.py:variant=cpu,decodr=greedy"],
+        "error: --config=configs/opt_wikitext.py:variant=cpu,decodr=greedy: config argument: "
+        "expected a key of ('variant', 'regime', 'decoder'), got 'decodr'",
     ),
     "wrong_type": (
         "run",
@@ -62,7 +74,7 @@ CASES = {
     "sweep_unknown_variant": (
         "sweep",
         ["--config=configs/gmm.py:huge"],
-        "error: --config=configs/gmm.py:huge: config variant: expected one of",
+        "error: --config=configs/gmm.py:huge: variant: expected one of",
     ),
     "sweep_unknown_field": (
         "sweep",

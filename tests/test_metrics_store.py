@@ -13,6 +13,7 @@ import tensorstore as ts
 
 from collapse_jax import chain, experiments, family, plots
 from collapse_jax import metrics as metrics_lib
+from collapse_jax.checkpoint import Checkpointer
 from collapse_jax.errors import CheckpointError, ConfigError
 from configs import common
 
@@ -313,9 +314,9 @@ def test_resume_after_a_kill_in_the_writer_is_identical(
 ):
     workdir, _ = full
     cfg = toy_config(**{"checkpoint.max_to_keep": max_to_keep})
-    owner = chain.Checkpointer if target == "Checkpointer" else getattr(metrics_lib, target)
+    owner = Checkpointer if target == "Checkpointer" else getattr(metrics_lib, target)
     if not overlap:
-        monkeypatch.setattr(chain, "OVERLAP_MAX_BYTES", 0)
+        monkeypatch.setattr(chain.step, "DONATE_ABOVE_BYTES", 0)
     with monkeypatch.context() as m:
         _kill_at(m, owner, name, call, partial)
         with pytest.raises(Killed):
@@ -429,12 +430,33 @@ def test_plots_draw_seed_bands_from_the_summary_alone(full, monkeypatch):
     def no_full_read(self, *a, **k):
         raise AssertionError("seed_band read every seed")
 
-    monkeypatch.setattr(metrics_lib.MetricArray, "__array__", no_full_read)
+    monkeypatch.setattr(metrics_lib.MetricArray, "read", no_full_read)
     got = plots.seed_stats(run.metrics["pair"][..., 1])
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(np.stack(got[1]), np.stack(want[1]))
     np.testing.assert_array_equal(got[2], want[2])
     np.testing.assert_array_equal(run.metrics["var"].mean(axis=1), sim["var"].mean(1, float))
+
+
+def test_metric_arrays_read_whole_only_when_asked(full, monkeypatch):
+    workdir, sim = full
+    a = metrics_lib.open_metrics(workdir)["pair"]
+    assert (a.shape, a.dtype, a.ndim, a.size, len(a)) == ((9, 5, 2), np.float32, 3, 90, 9)
+    np.testing.assert_array_equal(a.read(), sim["pair"], strict=True)
+    np.testing.assert_array_equal(np.asarray(a), sim["pair"], strict=True)
+    np.testing.assert_array_equal(a / 2, sim["pair"] / 2, strict=True)  # NumPy's operators
+
+    def no_full_read(self, *a, **k):
+        raise AssertionError("an attribute read every seed")
+
+    monkeypatch.setattr(metrics_lib.MetricArray, "read", no_full_read)
+    for name in ("sum", "min", "astype", "T", "reshape", "tolist"):
+        with pytest.raises(AttributeError, match=r"np\.asarray\(a\)\.\w+ or a\.read\(\)"):
+            getattr(a, name)
+    with pytest.raises(AttributeError, match=r"'no_such_thing'$"):
+        a.no_such_thing  # noqa: B018
+    assert not hasattr(a, "__array_interface__")
+    np.testing.assert_array_equal(a[2, 3], sim["pair"][2, 3], strict=True)  # indexing reads rows
 
 
 @pytest.mark.parametrize(

@@ -283,13 +283,16 @@ def test_validate_names_the_bad_field(field, value, match):
 
 
 def test_regime_variants():
-    cfg = _config("smoke_keep10")
+    cfg = _config("smoke,regime=keep10")
     assert cfg.mixing.regime == "keep_real" and cfg.mixing.gamma == 0.1
     assert cfg.finetune.num_epochs == 2 * _config("smoke").finetune.num_epochs
     assert _config("paper").mixing.regime == "replace"
-    assert _config("paper_10ep_keep10").finetune.num_epochs == 10
-    with pytest.raises(ValueError, match="REGIME"):
-        _config("cpu_3ep")
+    assert _config("regime=keep10").finetune.num_epochs == 10
+    assert _config("regime=keep10").lm_regime == "10ep_keep10"
+    with pytest.raises(
+        ValueError, match=r"^regime: expected one of \('5ep', 'keep10'\), got '3ep'$"
+    ):
+        _config("cpu,regime=3ep")
 
 
 def test_tail_metrics_match_a_direct_computation():
@@ -359,23 +362,25 @@ def test_open_run_exports_a_generation_that_transformers_loads(straight, tmp_pat
 
     run = collapse_jax.open_run(straight)
     assert run.saved_generations == [0, 1]
-    params = run.lm_params(1, 0)
+    params = run.model(1, seed=0)
     # Fine-tuning moved generation 1 away from generation 0 (a different checkpoint was read).
-    p0 = run.model(0, seeds=0)
+    p0 = run.model(0, seed=0)
     emb = [p["decoder"]["embed_tokens"]["embedding"] for p in (params, p0)]
     assert not np.array_equal(*emb)
     with pytest.raises(
         CheckpointError, match=r"generation 2 is not saved; saved generations: 0, 1"
     ):
-        run.lm_params(2, 0)
+        run.model(2, seed=0)
 
-    hf_dir = run.export_hf(1, 0, tmp_path / "hf")
+    hf_dir = run.export(1, 0, tmp_path / "hf")
     model = transformers.OPTForCausalLM.from_pretrained(hf_dir).eval()
     tok = transformers.AutoTokenizer.from_pretrained(hf_dir)
     ids_1xL = np.asarray([tok("The tower of the parish church was built")["input_ids"]])
     with torch.no_grad():
         want = model(input_ids=torch.tensor(ids_1xL)).logits.numpy()
-    got, _ = jax.jit(opt.forward, static_argnames="config")(params, run.lm_config, ids_1xL)
+    got, _ = jax.jit(opt.forward, static_argnames="config")(
+        params, run.saved_models.config, ids_1xL
+    )
     # The float32 summation-order bound of tests/test_convert.py.
     np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=1e-5)
 

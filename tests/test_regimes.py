@@ -58,10 +58,10 @@ def loop_over_seeds(cfg, fam, keep_pools=False):
     truth = fam.reference(cfg)
     out, pools = [], []
     for key in rng.seed_keys(cfg.seed, cfg.num_seeds):
-        carry, m = chain._first(fam, plan, cfg, key, truth)
+        carry, m = chain.first_generation(fam, plan, cfg, key, truth)
         rows, seed_pools = [m], [carry]
         for g in range(1, cfg.num_generations):
-            carry, m = chain._step(fam, plan, cfg, key, truth, carry, jnp.int32(g))
+            carry, m = chain.next_generation(fam, plan, cfg, key, truth, carry, jnp.int32(g))
             rows.append(m)
             seed_pools.append(carry)
         out.append({k: np.array([r[k] for r in rows]) for k in rows[0]})
@@ -280,8 +280,8 @@ def test_regime_sweep_figure_and_table(tmp_path):
     from collapse_jax.plots import regimes
     from launch import sweep
 
-    runs = sweep.expand(gaussian_config.get_config("regimes_smoke"), tmp_path)
-    assert [p["mixing.regime"] for _, p, _ in runs] == gaussian_config.REGIMES
+    runs = sweep.expand(gaussian_config.get_config("smoke,sweep=regimes"), tmp_path)
+    assert tuple(p["mixing.regime"] for _, p, _ in runs) == gaussian_config.REGIMES
     for run_dir, point, run_cfg in runs:
         if point["mixing.regime"] in ("accumulate_subsample", "augment"):
             chain.run(run_cfg, run_dir)

@@ -2,7 +2,11 @@
 sampling is the family's, kept generations survive retention, errors name what exists."""
 
 import importlib
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -12,24 +16,24 @@ import pytest
 import collapse_jax
 from collapse_jax import chain, mixing, rng
 from collapse_jax.errors import CheckpointError
-from collapse_jax.families import gaussian as gaussian_family
-from collapse_jax.family import Origin
+from collapse_jax.family import Origin, full
 from configs import discrete, gaussian, gmm, vae
+from tests import float_bounds
 
 
 def recompute_metrics(run, generation):
     """Metrics of every seed at ``generation`` from the restored Carry, as the chain computes them
-    (``chain._first`` for generation 0, ``chain._step`` after), vmapped over seeds."""
+    (``chain.first_generation`` for generation 0, ``chain.next_generation`` after), vmapped."""
     fam, cfg = run.family, run.config
-    plan = mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations)
+    plan = mixing.plan_for(cfg, fam)
     truth = fam.reference(cfg)
     keys_S = rng.seed_keys(cfg.seed, cfg.num_seeds)
 
     def one(seed_key, carry):
         if generation == 0:
-            data = mixing.full(carry.data0)
+            data = full(carry.data0)
         else:
-            k_train = jax.random.split(rng.generation_key(seed_key, generation), 4)[2]
+            k_train = rng.GenerationKeys.of(seed_key, generation).train
             data = mixing.training_data(k_train, plan, carry.pool)
         return fam.metrics(carry.model, data, Origin(truth, carry.data0, carry.model0), cfg)
 
@@ -116,7 +120,7 @@ def assert_metrics_match(run, generation):
         if name == "w2_squared" and run.config.experiment == "gaussian":
             g = run.config.gaussian
             mean_error = np.asarray(run.metrics["mean_error"][row])
-            bound = gaussian_family.w2_squared_rounding_bound(
+            bound = float_bounds.w2_squared_rounding_bound(
                 mean_error, np.asarray(run.metrics["variance"][row]), g.std, g.dim
             )
         elif name in scales:
@@ -186,7 +190,7 @@ def test_model_selects_seeds_and_lands_on_cpu(gaussian_run):
     run = collapse_jax.open_run(gaussian_run)
     every = run.model(20)
     two = run.model(20, seeds=[5, 2])
-    one = run.model(20, seeds=5)
+    one = run.model(20, seed=5)
     assert every.model.mean_D.shape == (8, 1) and two.model.mean_D.shape == (2, 1)
     assert one.model.mean_D.shape == (1,)
     np.testing.assert_array_equal(two.model.cov_DxD[0], every.model.cov_DxD[5])
@@ -201,9 +205,15 @@ def test_unknown_generation_or_seed_names_what_exists(gaussian_run):
     with pytest.raises(CheckpointError, match=r"generation 8 is not saved.*0, 3, 7, 20, 39"):
         run.model(8)
     with pytest.raises(CheckpointError, match=r"seed 8 does not exist; seeds are 0 \.\. 7"):
-        run.model(7, seeds=8)
+        run.model(7, seed=8)
+    with pytest.raises(CheckpointError, match=r"seed 9 does not exist"):
+        run.model(7, seeds=[0, 9])
+    with pytest.raises(TypeError, match=r"seeds: expected a list of seed indices, got 3"):
+        run.model(7, seeds=3)
     with pytest.raises(CheckpointError, match=r"generation 8 is not saved"):
-        run.sample(8, 10, 0, jax.random.key(0))
+        run.sample(8, 10, seed=0, key=jax.random.key(0))
+    with pytest.raises(KeyError, match=r"'varaince' is not recorded; recorded metrics: .*variance"):
+        run.metrics["varaince"]
     with pytest.raises(FileNotFoundError, match=r"config\.json"):
         collapse_jax.open_run(gaussian_run / "checkpoints")
 
@@ -237,7 +247,7 @@ def test_discrete_restore_and_sample(tmp_path):
     for g in (0, 5, cfg.num_generations - 1):
         assert_metrics_match(run, g)
     x = run.sample(5, 50, 0, jax.random.key(0))
-    counts_K = np.asarray(run.model(5, seeds=0).model.counts_K)
+    counts_K = np.asarray(run.model(5, seed=0).model.counts_K)
     assert x.shape == (50,)
     assert counts_K[np.asarray(x)].min() > 0, "a draw outside the restored model's support"
     np.testing.assert_array_equal(x, run.sample(5, 50, 0, jax.random.key(0)))
@@ -254,3 +264,27 @@ def test_vae_restore_and_sample(tmp_path, shared_data):
     assert images.shape == (4, 28, 28) and images.dtype == np.uint8
     np.testing.assert_array_equal(images, run.sample(0, 4, 1, jax.random.key(0)))
     assert not np.array_equal(images, run.sample(0, 4, 1, jax.random.key(1)))
+
+
+def test_open_run_imports_no_plotting_backend(gaussian_run):
+    """A notebook's matplotlib backend is its own: reading a run imports no matplotlib at all."""
+    code = (
+        "import sys, collapse_jax\n"
+        "run = collapse_jax.open_run(sys.argv[1])\n"
+        "run.metrics['variance'][0], run.frame()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(gaussian_run)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        check=True,
+    )
+    assert out.stdout.splitlines()[-1] == "[]"

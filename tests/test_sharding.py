@@ -60,8 +60,8 @@ def _sweep_cfg():
 
     cfg = gaussian.get_config("smoke")
     cfg.num_seeds, cfg.num_generations, cfg.log_every_seconds = 2, 3, 0.0
-    cfg.sweep.samples_per_generation = [10, 20]
-    cfg.sweep.gaussian = {"estimator": ["unbiased", "mle"]}
+    cfg.sweep.samples_per_generation = (10, 20)
+    cfg.sweep.gaussian = {"estimator": ("unbiased", "mle")}
     return cfg
 
 
@@ -97,11 +97,11 @@ def test_sweep_rejects_bad_fields():
     from launch import sweep
 
     cfg = _sweep_cfg()
-    cfg.sweep.gaussian = {"no_such_field": [1]}
+    cfg.sweep.gaussian = {"no_such_field": (1,)}
     with pytest.raises(ConfigError, match=r"no field gaussian\.no_such_field"):
         sweep.expand(cfg, "/tmp/x")
     cfg.sweep.gaussian = {"dim": 3}
-    with pytest.raises(ConfigError, match=r"sweep.gaussian.dim: expected a non-empty list"):
+    with pytest.raises(ConfigError, match=r"sweep.gaussian.dim: expected a non-empty tuple"):
         sweep.expand(cfg, "/tmp/x")
 
 

@@ -138,11 +138,11 @@ def reset() -> None:
     _USED.clear()
 
 
-def write_record(workdir) -> None:
-    """``DIR/data_source.json``: what the datasets recorded so far came from."""
+def write_record(path) -> None:
+    """Write to ``path`` (a run's ``Workdir.data_source``) what the datasets recorded so far came
+    from."""
     if _USED:
-        path = Path(workdir) / "data_source.json"
-        path.write_text(json.dumps(_USED, indent=2, sort_keys=True) + "\n")
+        Path(path).write_text(json.dumps(_USED, indent=2, sort_keys=True) + "\n")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ import numpy as np
 
 from collapse_jax import family, sufficient, theory
 from collapse_jax.errors import require
-from collapse_jax.mixing import Data
+from collapse_jax.family import Data
 
 DISTRIBUTIONS = ("zipf", "uniform", "explicit")
 

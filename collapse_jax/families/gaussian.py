@@ -18,7 +18,7 @@ coordinate) and covariance ``sigma0^2 I`` with ``sigma0 = cfg.gaussian.std``:
              ``sigma0^2 I`` (skewed and, for large separations, bimodal along ``u``).
 
 Theorem 3.1 holds for any D_0 with non-zero variance; since the true moments are the same for every
-source, ``theory.py``'s mean and variance expectations apply to all three.
+source, ``collapse_jax.theory``'s mean and variance expectations apply to all three.
 
 Metrics (one seed, one generation):
   d = 1: mean, variance, std, mean_error = (mu_n - mu0)^2, std_error = |sigma_n - sigma0|,
@@ -45,11 +45,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from collapse_jax import family, sufficient
 from collapse_jax.errors import require
-from collapse_jax.mixing import Data
+from collapse_jax.family import Data
 
 ESTIMATORS = ("unbiased", "mle")
 SOURCES = ("normal", "student_t", "mixture")
@@ -317,24 +316,6 @@ def w2_squared(mean_D, cov_DxD, truth: Truth) -> jax.Array:
     mean_term = jnp.sum((mean_D - truth.mean_D) ** 2)
     # Written as a sum of a square and a PSD-trace term so it never goes below 0 by rounding.
     return mean_term + jnp.maximum(jnp.trace(cov_DxD) + d * s0**2 - 2 * s0 * sqrt_trace, 0.0)
-
-
-def w2_squared_rounding_bound(mean_error, variance, std: float, dim: int = 1) -> np.ndarray:
-    """Largest float32 difference between two evaluation orders of ``w2_squared`` (d = 1).
-
-    W2^2 = |m - mu0|^2 + (tr C + d s0^2 - 2 s0 sqrt(tr C)): four terms that nearly cancel once the
-    chain has collapsed. Summing n terms in float32 errs by at most (n - 1) u sum|t_i| (u = eps/2,
-    the roundings of the sqrt and the products within the same bound's slack); two programs that
-    fuse the sum differently (a sharded one, a recomputation, another jax version) can differ by
-    twice that: 3 eps sum|t_i| for n = 4. Every input of the sum is bitwise the same in both.
-    """
-    if dim != 1:
-        raise ValueError(f"dim: the bound is derived for d = 1, got {dim}")
-    var = np.asarray(variance, np.float64)
-    terms = (
-        np.asarray(mean_error, np.float64) + var + std**2 + 2 * std * np.sqrt(np.maximum(var, 0))
-    )
-    return 3 * np.finfo(np.float32).eps * terms
 
 
 def metrics(state: State, data: Data, origin: family.Origin, cfg) -> dict:

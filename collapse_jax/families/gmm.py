@@ -48,7 +48,7 @@ from jax.scipy.special import logsumexp
 from collapse_jax import family
 from collapse_jax.compacting import compacting_while_loop
 from collapse_jax.errors import require
-from collapse_jax.mixing import Data
+from collapse_jax.family import Data
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 # EM unrolls its D x D algebra over coordinates (fast for the low-dimensional GMMs of the paper);
@@ -198,12 +198,6 @@ def _e_step(data: Data, gmm: GMM, prec_chol_KxDxD):
     lp_N, resp_KxN = _normalise(_weighted_log_prob(xc_D, gmm.weights_K, prec_chol_KxDxD))
     w_N = _weights_like(data)
     return jnp.sum(w_N * lp_N) / jnp.sum(w_N), resp_KxN, xc_D
-
-
-def e_step(data: Data, gmm: GMM) -> tuple[jax.Array, jax.Array]:
-    """``(lower_bound, resp_KxN)``: weighted mean log-likelihood and responsibilities."""
-    lower_bound, resp_KxN, _ = _e_step(data, gmm, precision_cholesky(gmm.covariances_KxDxD))
-    return lower_bound, resp_KxN
 
 
 def _m_step_shifted(data: Data, resp_KxN, xc_D, shift_KxD, reg_covar: float) -> GMM:

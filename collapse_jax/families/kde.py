@@ -55,9 +55,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import family, mixing
+from collapse_jax import family
 from collapse_jax.errors import require
-from collapse_jax.mixing import Data
+from collapse_jax.family import Data
 
 DATASETS = ("blobs", "circles", "moons", "swiss_roll")
 BANDWIDTH_RULES = ("fixed", "scott", "silverman")
@@ -186,9 +186,10 @@ def original_data(key, truth: Truth, cfg) -> jax.Array:
 
 
 def num_slots(cfg) -> int:
-    """Centres the state holds: the largest training set a generation can see."""
-    p = mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations)
-    return p.capacity if p.regime == "accumulate" else p.samples_per_generation
+    """Centres the state holds: the largest training set a generation can see (regime
+    ``accumulate`` trains on every generation's M samples, any other regime on M)."""
+    m = cfg.samples_per_generation
+    return m * cfg.num_generations if cfg.mixing.regime == "accumulate" else m
 
 
 def init(key, cfg, data0: Data) -> State:

@@ -18,15 +18,15 @@ regime is then rows of the same design, and ``accumulate`` stacks copies of ``X`
 generation's labels, exactly Gerstgrasser et al.'s accumulating design.
 
 The true weights ``w* ~ N(0, I_d)`` are drawn once per run from ``truth_seed`` and shared by all
-seeds (a family sees only its own key; ``chain.py`` gives no per-seed truth). For least squares
-this loses nothing: ``w_hat - w*`` is a linear function of the noise alone (``theory.py``), so its
-law does not depend on ``w*``. With ``ridge > 0`` the bias ``-lambda (X^T X / n + lambda I)^-1 w*``
+seeds (a family sees only its own key; the chain gives no per-seed truth). For least squares
+this loses nothing: ``w_hat - w*`` is a linear function of the noise alone
+(``collapse_jax.theory``), so its law does not depend on ``w*``. With ``ridge > 0`` the bias ``-lambda (X^T X / n + lambda I)^-1 w*``
 does depend on ``w*``: results are then conditional on the drawn ``w*``.
 
 Metrics (one seed, one generation):
   test_error  ``|w_hat - w*|^2``: the noiseless test error ``E_x[(x . (w_hat - w*))^2]`` for
-              ``x ~ N(0, I_d)``, exactly (Gerstgrasser et al.'s quantity; ``theory.py`` has its
-              expectation).
+              ``x ~ N(0, I_d)``, exactly (Gerstgrasser et al.'s quantity; ``collapse_jax.theory``
+              has its expectation).
   test_mse    the mean of ``(x . w_hat - y)^2`` on a held-out set of fresh ``(x, y)`` from the truth
               (``heldout_samples`` rows, key ``heldout_seed``, shared by every seed); its mean over
               fresh sets is ``test_error + sigma^2``.
@@ -41,7 +41,7 @@ import jax.scipy.linalg
 
 from collapse_jax import family
 from collapse_jax.errors import require
-from collapse_jax.mixing import Data
+from collapse_jax.family import Data
 
 
 class Truth(NamedTuple):

@@ -3,53 +3,25 @@
 Each family module exposes ``figures(run, outdir) -> list[Path]`` and ``summary(run) -> str``.
 """
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
 from collapse_jax import experiments
 from collapse_jax import metrics as metrics_lib
+from collapse_jax.metrics import Run, load_run
+
+__all__ = ["Run", "load_run", "report", "save", "seed_band", "seed_stats", "use_agg"]
 
 
-@dataclass
-class Run:
-    """A workdir loaded for plotting: its config and metrics (``metric -> array [G, S, ...]``).
+def use_agg() -> None:
+    """Draw with Agg (files only, no display): the launchers call it before writing figures.
 
-    From the array store the metrics are ``metrics.MetricArray``s: array-like, read only where
-    indexed, with per-generation seed statistics that ``seed_band`` draws without the seeds.
+    Not done at import, so that importing the plots in a notebook keeps the user's backend.
     """
-
-    workdir: Path
-    config: dict
-    generations: np.ndarray
-    metrics: dict[str, np.ndarray]
-
-
-def load_run(workdir) -> Run:
-    """``Run`` of a workdir: lazy arrays over ``DIR/metrics/`` (``metrics.open_metrics``).
-
-    A run without the store (runs of older versions) is read from the per-seed
-    lines of ``metrics.jsonl``.
-    """
-    workdir = Path(workdir)
-    config = json.loads((workdir / "config.json").read_text())
-    if metrics_lib.MetricsStore(workdir / metrics_lib.STORE).exists():
-        metrics = metrics_lib.open_metrics(workdir)
-        n = min((len(v) for v in metrics.values()), default=0)
-        return Run(workdir, config, np.arange(n), metrics)
-    rows = [
-        json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line
-    ]
-    gens = np.array([r["generation"] for r in rows])
-    keys = [k for k in rows[0] if k != "generation"] if rows else []
-    metrics = {k: np.array([r[k] for r in rows], dtype=float) for k in keys}
-    return Run(workdir, config, gens, metrics)
+    matplotlib.use("Agg")
 
 
 def seed_stats(y_GxS, quantiles=(0.1, 0.9)) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:

@@ -23,7 +23,7 @@ Every regime of ``mixing.py`` runs through the same plan as the vmapped families
             beyond M prompts repeat prompts (identical blocks under beam search).
 
 The base: ``lm.source=hub:...`` loads a pretrained OPT; ``lm.source=scratch`` (the CPU stand-in)
-pre-trains one with ``fold_in(key(cfg.seed), BASE_STREAM)`` once per workdir (checkpoint
+pre-trains one with ``rng.run_key(cfg.seed, rng.BASE)`` once per workdir (checkpoint
 ``DIR/checkpoints/base``), shared by every seed and generation. ``DIR/tokenizer/`` holds the
 tokenizer, ``DIR/reference.json`` the rare sets of D_0 (``tail.py``), ``DIR/examples.jsonl`` and
 ``DIR/examples.md`` each model's continuation of the paper's Example 1 prompt.
@@ -31,6 +31,7 @@ tokenizer, ``DIR/reference.json`` the rare sets of D_0 (``tail.py``), ``DIR/exam
 Metrics: ``valid_perplexity`` of the kept checkpoint, and the test and tail metrics of ``tail.py``.
 """
 
+import functools
 import json
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -39,15 +40,10 @@ import jax
 import numpy as np
 from absl import logging
 
-from collapse_jax import family, mixing
+from collapse_jax import family, rng
 from collapse_jax.errors import require
 from collapse_jax.families.lm import corpus as corpus_lib
 from collapse_jax.families.lm import decode, diversity, finetune, opt, perplexity, tail
-
-# fold_in constant of the base model's key: outside any seed index in use.
-BASE_STREAM = 0xFFFFFFFF
-DECODE_PURPOSE = 0x44454344  # "DECD": the decoder's key, folded into the sampling key
-FRESH_STREAM = 0xFFFFFFFE  # fold_in constant of the fresh blocks' order (run-level, as D_0)
 
 
 def validate(cfg) -> None:
@@ -143,7 +139,7 @@ def reference(cfg, workdir: Path, once: family.Once) -> Truth:
     """Corpus, base model and tail reference; writes ``DIR/tokenizer/`` and ``reference.json``."""
     corpus = corpus_lib.load(cfg, workdir / "tokenizer")
     _check_fresh_supply(cfg, corpus)
-    k_init, k_pre = jax.random.split(jax.random.fold_in(jax.random.key(cfg.seed), BASE_STREAM))
+    k_init, k_pre = jax.random.split(rng.run_key(cfg.seed, rng.BASE))
     config, params = finetune.build_model(cfg.lm, len(corpus.tokenizer), k_init)
     corpus_lib.check_vocabulary(cfg, config.vocab_size, corpus)
     if cfg.lm.source == "scratch":
@@ -174,7 +170,7 @@ def _check_fresh_supply(cfg, corpus: corpus_lib.Corpus) -> None:
     if cfg.mixing.regime != "fresh":
         return
     M = corpus.train_MxL.shape[0]
-    n = mixing.plan(cfg.mixing, M, cfg.num_generations).num_original
+    n = round(cfg.mixing.fresh_fraction * M)  # the plan's num_original at M = D_0's blocks
     unused = corpus.all_train_NxL.shape[0] - M
     need = (cfg.num_generations - 1) * n
     require(
@@ -191,7 +187,7 @@ def fresh_data(key, truth: Truth, n: int, generation: int, cfg) -> np.ndarray:
     """Regime fresh: ``n`` training blocks never used before, ``new_NxL``.
 
     The blocks after D_0 (``data.max_train_blocks``) in one order drawn once per run from
-    ``fold_in(key(cfg.seed), FRESH_STREAM)``; generation g >= 1 takes positions
+    ``rng.run_key(cfg.seed, rng.FRESH_ORDER)``; generation g >= 1 takes positions
     ``[(g - 1) n, g n)`` of it: without replacement, disjoint from D_0 and from every other
     generation's, and the same on resume (``key`` unused). Shared by every seed, as D_0 is.
     The scratch base's pre-training (``pretrain.max_train_blocks``) may have seen them.
@@ -199,9 +195,7 @@ def fresh_data(key, truth: Truth, n: int, generation: int, cfg) -> np.ndarray:
     del key
     M = truth.corpus.train_MxL.shape[0]
     unused_NxL = truth.corpus.all_train_NxL[M:]
-    order = jax.random.permutation(
-        jax.random.fold_in(jax.random.key(cfg.seed), FRESH_STREAM), unused_NxL.shape[0]
-    )
+    order = jax.random.permutation(rng.run_key(cfg.seed, rng.FRESH_ORDER), unused_NxL.shape[0])
     return unused_NxL[np.asarray(order)[(generation - 1) * n : generation * n]]
 
 
@@ -275,9 +269,9 @@ def continue_prompts(key, params, config, train_MxL: np.ndarray, n: int, gen_cfg
     M, L = train_MxL.shape
     if n == 0:
         return np.zeros((0, L), np.int32)  # augment with lambda * M rounding to 0
-    # The prompts are drawn with ``key`` itself, as before the decoder took a key; a sampling
-    # decoder gets a stream of its own.
-    k_decode = jax.random.fold_in(key, DECODE_PURPOSE)
+    # The prompts are drawn with ``key`` itself and a sampling decoder gets a stream of its own,
+    # so a beam run's prompts do not depend on the decoder.
+    k_decode = jax.random.fold_in(key, rng.DECODE)
     idx = prompt_indices(key, M, n)
     return decode.continue_blocks(params, config, train_MxL[idx], k_decode, gen_cfg)
 
@@ -319,6 +313,54 @@ def write_examples_md(cfg, workdir: Path) -> Path:
     return path
 
 
+class SavedModels:
+    """A run's fine-tuned models opened for analysis (``runs.open_run``), shaped by the run's own
+    tokenizer (``DIR/tokenizer/``): no corpus or base model is built until ``sample`` needs D_0."""
+
+    def __init__(self, cfg, workdir: Path):
+        from transformers import AutoTokenizer
+
+        self.cfg, self.tokenizer_dir = cfg, workdir / "tokenizer"
+        if not self.tokenizer_dir.is_dir():
+            raise FileNotFoundError(
+                f"{self.tokenizer_dir}: missing; the LM family saves its tokenizer here"
+            )
+        vocab_size = len(AutoTokenizer.from_pretrained(self.tokenizer_dir))
+        box = {}
+
+        def params(key):
+            box["config"], p = finetune.build_model(cfg.lm, vocab_size, key)
+            return p
+
+        self.template = jax.eval_shape(params, jax.random.key(0))
+        self.config: opt.OPTConfig = box["config"]
+
+    @functools.cached_property
+    def train_MxL(self) -> np.ndarray:
+        return corpus_lib.load(self.cfg).train_MxL
+
+    def sample(self, key, state, n: int) -> np.ndarray:
+        """Continue ``n`` of D_0's blocks (drawn without replacement by ``key``) with ``state``,
+        as the chain makes the next generation's data."""
+        train_MxL = self.train_MxL
+        M = train_MxL.shape[0]
+        require(1 <= n <= M, "sample: n", f"in [1, {M}] (the original blocks)", n)
+        return continue_prompts(key, state, self.config, train_MxL, n, self.cfg.generate)
+
+    def export(self, state, directory) -> Path:
+        """``state`` and the run's tokenizer as a Hugging Face directory that
+        ``transformers.OPTForCausalLM.from_pretrained`` and ``AutoTokenizer`` load."""
+        import shutil
+
+        from collapse_jax.families.lm import convert
+
+        directory = convert.save_pretrained(state, self.config, directory)
+        for f in self.tokenizer_dir.iterdir():
+            if f.is_file():
+                shutil.copy2(f, directory / f.name)
+        return Path(directory)
+
+
 FAMILY = family.HostFamily(
     name="opt_wikitext",
     validate=validate,
@@ -333,4 +375,5 @@ FAMILY = family.HostFamily(
     outputs=("arrays", "examples.jsonl", "examples.md", "reference.json", "tokenizer"),
     fresh_data=fresh_data,
     log_prob=log_prob,
+    open_saved=SavedModels,
 )

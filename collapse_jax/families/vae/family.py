@@ -39,7 +39,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from collapse_jax import family, mixing
+from collapse_jax import family, rng
 from collapse_jax.data import mnist
 from collapse_jax.errors import ConfigError, require
 from collapse_jax.families.vae import model, train
@@ -67,8 +67,18 @@ def _eval_count(v) -> int:
     return max(v.latent_samples, v.class_samples, v.grid_images)
 
 
-def _plan(cfg) -> mixing.Plan:
-    return mixing.plan(cfg.mixing, cfg.samples_per_generation, cfg.num_generations)
+def _real_slots(cfg) -> int:
+    """Slots of a generation's pool that hold real images, after the model samples
+    (``mixing.next_pool``'s layout): all of D_0 for ``augment``, gamma M for ``keep_real`` and
+    ``custom``, the fresh share for ``fresh``, none for ``replace``."""
+    m, mix = cfg.samples_per_generation, cfg.mixing
+    if mix.regime == "augment":
+        return m
+    if mix.regime == "fresh":
+        return round(mix.fresh_fraction * m)
+    if mix.regime in ("keep_real", "custom"):
+        return round(mix.gamma * m)
+    return 0
 
 
 def validate(cfg) -> None:
@@ -132,16 +142,17 @@ def validate(cfg) -> None:
     require(
         isinstance(v.kde_points, int) and v.kde_points >= 2, "vae.kde_points", ">= 2", v.kde_points
     )
-    p = _plan(cfg)
-    if v.samples == "fresh_per_batch" and p.curates:
+    mix = cfg.mixing
+    if v.samples == "fresh_per_batch" and mix.curation.score != "none":
         raise ConfigError(
             "mixing.curation: vae.samples=fresh_per_batch trains on new decoder samples every "
             "batch, so curated pool samples would never be used; use vae.samples=fixed_dataset"
         )
-    if v.samples == "fresh_per_batch" and (p.accumulates or p.num_kept):
+    keeps = round(mix.beta * cfg.samples_per_generation) > 0
+    if v.samples == "fresh_per_batch" and (mix.regime.startswith("accumulate") or keeps):
         raise ConfigError(
             f"vae.samples=fresh_per_batch draws each batch from the previous model, which leaves "
-            f"nothing to accumulate or keep (mixing.regime={p.regime}, beta={cfg.mixing.beta}); "
+            f"nothing to accumulate or keep (mixing.regime={mix.regime}, beta={mix.beta}); "
             "use vae.samples=fixed_dataset, or mixing.regime=replace or keep_real"
         )
 
@@ -155,19 +166,19 @@ def reference(cfg) -> Truth:
             f"samples_per_generation: expected at most the {n} images of the MNIST "
             f"{data.split!r} pool, got {cfg.samples_per_generation}"
         )
-    p = _plan(cfg)
-    if p.regime == "fresh":
-        need = cfg.samples_per_generation + (cfg.num_generations - 1) * p.num_original
+    if cfg.mixing.regime == "fresh":
+        per_gen = _real_slots(cfg)
+        need = cfg.samples_per_generation + (cfg.num_generations - 1) * per_gen
         if need > n:
             raise ConfigError(
-                f"mixing.regime=fresh: D_0 and {p.num_original} unused real images per generation "
+                f"mixing.regime=fresh: D_0 and {per_gen} unused real images per generation "
                 f"for {cfg.num_generations} generations need {need} images, but the MNIST "
                 f"{data.split!r} pool has {n} (it supports "
-                f"{1 + (n - cfg.samples_per_generation) // p.num_original} generations)"
+                f"{1 + (n - cfg.samples_per_generation) // per_gen} generations)"
             )
     images = jnp.asarray(data.images_NxHxW)
     labels = jnp.asarray(data.labels_N)
-    key = jax.random.fold_in(jax.random.key(cfg.seed), 0x6D6E6973)  # not a seed index's stream
+    key = rng.run_key(cfg.seed, rng.CLASSIFIER)
     clf = jax.jit(functools.partial(train.train_classifier, vae_cfg=cfg.vae))(key, images, labels)
     return Truth(images, labels, clf)
 
@@ -212,12 +223,13 @@ def init(key, cfg, data0) -> VaeState:
     )
 
 
-def fit(key, state: VaeState, data: mixing.Data, cfg) -> VaeState:
+def fit(key, state: VaeState, data: family.Data, cfg) -> VaeState:
     """A fresh VAE on ``data`` (or, fresh per batch, on the previous model's samples)."""
     v = cfg.vae
     k_train, k_eval = jax.random.split(key)
     if v.samples == "fresh_per_batch" and state.fitted:
-        params, loss_E = train.train(k_train, data, v, state.params, _plan(cfg).num_model)
+        num_model = data.x.shape[0] - _real_slots(cfg)
+        params, loss_E = train.train(k_train, data, v, state.params, num_model)
     else:
         params, loss_E = train.train(k_train, data, v)
     z_eval = jax.random.normal(k_eval, (_eval_count(v), v.latent_dim))

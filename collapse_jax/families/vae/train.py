@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import optax
 
 from collapse_jax.families.vae import model
-from collapse_jax.mixing import Data
+from collapse_jax.family import Data
 
 NUM_CLASSES = 10
 

@@ -31,16 +31,10 @@ from collapse_jax.families.lm.decode.sampling import (
     row_keys,
     sample,
 )
-from collapse_jax.families.lm.decode.strategy import (
-    SAMPLE_STREAM,
-    STRATEGIES,
-    continue_blocks,
-    validate,
-)
+from collapse_jax.families.lm.decode.strategy import STRATEGIES, continue_blocks, validate
 from collapse_jax.families.lm.opt_cache import OPTModel, opt_model
 
 __all__ = [
-    "SAMPLE_STREAM",
     "STRATEGIES",
     "BeamOutput",
     "BeamState",

@@ -8,14 +8,11 @@ import jax
 import numpy as np
 from absl import logging
 
-from collapse_jax import errors
+from collapse_jax import errors, rng
 from collapse_jax.families.lm import opt_cache, perplexity
 from collapse_jax.families.lm.decode import beam, sampling
 
 STRATEGIES = ("beam", "greedy", "sample")
-# fold_in constant of the sampling key under the key passed in: a stream of its own, so the
-# generation's other keys (and so every beam run's numbers) are what they were before sampling.
-SAMPLE_STREAM = 0x53414D50  # "SAMP"
 
 
 def _number(v) -> bool:
@@ -84,7 +81,7 @@ def continue_blocks(
     ``new_NxT`` int32 (after an EOS, if any can occur, the pad id).
 
     ``model_cfg``: an ``opt.OPTConfig`` (or any ``decode.LanguageModel``). ``key``: the
-    generation's key; sampling draws from ``fold_in(key, SAMPLE_STREAM)``, prompt row n with
+    generation's key; sampling draws from ``fold_in(key, rng.SAMPLE)``, prompt row n with
     ``fold_in(that, n)``, so the result does not depend on ``gen_cfg.batch_size``. Prompts run in
     batches of ``gen_cfg.batch_size`` rows, the last one padded: one compiled shape for all.
     """
@@ -105,7 +102,7 @@ def continue_blocks(
         rows_Nx1xL = prompts_NxL[:, None]
     else:
         rows_Nx1xL = np.stack([prompts_NxL, np.asarray(prompt_mask_NxL, np.int32)], axis=1)
-    sample_key = jax.random.fold_in(key, SAMPLE_STREAM)
+    sample_key = jax.random.fold_in(key, rng.SAMPLE)
     n, out, done, t0 = prompts_NxL.shape[0], [], 0, time.perf_counter()
     for batch, real in perplexity.padded_batches(rows_Nx1xL, g.batch_size):
         ids_BxL = batch[:, 0]

@@ -1,0 +1,85 @@
+"""Closed forms the chains are checked against (NumPy/SciPy, host-side), derivations in each
+module's docstring.
+
+    replace            the Gaussian chain (Shumailov et al., Theorem 3.1) and the discrete chain
+    regimes            accumulate, augment, fresh, curation, Wright-Fisher (``mixing.py``)
+    linear_regression  the linear-regression chain (Gerstgrasser et al. 2024)
+"""
+
+from collapse_jax.theory.linear_regression import (
+    linear_regression_accumulate_error,
+    linear_regression_accumulate_limit,
+    linear_regression_replace_error,
+)
+from collapse_jax.theory.regimes import (
+    absorption_cdf,
+    accumulate_expected_gini_simpson,
+    accumulate_expected_mean_error,
+    accumulate_expected_variance,
+    accumulate_variance_limit,
+    augment_fixed_point,
+    augment_moments,
+    curated_variance_factor,
+    fresh_fixed_point,
+    fresh_moments,
+    wright_fisher_count_distributions,
+    wright_fisher_support_and_tail,
+)
+from collapse_jax.theory.replace import (
+    ESTIMATORS,
+    absorption_probability,
+    expected_gini_simpson,
+    expected_log_variance,
+    expected_mean_error,
+    expected_std,
+    expected_std_error_squared,
+    expected_support_size_generation0,
+    expected_tail_mass_generation0,
+    expected_variance,
+    expected_variance_squared,
+    expected_w2_squared,
+    first_order_absorption_time,
+    first_order_w2_squared,
+    mean_chi,
+    monte_carlo_horizon,
+    survival_probability,
+    tail_mask,
+    variance_ratio,
+)
+
+__all__ = [
+    "ESTIMATORS",
+    "absorption_cdf",
+    "absorption_probability",
+    "accumulate_expected_gini_simpson",
+    "accumulate_expected_mean_error",
+    "accumulate_expected_variance",
+    "accumulate_variance_limit",
+    "augment_fixed_point",
+    "augment_moments",
+    "curated_variance_factor",
+    "expected_gini_simpson",
+    "expected_log_variance",
+    "expected_mean_error",
+    "expected_std",
+    "expected_std_error_squared",
+    "expected_support_size_generation0",
+    "expected_tail_mass_generation0",
+    "expected_variance",
+    "expected_variance_squared",
+    "expected_w2_squared",
+    "first_order_absorption_time",
+    "first_order_w2_squared",
+    "fresh_fixed_point",
+    "fresh_moments",
+    "linear_regression_accumulate_error",
+    "linear_regression_accumulate_limit",
+    "linear_regression_replace_error",
+    "mean_chi",
+    "monte_carlo_horizon",
+    "survival_probability",
+    "tail_mask",
+    "variance_ratio",
+    "wright_fisher_count_distributions",
+    "wright_fisher_support_and_tail",
+]
