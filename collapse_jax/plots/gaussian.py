@@ -194,7 +194,7 @@ def summary(run) -> str:
     lines = [
         f"## Gaussian chain: {_title(run, 'summary')}",
         "",
-        f"Generations 0..{g_last}; theory: `collapse_jax/theory.py` for the {s['regime']} regime.",
+        f"Generations 0..{g_last}; theory: `collapse_jax/theory/` for the {s['regime']} regime.",
         "",
         f"At generation {g_last}, over {num_seeds} seeds. The median, the quantiles and the mean of "
         "the log variance (natural log) are reliable at any seed count; "
