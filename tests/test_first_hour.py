@@ -254,6 +254,24 @@ def test_compare_reads_a_sweep_folder_a_glob_and_old_comma_names(two_field_sweep
     assert r.stdout.strip() == f"wrote {out}" and out.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_sweeps_runs_come_in_the_order_of_their_values(tmp_path):
+    from collapse_jax.plots import sweep
+
+    names = [
+        "mixing.regime=accumulate+samples_per_generation=32",
+        "mixing.regime=accumulate+samples_per_generation=100",
+        "mixing.regime=replace+samples_per_generation=32",
+        "mixing.regime=replace+samples_per_generation=1e3",
+        "tol=0.05",
+        "tol=0.1",
+        "x=a,y=2",  # an older sweep's name: read as text
+    ]
+    for name in names:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+    assert [d.name for d in sweep.run_dirs(tmp_path)] == names
+
+
 def test_report_of_a_sweep_folder_is_the_sweeps_report(two_field_sweep):
     root, runs = two_field_sweep
     r = _launch("launch.report", f"--workdir={root}")

@@ -46,8 +46,21 @@ def is_sweep(directory) -> bool:
 
 
 def run_dirs(sweep_dir) -> list[Path]:
-    """The run folders of a sweep (any name, so sweeps of older versions are read too)."""
-    return sorted(p.parent for p in Path(sweep_dir).glob("*/config.json"))
+    """The run folders of a sweep (any name, so sweeps of older versions are read too), in the
+    order of their values (``T=32`` before ``T=100``, which sorting the names would swap)."""
+    return sorted((p.parent for p in Path(sweep_dir).glob("*/config.json")), key=_by_values)
+
+
+def _by_values(run_dir: Path) -> list[tuple]:
+    """``FIELD=V+FIELD=V`` as ``[(FIELD, V)]``: numbers by value, the rest as text."""
+    key = []
+    for part in run_dir.name.split("+"):
+        field, _, value = part.partition("=")
+        try:
+            key.append((field, 0, float(value), ""))
+        except ValueError:
+            key.append((field, 1, 0.0, value))
+    return key
 
 
 def report(sweep_dir) -> tuple[list[Path], str]:
