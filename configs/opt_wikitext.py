@@ -49,7 +49,7 @@ variant=cpu  the small scratch OPT of ``configs/opt_finetune.py:cpu`` (2 layers,
   beam search turns a last-bit difference into other text, so the numbers differ between
   machines (the same machine repeats them; docs/lm.md has the numbers per machine).
 
-  Measured 2026-11-30 by an earlier session (README's experiments table) with ``python -m launch.run
+  Measured 2026-11-30 by an earlier session (docs/lm.md) with ``python -m launch.run
   --config=configs/opt_wikitext.py:cpu --workdir=/tmp/opt_cpu`` on an idle 2-core Intel Xeon: 3 min
   58 s wall, most of it pre-training the base.
 variant=smoke  a tiny model on 32 blocks, 2 generations, 1 seed: seconds; what the tests run.

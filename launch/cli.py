@@ -17,7 +17,7 @@ from collapse_jax.errors import CheckpointError, ConfigError, DataError
 # What a run can raise for its input (as opposed to a bug, which keeps its traceback).
 INPUT_ERRORS = (ConfigError, DataError, CheckpointError, FloatingPointError)
 # Where the output contract (config.json, metrics.jsonl, checkpoints/, figures/) is described.
-CONTRACT = 'README.md, "Output contract" (under "Running experiments")'
+CONTRACT = "docs/output-contract.md"
 
 
 def fail(message: str) -> None:

@@ -3,10 +3,10 @@ r"""Run or resume one experiment.
   python -m launch.run --config=configs/gaussian.py:cpu --workdir=runs/gaussian_cpu \
       [--config.num_seeds=256 ...] [--overwrite]
 
-Writes DIR/config.json, DIR/metrics.jsonl and DIR/checkpoints/ (the output contract: README.md,
-"Output contract" under "Running experiments"); rerunning the same command resumes after the last
-checkpoint. Bad input ends with one ``error:`` line, exit code 2; Ctrl-C with one line naming the
-last recorded generation, exit code 130.
+Writes DIR/config.json, DIR/metrics.jsonl and DIR/checkpoints/ (the output contract:
+docs/output-contract.md); rerunning the same command resumes after the last checkpoint. Bad
+input ends with one ``error:`` line, exit code 2; Ctrl-C with one line naming the last recorded
+generation, exit code 130.
 """
 
 import jax

@@ -43,7 +43,7 @@ def test_every_config_variant_builds(name, arg):
 
     cfg = MODULES[name].get_config(arg)
     assert cfg.experiment == name
-    # cfg.variant rebuilds the same config (chain._variant_default relies on it).
+    # cfg.variant rebuilds the same config (chain.workdir._variant_default relies on it).
     assert cfg.variant == arg and MODULES[name].get_config(cfg.variant) == cfg
     fam = experiments.family(name)
     for _, _, run_cfg in sweep.expand(cfg, "/unused"):
@@ -340,9 +340,9 @@ def _listed(v):
 @pytest.mark.parametrize("arg", ["smoke", "separated_smoke", "variant=smoke,truth=separated"])
 def test_a_run_whose_config_json_holds_lists_resumes(tmp_path, arg):
     """config.json of a run started when the configs held lists (JSON has no tuples either) is
-    the same config as today's tuples: prepare_workdir does not refuse the workdir."""
+    the same config as today's tuples: Workdir.prepare does not refuse the workdir."""
     cfg = MODULES["gmm"].get_config(arg)
     old = _listed(cfg.to_dict())
     assert old["gmm"]["truth_means"] == [list(m) for m in cfg.gmm.truth_means]
     (tmp_path / "config.json").write_text(json.dumps(old))
-    assert chain.prepare_workdir(cfg, tmp_path, write=False) == tmp_path
+    assert chain.Workdir(tmp_path).prepare(cfg, write=False).path == tmp_path

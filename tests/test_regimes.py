@@ -193,7 +193,8 @@ def test_vae_fresh_never_reuses_a_real_example():
         return (x[:, 0, 0] + 256 * x[:, 0, 1]).tolist()
 
     used = ids(vae.original_data(None, truth, cfg))
-    step = jax.jit(lambda g: chain.fresh_data(vae.FAMILY, None, truth, 10, g, cfg))
+    ops = chain.step.family_ops(vae.FAMILY, cfg, truth)
+    step = jax.jit(lambda g: ops.fresh_data(None, 10, g))
     for g in range(1, 6):
         new = ids(step(jnp.int32(g)))
         assert len(set(new)) == 10 and not set(new) & set(used)

@@ -154,7 +154,10 @@ class _Measured:
         return self.legacy and self.models.has(g) and "metrics" in self.models.restore(g)[1]
 
     def has(self, g: int) -> bool:
-        return self.wd.measured(self.s, g).exists() or self._in_model(g)
+        # Metrics mark a generation done only beside its model: when the model was set aside as
+        # unreadable, the metrics are measured again, which fits (and saves) the model again.
+        measured = self.wd.measured(self.s, g).exists() and self.models.has(g)
+        return measured or self._in_model(g)
 
     def load(self, g: int) -> dict:
         path = self.wd.measured(self.s, g)

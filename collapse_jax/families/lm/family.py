@@ -1,4 +1,4 @@
-"""The paper's recursive LLM experiment as a host family of the chain (``chain.py``'s host path).
+"""The paper's recursive LLM experiment as a host family of the chain (``chain.host``).
 
 Shumailov et al., Sec. 4 / Fig. 1: OPT is fine-tuned on WikiText-2 token blocks (generation 0);
 generation n >= 1 continues original training blocks (the prompts, ``block_size`` tokens) with

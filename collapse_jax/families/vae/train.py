@@ -17,8 +17,8 @@ Micro-batches (``vae_cfg.micro_batch_size`` > 0): each batch's gradient is summe
 step as the whole batch's gradient, its sums in another order (float32 rounding apart). On a CPU
 it keeps the step's activations and patch matrices small: at batch 256 one seed's whole-batch
 epoch faults in about 220 MB of fresh buffers on every call (38 MB with micro-batches of 32), and
-micro-batches of 32 trained one seed about 1.15x faster at 16 steps per call (README,
-Benchmarks). Accelerators want the whole batch (0).
+micro-batches train one seed faster on a CPU (docs/performance.md has the measurements and
+their commands). Accelerators want the whole batch (0).
 """
 
 import math
