@@ -4,6 +4,10 @@ Fair timing: each side is called once untimed (compile, kernel selection, caches
 alternate round by round (order reversed every other round, so a load change on a shared machine
 hits both), and each side's median and spread (min-max over rounds) are reported. A ratio is the
 median of the per-round ratios, with their min-max.
+
+Like with like: every row names each side's ``Side`` (dtype, threads, device), and where the two
+differ the row's work says why or a second row runs the other way. The chain itself is reached
+through ``chain_fn`` only, so a change of the chain's API is one edit here.
 """
 
 import os
@@ -103,6 +107,48 @@ def rate(work: float, seconds: list[float]) -> Spread:
     return spread(work / s for s in seconds)
 
 
+class Side(NamedTuple):
+    """What one side of a row computed in and on: ``Side("float32", "XLA, 2 cores")``."""
+
+    dtype: str
+    threads: str
+    device: str = "cpu"
+
+    def __str__(self) -> str:
+        device = "" if self.device == "cpu" else f", {self.device}"
+        return f"{self.dtype}, {self.threads}{device}"
+
+
+def cores() -> int:
+    """CPU cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def jax_side() -> Side:
+    """Our side: JAX's default float (x64 or not) on its default device. XLA:CPU runs its ops on
+    a pool of one thread per core; on an accelerator the host threads do not matter."""
+    import jax
+
+    dtype = "float64" if jax.config.jax_enable_x64 else "float32"
+    dev = jax.devices()[0]
+    if dev.platform == "cpu":
+        n = cores()
+        return Side(dtype, f"XLA, {n} core{'s' if n != 1 else ''}")
+    return Side(dtype, "XLA", f"{dev.platform} {dev.device_kind}")
+
+
+def torch_side(dtype: str, device: str = "cpu") -> Side:
+    """PyTorch's side: ``torch.get_num_threads()`` intra-op threads (what the script set)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return Side(dtype, "PyTorch", f"cuda {torch.cuda.get_device_name(device)}")
+    return Side(dtype, f"PyTorch, {torch.get_num_threads()} threads")
+
+
 class Row(NamedTuple):
     """One line of the README's benchmark table; the timed cells keep their rounds' values."""
 
@@ -112,20 +158,28 @@ class Row(NamedTuple):
     reference: Cell | str
     ratio: Cell | str
     runs: tuple[float, ...] = ()  # each run's median ratio, once runs are pooled
+    ours_side: Side | None = None
+    reference_side: Side | None = None
 
 
 HEADER = "| work | command | ours | reference | ours vs reference (median [min-max]) |"
+SIDES = " dtype, threads: ours / reference |"
 
 
 def table(rows: list[Row]) -> str:
     runs = any(r.runs for r in rows)
+    sides = any(r.ours_side or r.reference_side for r in rows)
     header, rule = HEADER, "| --- | --- | ---: | ---: | ---: |"
+    if sides:
+        header, rule = header + SIDES, rule + " --- |"
     if runs:
         header = header.replace("(median [min-max])", "(median [min-max] over every round)")
         header, rule = header + " each run's median |", rule + " ---: |"
     lines = [header, rule]
     for r in rows:
         line = f"| {r.work} | `{r.command}` | {r.ours} | {r.reference} | {r.ratio} |"
+        if sides:
+            line += f" {r.ours_side or 'not recorded'} / {r.reference_side or 'not recorded'} |"
         if runs:
             line += " " + ", ".join(_g(x) for x in r.runs) + " |"
         lines.append(line)
@@ -133,24 +187,34 @@ def table(rows: list[Row]) -> str:
 
 
 def to_json(rows: list[Row]) -> list[dict]:
-    """Rows as JSON-able dicts, timed cells with every round's value."""
+    """Rows as JSON-able dicts, timed cells with every round's value, each side's dtype, threads
+    and device as a dict (``null`` for a side with none)."""
 
     def cell(c):
         if isinstance(c, Cell):
             return {"values": list(c.spread.values), "prefix": c.prefix, "suffix": c.suffix}
         return c
 
-    return [
-        {f: cell(v) if f in ("ours", "reference", "ratio") else v for f, v in r._asdict().items()}
-        for r in rows
-    ]
+    def value(f, v):
+        if f in ("ours", "reference", "ratio"):
+            return cell(v)
+        if f in ("ours_side", "reference_side"):
+            return v._asdict() if v is not None else None
+        return v
+
+    return [{f: value(f, v) for f, v in r._asdict().items()} for r in rows]
 
 
 def from_json(rows: list[dict]) -> list[Row]:
+    """Rows of ``to_json``; files written before the sides were recorded read with none."""
+
     def cell(c):
         if isinstance(c, dict):
             return Cell(spread(c["values"]), c["prefix"], c["suffix"])
         return c
+
+    def side(d):
+        return Side(**d) if d else None
 
     return [
         Row(
@@ -160,6 +224,8 @@ def from_json(rows: list[dict]) -> list[Row]:
             cell(r["reference"]),
             cell(r["ratio"]),
             tuple(r.get("runs", ())),
+            side(r.get("ours_side")),
+            side(r.get("reference_side")),
         )
         for r in rows
     ]
@@ -193,6 +259,45 @@ def pool(runs: list[list[Row]]) -> list[Row]:
             )
         )
     return out
+
+
+def chain_fn(cfg, fam=None, mesh=None):
+    """The chain of ``cfg`` as one callable ``fn(keys_S, truth) -> (carry_S, metrics)``:
+    generations 0 .. ``cfg.num_generations - 1`` of every seed through the programs ``chain.run``
+    executes (``Program.begin``, then one ``span`` call per checkpoint interval: no saves, no
+    records), under the config's matmul precision, metrics as ``{name: [G, S, ...]}`` on the
+    device (``chain.simulate``'s layout); it does not block. Every benchmark reaches the chain
+    through this function only, so that a change of the chain's API is one edit here
+    (``chain_inputs`` gives ``keys_S, truth``)."""
+    import jax
+    import jax.numpy as jnp
+
+    from collapse_jax import chain, experiments
+
+    fam = fam or experiments.family(cfg.experiment)
+    with jax.default_matmul_precision(cfg.matmul_precision):
+        program = chain.build(cfg, fam, mesh)
+
+    def fn(keys_S, truth):
+        with jax.default_matmul_precision(cfg.matmul_precision):
+            carry0_S, m0_S = program.begin(keys_S, truth)
+            carry_S, parts = carry0_S, [jax.tree.map(lambda a: a[None], m0_S)]
+            for gens, carry_S, m in program.spans(keys_S, truth, carry0_S):  # noqa: B007
+                n = len(gens)
+                parts.append(jax.tree.map(lambda r, n=n: r[:n], m))
+            return carry_S, jax.tree.map(lambda *r: jnp.concatenate(r), *parts)
+
+    return fn
+
+
+def chain_inputs(cfg, fam=None, mesh=None):
+    """``(keys_S, truth)`` of ``cfg``, placed on ``mesh`` when given (``chain.run``'s inputs)."""
+    from collapse_jax import experiments
+    from collapse_jax.chain import checks
+
+    fam = fam or experiments.family(cfg.experiment)
+    truth, keys_S = checks.inputs(cfg, fam, mesh)
+    return keys_S, truth
 
 
 def op_profile(fn: Callable[[], object], calls: int = 3, top: int = 12) -> str:

@@ -1,7 +1,7 @@
 r"""Every benchmark in its accelerator form, one command, one markdown table (about 8 minutes).
 
   python benchmarks/accelerator.py [--out=accelerator.md] [--only=gaussian,gmm,vae,opt,beam]
-  python benchmarks/accelerator.py --tiny     # the same code at toy sizes on CPU, in seconds
+  python benchmarks/accelerator.py --tiny     # every section at toy sizes on CPU (the tests)
 
 Sections (on one GPU; PyTorch on the same device where it is the reference):
   gaussian  the Gaussian chain at 10^4 and 10^5 seeds x 1000 generations, M = 100, both samplers
@@ -23,51 +23,28 @@ from pathlib import Path
 
 import _common  # first: puts the repository root on sys.path
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import chain, compile_cache, experiments, rng
-from configs import gaussian as gaussian_config
-from configs import gmm as gmm_config
+from collapse_jax import compile_cache
 
 # Dense bfloat16 peak, flop/s, by device kind (vendor data sheets, without sparsity).
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "A10G": 70e12}
 
 
-def _chain_call(cfg, fam_name):
-    """A blocking call of generations 1.. of ``cfg`` from a fixed generation 0."""
-    fam = experiments.family(fam_name)
-    with jax.default_matmul_precision(cfg.matmul_precision):
-        steps = chain.build(cfg, fam)
-        truth = fam.reference(cfg)
-        keys_S = rng.seed_keys(cfg.seed, cfg.num_seeds)
-        carry0 = jax.block_until_ready(steps.first(keys_S, truth)[0])
-    gens = jnp.arange(1, cfg.num_generations, dtype=jnp.int32)
-
-    def once():
-        carry = jax.tree.map(jnp.copy, carry0)  # the chunk donates its carry
-        with jax.default_matmul_precision(cfg.matmul_precision):
-            jax.block_until_ready(steps.chunk(keys_S, truth, carry, gens)[1])
-
-    return once
-
-
 def gaussian(tiny, rounds):
+    import gaussian_vs_numpy
+
     out = []
-    for seeds in (64,) if tiny else (10_000, 100_000):
-        sides = {}
-        for sampler in ("samples", "statistics"):
-            cfg = gaussian_config.get_config("paper")
-            cfg.num_seeds, cfg.samples_per_generation = seeds, 100
-            cfg.num_generations = 20 if tiny else 1000
-            cfg.gaussian.sampler, cfg.enable_x64 = sampler, jax.config.jax_enable_x64
-            sides[sampler] = _chain_call(cfg, "gaussian")
+    gens = 20 if tiny else 1000
+    for seeds in (100,) if tiny else (10_000, 100_000):
+        # What gaussian_vs_numpy.py times (estimator mle), so --tiny shares its --quick programs.
+        sides = {s: gaussian_vs_numpy.ours(seeds, gens, 100, s) for s in ("samples", "statistics")}
         t = _common.interleave(sides, rounds)
-        work = seeds * (cfg.num_generations - 1)
+        work = seeds * gens
         for sampler in sides:
             out.append(
                 _common.Row(
-                    f"Gaussian chain, {seeds} seeds x {cfg.num_generations} generations, M=100, "
+                    f"Gaussian chain, {seeds} seeds x {gens} generations, M=100, "
                     f"sampler={sampler}, seed-generations/s",
                     "python benchmarks/accelerator.py --only=gaussian",
                     str(_common.rate(work, t[sampler])),
@@ -75,38 +52,46 @@ def gaussian(tiny, rounds):
                     f"statistics vs samples {_common.ratio(t['samples'], t['statistics'])}x"
                     if sampler == "statistics"
                     else "",
+                    ours_side=_common.jax_side(),
                 )
             )
     return out
 
 
 def gmm(tiny, rounds):
+    import gmm_vs_sklearn
+
     out = []
     for m in (100,) if tiny else (1000, 10_000):
-        cfg = gmm_config.get_config("paper")
-        cfg.samples_per_generation, cfg.gmm.record_params = m, False
-        cfg.num_generations = 3 if tiny else 21
-        if tiny:
-            cfg.num_seeds = 4
-        t = _common.interleave({"ours": _chain_call(cfg, "gmm")}, rounds)
-        per_gen = [1e3 * v / (cfg.num_generations - 1) for v in t["ours"]]
+        # The paper's 100 seeds; tiny: what gmm_vs_sklearn.py --quick runs (its programs).
+        seeds, generations = (2, 1) if tiny else (100, 20)
+        once, _ = gmm_vs_sklearn.ours(seeds, m, generations)
+        t = _common.interleave({"ours": once}, rounds)
+        per_gen = [1e3 * v / (generations + 1) for v in t["ours"]]
         out.append(
             _common.Row(
-                f"GMM-EM chain (paper setting), {cfg.num_seeds} seeds, M={m}, ms per generation",
+                f"GMM-EM chain (paper setting), {seeds} seeds, M={m}, 1 + {generations} "
+                "generations, ms per generation of all seeds",
                 "python benchmarks/accelerator.py --only=gmm",
                 str(_common.spread(per_gen)),
                 "",
                 "",
+                ours_side=_common.jax_side(),
             )
         )
     return out
 
 
-def vae(tiny, rounds):
+def _torch_device(tiny: bool) -> str:
     import torch
+
+    return "cuda" if torch.cuda.is_available() and not tiny else "cpu"
+
+
+def vae(tiny, rounds):
     import vae_vs_torch
 
-    device = "cuda" if torch.cuda.is_available() and not tiny else "cpu"
+    device = _torch_device(tiny)
     v = vae_vs_torch.config(32 if tiny else 256).vae
     images = 64 if tiny else 2048
     x = vae_vs_torch.images(images)
@@ -124,6 +109,8 @@ def vae(tiny, rounds):
                 str(_common.rate(s * images, t["jax"])),
                 f"PyTorch ({device}) {_common.rate(s * images, t['torch'])}",
                 f"{_common.ratio(t['torch'], t['jax'])}x",
+                ours_side=_common.jax_side(),
+                reference_side=_common.torch_side("float32", device),
             )
         )
     return out
@@ -137,7 +124,7 @@ def opt(tiny, rounds):
     shape = opt_vs_torch.SETUPS["small"]["config"] if tiny else {}
     dtype = "float32" if tiny else "bfloat16"
     config = opt_lib.OPTConfig(**shape, dtype=dtype)
-    b, length = (2, 16) if tiny else (64, 64)
+    b, length = opt_vs_torch.QUICK_SHAPE if tiny else (64, 64)
     params = opt_lib.init_params(jax.random.key(0), config)
     ids_BxL = np.random.default_rng(0).integers(3, config.vocab_size, (b, length)).astype(np.int32)
     _, train = opt_vs_torch._jax_side(config, params, ids_BxL)
@@ -157,28 +144,31 @@ def opt(tiny, rounds):
             str(tokens_s),
             kind,
             mfu,
+            ours_side=_common.jax_side()._replace(
+                dtype="float32" if tiny else "bfloat16 compute, float32 parameters"
+            ),
         )
     ]
 
 
 def beam(tiny, rounds):
     import beam_vs_torch
-    import torch
 
-    device = "cuda" if torch.cuda.is_available() and not tiny else "cpu"
-    name, batch = ("small", 1) if tiny else ("opt-125m", 32)
-    if tiny:
-        beam_vs_torch.NEW_TOKENS = 4
-    r = beam_vs_torch.run(name, rounds, torch_device=device, batch=batch)
+    device = _torch_device(tiny)
+    name, batch, new_tokens = ("small", 1, 4) if tiny else ("opt-125m", 32, 64)
+    r = beam_vs_torch.run(name, rounds, torch_device=device, batch=batch, new_tokens=new_tokens)
     return [
         _common.Row(
-            f"beam search, OPT {name} ({r['params_m']:.0f}M), {batch} prompts, "
-            f"{beam_vs_torch.NUM_BEAMS} beams, {beam_vs_torch.NEW_TOKENS} new tokens, "
-            f"new tokens/s; same tokens {r['same_tokens']:.0%}",
+            f"beam search, OPT {name} ({r['params_m']:.0f}M), {r['batch']} prompts, "
+            f"{beam_vs_torch.NUM_BEAMS} beams, {r['new_tokens']} new tokens, "
+            f"new tokens/s; same tokens {r['same_tokens']:.0%}; our first call "
+            f"{r['compile_s']:.1f} s",
             "python benchmarks/accelerator.py --only=beam",
             str(r["ours_tok_s"]),
             f"transformers `generate` ({device}) {r['theirs_tok_s']}",
             f"{r['ratio']}x",
+            ours_side=r["ours_side"],
+            reference_side=r["theirs_side"],
         )
     ]
 
@@ -188,7 +178,9 @@ SECTIONS = {"gaussian": gaussian, "gmm": gmm, "vae": vae, "opt": opt, "beam": be
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tiny", action="store_true", help="toy sizes on CPU (what the tests run)")
+    p.add_argument(
+        "--tiny", "--quick", action="store_true", help="toy sizes on CPU (what the tests run)"
+    )
     p.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     p.add_argument("--rounds", type=int, default=None, help="timed rounds (default 3; tiny 1)")
     p.add_argument("--out", default=None, help="also write the markdown here")
@@ -217,6 +209,6 @@ def main(argv=None):
 if __name__ == "__main__":
     import sys
 
-    if "--tiny" in sys.argv:
+    if "--tiny" in sys.argv or "--quick" in sys.argv:
         jax.config.update("jax_platforms", "cpu")
     main()

@@ -3,6 +3,7 @@ r"""What recording costs: ``chain.run`` (store + metrics.jsonl + checkpoints) ag
   python benchmarks/metrics_store.py                        # gaussian cpu, 1,000 and 10,000 seeds
   python benchmarks/metrics_store.py --seeds=1000 --rounds=5 --profile
   python benchmarks/metrics_store.py --seeds=1000 --parts     # where run's extra time goes
+  python benchmarks/metrics_store.py --quick                  # gaussian smoke, 8 seeds, 1 round
 
 One process. Each program is compiled by an untimed first call (XLA's persistent cache then
 serves the timed calls' compile, so both sides still trace and lower their two programs, as a
@@ -20,6 +21,8 @@ Before timing, the untimed run's stored arrays are checked bit for bit against `
 100 seeds, seed statistics above) and, where that writes per-seed lines, also with the threshold at
 0 (``run, summary lines``). Bytes per value = the chunk files under ``DIR/metrics/per_seed`` over
 generations x seeds x metric values (4 = float32 uncompressed); metrics.jsonl is the text record.
+Both sides are the same chain in the config's dtype (float32 unless ``enable_x64``) on XLA's
+default threads (one per core); ``run`` adds host threads for its background saves and records.
 """
 
 import argparse
@@ -28,13 +31,11 @@ import io
 import os
 import pstats
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import _common  # first: puts the repository root on sys.path
 
 
 def _bytes(path: Path) -> int:
@@ -42,7 +43,7 @@ def _bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("c/**/*") if p.is_file())
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="1000,10000", help="comma-separated seed counts")
     parser.add_argument("--variant", default="cpu", help="configs/gaussian.py variant")
@@ -53,7 +54,12 @@ def main() -> None:
     parser.add_argument(
         "--parts", action="store_true", help="time run without records / saves (last seed count)"
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--quick", action="store_true", help="gaussian smoke, 8 seeds, 1 round (checks the script)"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.variant, args.rounds = "8", "smoke", 1
 
     import jax
     import numpy as np
@@ -83,7 +89,8 @@ def main() -> None:
             values = sum(v[0].size for v in sim.values()) * cfg.num_generations
             n_metrics = len(sim)
             variants = [("run", cfg.metrics.per_seed_max_seeds)]
-            if S <= cfg.metrics.per_seed_max_seeds:  # else "run" already writes summary lines
+            # else "run" already writes summary lines (--quick: one variant is enough)
+            if S <= cfg.metrics.per_seed_max_seeds and not args.quick:
                 variants.append(("run, summary lines", 0))
             for label, threshold in variants:
                 c = cfg.copy_and_resolve_references()
@@ -134,6 +141,7 @@ def main() -> None:
         f"\ngaussian:{args.variant} ({n_metrics} scalar metrics per seed and generation, "
         f"{cfg.num_generations} generations, M = {cfg.samples_per_generation}, checkpoint every "
         f"{cfg.checkpoint.every_generations} and at {list(cfg.checkpoint.keep_generations)}), "
+        f"{'float64' if cfg.enable_x64 else 'float32'}, XLA's default threads on "
         f"{os.cpu_count()} CPUs, load average {load_start:.1f} at the start and "
         f"{os.getloadavg()[0]:.1f} at the end, jax {jax.__version__}, "
         f"{args.rounds} rounds, {time.perf_counter() - t_start:.0f} s in all\n"
@@ -153,7 +161,7 @@ def _parts(cfg_run, cfg_sim, tmp: Path, rounds: int, once) -> None:
     """run with its records and/or checkpoint saves replaced by no-ops, against simulate."""
     import jax
 
-    from collapse_jax import chain, experiments, rng
+    from collapse_jax import chain
     from collapse_jax import checkpoint as checkpoint_lib
     from collapse_jax import metrics as metrics_lib
 
@@ -187,9 +195,7 @@ def _parts(cfg_run, cfg_sim, tmp: Path, rounds: int, once) -> None:
             f"  {name}: {statistics.median(t):.2f} s ({statistics.median(t) / sim:.2f}x simulate)"
         )
     # The saves alone: the run's carry, saved as often as the run saves it.
-    fam = experiments.family(cfg_run.experiment)
-    steps = chain.build(cfg_run, fam)
-    carry, _ = steps.first(rng.seed_keys(cfg_run.seed, cfg_run.num_seeds), fam.reference(cfg_run))
+    carry, _ = _common.chain_fn(cfg_run)(*_common.chain_inputs(cfg_run))
     ck = cfg_run.checkpoint
     ends = [
         0,

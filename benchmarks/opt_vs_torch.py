@@ -2,14 +2,24 @@
 
     python benchmarks/opt_vs_torch.py                 # small config and the OPT-125m shape
     python benchmarks/opt_vs_torch.py --only=small    # one of them
-    python benchmarks/opt_vs_torch.py --dtype=bfloat16  # our bf16 compute on an accelerator
+    python benchmarks/opt_vs_torch.py --dtype=bfloat16  # bf16 compute on both sides
+    python benchmarks/opt_vs_torch.py --quick         # small shape, B=2 L=16, 1 round
+
+Setups: ``small``, a from-scratch OPT of hidden 256, 4 layers, 4 heads, ffn 1024, an 8192-token
+vocabulary (twice the width and depth of the scratch model ``configs/opt_finetune.py:cpu``
+trains: hidden 128, 2 layers), B=16 x 64 tokens; ``opt-125m``, facebook/opt-125m's shape with the
+paper's 64-token blocks and a CPU-sized batch of 4.
 
 Both sides run the same config, batch and sequence length from the same weights (converted
-with collapse_jax.families.lm.convert), float32, in the same process:
+with collapse_jax.families.lm.convert), in the same process, with float32 parameters and the
+compute dtype of ``--dtype``: float32, or bfloat16 (ours: ``OPTConfig.dtype``, parameters cast
+at use; softmax, layer-norm statistics and logits in float32; PyTorch: ``torch.autocast`` to bfloat16 on
+the forward and loss, its own choice of float32 ops). Tasks:
   forward:  logits of a batch (torch under no_grad, ours jitted);
   training: one AdamW step on the next-token loss with dropout on (torch: loss.backward() and
             optimizer.step(); ours: one jitted optax step with the state donated).
-Torch gets 2 threads, the number of cores of the reference CPU machine; XLA uses every core.
+Torch gets 2 threads (``--torch-threads``), the number of cores of the reference CPU machine;
+XLA runs one thread per core; each row names both sides' dtype and threads.
 On a machine loaded by other processes torch's OpenMP pool degrades far more than XLA's (busy
 waiting on descheduled threads): compare with --torch-threads=1 there before trusting a ratio.
 The two sides alternate round by round so that load from other processes hits both alike;
@@ -26,10 +36,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from collapse_jax import compile_cache
 from collapse_jax.families.lm import convert, opt, perplexity
 
 SETUPS = {
-    # A from-scratch CPU model of the size the `cpu` fine-tuning config trains.
+    # A from-scratch CPU model, twice the width and depth of configs/opt_finetune.py:cpu's.
     "small": dict(
         config=dict(
             vocab_size=8192,
@@ -89,6 +100,10 @@ def _jax_side(config, params, ids_BxL):
 
 
 def _torch_side(config, params, ids_BxL, device="cpu"):
+    """PyTorch's forward and training step; under ``torch.autocast`` to bfloat16 when
+    ``config.dtype`` is bfloat16 (float32 parameters and AdamW state, as ours)."""
+    import contextlib
+
     import torch
     import transformers
 
@@ -101,16 +116,23 @@ def _torch_side(config, params, ids_BxL, device="cpu"):
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01)
     x = torch.from_numpy(np.asarray(ids_BxL, np.int64)).to(device)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    device_type = "cuda" if device.startswith("cuda") else "cpu"
+
+    def compute():
+        if config.dtype == "bfloat16":
+            return torch.autocast(device_type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def run_forward():
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), compute():
             model(input_ids=x).logits  # noqa: B018
         sync()
 
     def run_train():
         model.train()
-        loss = model(input_ids=x, labels=x).loss
+        with compute():
+            loss = model(input_ids=x, labels=x).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -119,10 +141,11 @@ def _torch_side(config, params, ids_BxL, device="cpu"):
     return run_forward, run_train
 
 
-def bench(name: str, dtype: str, rounds: int, steps: int) -> list[tuple]:
+def bench(name: str, dtype: str, rounds: int, steps: int, shape=None) -> list[tuple]:
+    """``shape``: ``(B, L)`` instead of the setup's."""
     setup = SETUPS[name]
     config = opt.OPTConfig(**setup["config"], dtype=dtype)
-    b, l = setup["batch"], setup["length"]
+    b, l = shape or (setup["batch"], setup["length"])
     params = opt.init_params(jax.random.key(0), config)
     ids_BxL = np.random.default_rng(0).integers(3, config.vocab_size, (b, l)).astype(np.int32)
     ours = dict(zip(("forward", "train"), _jax_side(config, params, ids_BxL), strict=True))
@@ -145,36 +168,54 @@ def bench(name: str, dtype: str, rounds: int, steps: int) -> list[tuple]:
     return rows
 
 
+# What --quick and accelerator.py --tiny run: the small shape at a toy batch (one compile each).
+QUICK_SHAPE = (2, 16)
+
+
 def rows(only=None, dtype="float32", rounds=5, steps=3, quick=False, torch_threads=2):
     import torch
 
+    shape = None
     if quick:
-        only, rounds, steps = "small", 2, 1
+        only, rounds, steps, shape = "small", 1, 1, QUICK_SHAPE
     torch.set_num_threads(torch_threads)
+    compute = "float32" if dtype == "float32" else "bfloat16 compute, float32 parameters"
+    ours_side = _common.jax_side()._replace(dtype=compute)
+    theirs_side = _common.torch_side(
+        compute if dtype == "float32" else "bfloat16 autocast, float32 parameters"
+    )
     out = []
     for name in [only] if only else list(SETUPS):
-        for setup, shape, task, a, b, r in bench(name, dtype, rounds, steps):
+        for setup, shape_s, task, a, b, r in bench(name, dtype, rounds, steps, shape):
+            cmd = f"python benchmarks/opt_vs_torch.py --only={setup}"
+            cmd += f" --dtype={dtype}" if dtype != "float32" else ""
+            cmd += " --quick" if quick else ""
             out.append(
                 _common.Row(
-                    f"OPT {task} tokens/s, {setup} shape, {shape}, {dtype}, torch {torch_threads} threads",
-                    f"python benchmarks/opt_vs_torch.py --only={setup}",
+                    f"OPT {task} tokens/s, {setup} shape, {shape_s}, {dtype}",
+                    cmd,
                     _common.Cell(a),
                     _common.Cell(b, "transformers "),
                     _common.Cell(r, suffix="x"),
+                    ours_side=ours_side,
+                    reference_side=theirs_side,
                 )
             )
     return out
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=sorted(SETUPS), default=None)
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="calls per timed round")
     parser.add_argument("--torch-threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="small setup, 2 rounds of 1 step")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--quick", action="store_true", help=f"small setup at B, L = {QUICK_SHAPE}, 1 round"
+    )
+    args = parser.parse_args(argv)
+    compile_cache.enable()
     print(_common.machine())
     out = rows(args.only, args.dtype, args.rounds, args.steps, args.quick, args.torch_threads)
     print(_common.table(out))

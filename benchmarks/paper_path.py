@@ -2,6 +2,8 @@
 
     python benchmarks/paper_path.py --workdir=/tmp/paper_path              # OPT-125m's shape
     python benchmarks/paper_path.py --workdir=/tmp/paper_tiny --model=tiny  # same path, tiny width
+    python benchmarks/paper_path.py --memory      # XLA's memory analysis of one fine-tuning step
+    python benchmarks/paper_path.py --quick       # --memory at the tiny width (seconds; no run)
 
 1. Builds an OPT with random weights, transformers' ``OPTConfig`` defaults for facebook/opt-125m
    (12 layers, hidden 768, 12 heads, ffn 3072, vocab 50272, 2048 positions) or a tiny one, and
@@ -27,6 +29,14 @@
 
 Timing records go to ``DIR/stage_times.jsonl``, the summary to ``DIR/paper_path.json``.
 
+``--memory`` only lowers and compiles one fine-tuning step of the paper's config (batch 128 x 64
+tokens, AdamW, state donated) from abstract shapes and prints XLA's memory analysis: 2026-12-07,
+jax 0.10.2, 2-core AMD EPYC: at OPT-125m's shape (125.2M parameters) the step's arguments, i.e. the state it
+keeps (parameters 0.47 GiB, AdamW's two moments, the step, 128 training blocks), are 1.40 GiB;
+its outputs (1.40 GiB) all reuse the donated arguments' buffers, so the state is 1.40 GiB, not
+twice that; its temporaries are 11.31 GiB (the (8192, 50272) float32 logits, their softmax and
+gradient, 12 layers of activations); peak about 12.7 GiB.
+
 Measured on the 2-core Xeon with 23 GB of memory:
   tiny (shared by several busy processes, load average 11-16): both runs 8.5 min of wall time but
     1 CPU-minute, every stage timed, the rerun resumed (no beam search of the data, one
@@ -37,10 +47,10 @@ Measured on the 2-core Xeon with 23 GB of memory:
     metrics: it is now saved before them), exit 0, metrics.jsonl complete with 2
     generations. Warm seconds per block: fine-tuning 0.339 per epoch, validation 0.135, beam
     search 1.34, data perplexity 0.108, test perplexity + tail 0.097. A fine-tuning step at the
-    paper's batch of 128 x 64 tokens needs 11.5 GiB of XLA temporaries (the (8192, 50272) float32
-    logits, their softmax and gradient, 12 layers of activations;
-    ``jit(...).lower(...).compile().memory_analysis()``) besides 1.4 GiB of parameters and AdamW
-    state: an earlier attempt on the machine shared with six other jobs was killed for memory.
+    paper's batch of 128 x 64 tokens then needed 11.5 GiB of XLA temporaries besides 1.4 GiB of
+    parameters and AdamW state (``--memory``, above; 11.31 GiB of temporaries on 2026-12-07 on a
+    2-core AMD EPYC, same jax): an earlier attempt on the machine shared with six other jobs was
+    killed for memory.
 """
 
 from __future__ import annotations
@@ -382,9 +392,63 @@ def paper_flops(hf: dict, blocks=PAPER_BLOCKS, paper=PAPER) -> dict[str, float]:
     return out
 
 
+def step_memory(model: str = "opt-125m", batch: int = 128, blocks: int = 128) -> dict:
+    """XLA's memory analysis of one fine-tuning step of the paper's config at ``model``'s shape
+    (``finetune.make_train_step``, batch ``batch`` x 64 tokens, ``blocks`` training blocks on the
+    device), lowered from abstract shapes (nothing allocated): bytes of the arguments (the
+    parameters, AdamW's two moments, the step, the training blocks), of the outputs, of the outputs
+    aliased to donated arguments, and of the temporaries. The state the step keeps is the
+    arguments; a step holds arguments + temporaries + unaliased outputs at its peak."""
+    import jax
+    import jax.numpy as jnp
+
+    from collapse_jax.families.lm import finetune, opt
+    from configs import opt_wikitext
+
+    cfg = opt_wikitext.get_config("paper")
+    config = opt.OPTConfig(**MODELS[model])
+    optimizer = finetune.make_optimizer(cfg.finetune, steps_per_epoch=1)
+    step = finetune.make_train_step(config, optimizer)
+    params = jax.eval_shape(lambda: opt.init_params(jax.random.key(0), config))
+    state = finetune.TrainState(
+        params, jax.eval_shape(optimizer.init, params), jax.ShapeDtypeStruct((), jnp.int32)
+    )
+    train = jax.ShapeDtypeStruct((blocks, BLOCK), jnp.int32)
+    index = jax.ShapeDtypeStruct((batch,), jnp.int32)
+    key = jax.eval_shape(lambda: jax.random.key(0))
+    m = step.lower(state, train, index, key).compile().memory_analysis()
+    leaves = jax.tree.leaves(params)
+    out = {
+        "model": model,
+        "batch": batch,
+        "params": sum(math.prod(x.shape) for x in leaves),
+        "param_bytes": sum(math.prod(x.shape) * x.dtype.itemsize for x in leaves),
+        "argument_bytes": m.argument_size_in_bytes,
+        "output_bytes": m.output_size_in_bytes,
+        "alias_bytes": m.alias_size_in_bytes,
+        "temp_bytes": m.temp_size_in_bytes,
+    }
+    out["peak_bytes"] = out["argument_bytes"] + out["temp_bytes"]
+    out["peak_bytes"] += out["output_bytes"] - out["alias_bytes"]
+    return out
+
+
+def print_memory(mem: dict) -> None:
+    gib = 2.0**30
+    print(
+        f"fine-tuning step, {mem['model']} shape ({mem['params'] / 1e6:.1f}M parameters), batch "
+        f"{mem['batch']} x {BLOCK} tokens, XLA memory analysis: arguments "
+        f"{mem['argument_bytes'] / gib:.2f} GiB (parameters {mem['param_bytes'] / gib:.2f} GiB, "
+        f"AdamW's two moments, the step and the training blocks), temporaries "
+        f"{mem['temp_bytes'] / gib:.2f} GiB, outputs {mem['output_bytes'] / gib:.2f} GiB of which "
+        f"{mem['alias_bytes'] / gib:.2f} GiB reuse the donated state; peak about "
+        f"{mem['peak_bytes'] / gib:.2f} GiB"
+    )
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workdir", required=True, type=Path)
+    parser.add_argument("--workdir", type=Path, help="the run's folder (required to run)")
     parser.add_argument("--model", choices=sorted(MODELS), default="opt-125m")
     parser.add_argument("--blocks", type=int, default=128, help="train and eval blocks (>= 128)")
     parser.add_argument(
@@ -393,7 +457,20 @@ def main(argv=None) -> dict:
         help="STAGE:N: the first run stops after the N-th call of STAGE ('' runs it through); "
         "a second run resumes it (or, when it finished, finds nothing left to do)",
     )
+    parser.add_argument(
+        "--memory", action="store_true", help="XLA's memory analysis of one step, no run"
+    )
+    parser.add_argument("--quick", action="store_true", help="--memory --model=tiny")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.memory, args.model = True, "tiny"
+    if args.memory:
+        print(_common.machine(), flush=True)
+        mem = step_memory(args.model)
+        print_memory(mem)
+        return mem
+    if args.workdir is None:
+        parser.error("--workdir: expected a folder for the run, got none")
     workdir = args.workdir.expanduser().resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     print(_common.machine(), flush=True)

@@ -1,8 +1,8 @@
-r"""Regenerate the README's benchmark table from several runs of every CPU benchmark.
+r"""Regenerate the benchmark table of docs/performance.md from several runs of every CPU benchmark.
 
   python benchmarks/run_all.py [--runs=1] [--quick] [--only=gaussian,gmm,vae,opt,beam]
-                               [--json=PATH] [--against=PATH] [--readme]
-  python benchmarks/run_all.py --table=PATH [--readme]
+                               [--json=PATH] [--against=PATH] [--docs]
+  python benchmarks/run_all.py --table=PATH [--docs]
 
 Each benchmark warms both sides up, interleaves rounds and reports median [min-max]
 (``_common.py``). ``--runs=N`` runs every benchmark N times, each time in a fresh process (run
@@ -11,10 +11,10 @@ is the median [min-max] over every round of every run, and the last column gives
 median ratio. ``--json`` keeps every round's numbers; ``--against`` compares this run's median
 ratios with the spreads of an earlier ``--json`` and says which land inside them (the README's
 reproduction check); ``--table`` prints an earlier ``--json``'s table and runs nothing (the
-README's table is ``--table=benchmarks/results/cpu-DATE.json --readme``). ``--quick`` runs every
-benchmark at its quick size (minutes, for checking the script, not for quoting). ``--readme``
+committed table is ``--table=benchmarks/results/cpu-DATE.json --docs``). ``--quick`` runs every
+benchmark at its quick size (minutes, for checking the script, not for quoting). ``--docs``
 replaces the table between the ``<!-- benchmarks:begin -->`` and ``<!-- benchmarks:end -->``
-lines of README.md; otherwise the markdown is printed. Quote a ratio only from an idle machine,
+lines of docs/performance.md; otherwise the markdown is printed. Quote a ratio only from an idle machine,
 and only where a second run lands inside the first's spread.
 """
 
@@ -89,10 +89,10 @@ def against(rows: list[_common.Row], earlier: list[_common.Row]) -> tuple[str, i
     return "\n".join(lines), outside
 
 
-def replace_table(readme: str, block: str) -> str:
-    if BEGIN not in readme or END not in readme:
-        raise SystemExit(f"README.md: no {BEGIN} ... {END} block to replace")
-    head, rest = readme.split(BEGIN, 1)
+def replace_table(doc: str, block: str) -> str:
+    if BEGIN not in doc or END not in doc:
+        raise SystemExit(f"docs/performance.md: no {BEGIN} ... {END} block to replace")
+    head, rest = doc.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{BEGIN}\n{block}\n{END}{tail}"
 
@@ -108,7 +108,7 @@ def load(path: str) -> dict:
 
 
 def block(record: dict) -> str:
-    """The README's block: what ran, for how long, on what machine, and the pooled table."""
+    """The table's block: what ran, for how long, on what machine, and the pooled table."""
     return (
         f"Measured {record['date']} by `python benchmarks/run_all.py{record['flags']}` in "
         f"{record['seconds']:.0f} s on: {record['machine']}.\n\n"
@@ -124,9 +124,11 @@ def main(argv=None):
     p.add_argument("--json", help="write every run's rounds here")
     p.add_argument("--against", help="an earlier --json: do this run's ratios land in its spreads?")
     p.add_argument(
-        "--table", help="an earlier --json: print (--readme: write) its table, run nothing"
+        "--table", help="an earlier --json: print (--docs: write) its table, run nothing"
     )
-    p.add_argument("--readme", action="store_true", help="rewrite README.md's table in place")
+    p.add_argument(
+        "--docs", action="store_true", help="rewrite docs/performance.md's table in place"
+    )
     p.add_argument("--child_json", help=argparse.SUPPRESS)  # one run of --only, for --runs
     a = p.parse_args(argv)
     names = [n for n in a.only.split(",") if n]
@@ -162,8 +164,8 @@ def main(argv=None):
             )
         record["runs"] = runs
     text = block(record)
-    if a.readme:
-        path = _common.ROOT / "README.md"
+    if a.docs:
+        path = _common.ROOT / "docs" / "performance.md"
         path.write_text(replace_table(path.read_text(), text))
         print(f"wrote {path}")
     print(text)

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from collapse_jax import chain, mixing
+from collapse_jax import chain, compile_cache, mixing
 from collapse_jax.errors import ConfigError
 from collapse_jax.families.vae import family, train
 from configs import vae as vae_config
@@ -121,6 +121,10 @@ def torch_side(num_seeds, x_NxHxW, vae_cfg, device="cpu"):
     return once
 
 
+# --quick (and accelerator.py --tiny): one seed, 64 images in batches of 32 (seconds, one compile).
+QUICK_IMAGES = 64
+
+
 def rows(
     seeds=(1, 8),
     n=2048,
@@ -131,11 +135,12 @@ def rows(
     seed_batch=1,
 ):
     if quick:
-        seeds, n, rounds = (1,), 256, 2
+        seeds, n, batch_size, micro_batch_size, rounds = (1,), QUICK_IMAGES, 32, 16, 1
     v = config(batch_size).vae
     micro = config(batch_size, micro_batch_size, seed_batch).vae
     x = images(n)
     cmd = "python benchmarks/vae_vs_torch.py" + (" --quick" if quick else "")
+    ours_side, theirs_side = _common.jax_side(), _common.torch_side("float32")
     out = []
     for s in seeds:
         sides = {"cpu": jax_side(s, x, micro, seed_batch), "whole": jax_side(s, x, v)}
@@ -154,13 +159,15 @@ def rows(
                     _common.Cell(_common.rate(work, t[side])),
                     _common.Cell(_common.rate(work, t["torch"]), "PyTorch "),
                     _common.Cell(_common.ratio(t["torch"], t[side]), suffix="x"),
+                    ours_side=ours_side,
+                    reference_side=theirs_side,
                 )
             )
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="1,8")
     ap.add_argument("--images", type=int, default=2048)
     ap.add_argument("--batch_size", type=int, default=256)
@@ -169,13 +176,18 @@ def main():
         "--micro_batch_size", type=int, default=32, help="vae.micro_batch_size of our first side"
     )
     ap.add_argument("--seed_batch", type=int, default=1, help="seed_batch of our first side")
-    ap.add_argument("--quick", action="store_true", help="S=1, 256 images, 2 rounds")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"S=1, {QUICK_IMAGES} images, batch 32, micro-batches of 16, 1 round",
+    )
     ap.add_argument(
         "--profile",
         action="store_true",
         help="per-op time of our S=1 epoch (with --micro_batch_size) instead (xprof)",
     )
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
+    compile_cache.enable()
     try:
         cfg = config(a.batch_size, a.micro_batch_size, a.seed_batch)
     except ConfigError as e:

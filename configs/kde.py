@@ -47,6 +47,10 @@ def get_config(arg=None):
     k = cfg.kde = ml_collections.ConfigDict()
     k.dataset = "moons"  # blobs | circles | moons | swiss_roll
     k.noise = 0.05  # std of the Gaussian noise of circles, moons and swiss_roll (sklearn's noise)
+    # Angles of circles and moons: "linspace" (sklearn's make_circles / make_moons, which Kazdan
+    # et al. used: an even grid per group, shuffled) or "iid" (uniform draws; same marginal, a
+    # noisier dataset). families/kde.py says how they differ.
+    k.angles = "linspace"
     k.circles_factor = 0.8  # inner radius of circles (sklearn's factor)
     # sklearn make_blobs(n_features=2, random_state=0)'s three centres, std 1 (sklearn defaults).
     k.blob_centers = ((0.976, 4.304), (2.055, 0.898), (-1.527, 2.918))

@@ -96,7 +96,26 @@ def test_launcher_bad_value_is_one_clear_line(tmp_path):
 
 
 def test_ridge_allows_t_below_d():
-    linear_regression.validate(cfg_for(t=3, **{"linear_regression.ridge": 0.1}))
+    # T = 2 < d = 3: X^T X is singular, so only the ridge term makes the fit defined. The config
+    # validates, the fit is numpy's ridge solution, and a short chain stays finite.
+    cfg = cfg_for(t=2, **{"linear_regression.ridge": 0.1})
+    linear_regression.validate(cfg)
+    g = np.random.default_rng(1)
+    x, y = g.normal(size=(2, 3)), g.normal(size=2)
+    xy = jnp.asarray(np.concatenate([x, y[:, None]], 1), jnp.float32)
+    state0 = linear_regression.State(jnp.zeros(3), xy[:, :3])
+    got = linear_regression.fit(None, state0, mixing.full(xy), cfg).w_D
+    want = np.linalg.solve(x.T @ x / 2 + 0.1 * np.eye(3), x.T @ y / 2)
+    # The normal matrix's condition number is about (|x|^2 / 2 + 0.1) / 0.1 < 1e3 here, so
+    # float32 Cholesky is good to ~1e3 * 6e-8 relative: 1e-4 leaves room.
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    cfg.num_seeds, cfg.num_generations = 3, 3
+    for k, v in chain.simulate(cfg).items():
+        assert np.all(np.isfinite(v)), k
+    # Without the ridge the same T is refused (bad-config case above) and the fit is undefined.
+    cfg.linear_regression.ridge = 0.0
+    with pytest.raises(ConfigError, match="samples_per_generation"):
+        linear_regression.validate(cfg)
 
 
 @pytest.mark.parametrize("ridge", [0.0, 0.3])

@@ -117,18 +117,9 @@ def test_gmm_vmapped_chain_equals_loop(case):
     with jax.enable_x64(True):
         cfg = config("gmm", case, generations=3)
         cfg.enable_x64 = True
-        got = chain.simulate(cfg)
-        one = cfg.copy_and_resolve_references()
-        one.num_seeds = 1
-        steps, truth = chain.build(one), experiments.family("gmm").reference(one)
-        keys = rng.seed_keys(cfg.seed, cfg.num_seeds)
-        gens = jnp.arange(1, cfg.num_generations, dtype=jnp.int32)
-        for s in range(cfg.num_seeds):
-            carry, m0 = steps.first(keys[s : s + 1], truth)
-            _, m = steps.chunk(keys[s : s + 1], truth, carry, gens)
-            for k, v in got.items():
-                loop = np.concatenate([np.asarray(m0[k]), np.asarray(m[k])[0]])
-                np.testing.assert_allclose(v[:, s], loop, rtol=1e-9, atol=1e-12, err_msg=k)
+        got, loop = chain.simulate(cfg), chain.simulate_per_seed(cfg)
+        for k, v in got.items():
+            np.testing.assert_allclose(v, loop[k], rtol=1e-9, atol=1e-12, err_msg=k)
 
 
 @pytest.mark.parametrize(

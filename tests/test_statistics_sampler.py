@@ -73,16 +73,33 @@ def _within(x_S, expected, name, k=5.0):
     assert abs(x_S.mean() - expected) < k * se, (name, x_S.mean(), expected, se)
 
 
-@pytest.mark.parametrize("estimator", ["unbiased", pytest.param("mle", marks=pytest.mark.slow)])
-def test_gaussian_statistics_match_theory_at_a_million_samples(estimator):
-    # M = 10^6 costs what M = 5 does: the fit's statistics are drawn, not the samples.
+def test_gaussian_statistics_match_theory_at_a_million_samples():
+    # M = 10^6 costs what M = 5 does: the fit's statistics are drawn, not the samples. Here the
+    # two estimators' expectations differ by n / M = 7e-6, far inside the band (5 s.e. = 1.3e-4
+    # for the variance): which estimator is checked below, at an M that tells them apart.
     m, gens = 10**6, 8
-    cfg = _gaussian("statistics", m=m, seeds=20000, generations=gens)
-    cfg.gaussian.estimator = estimator
-    out = chain.simulate(cfg)
+    out = chain.simulate(_gaussian("statistics", m=m, seeds=20000, generations=gens))
     n = gens - 1
-    _within(out["variance"][n], theory.expected_variance(n, m, estimator), "variance")
-    _within(out["mean_error"][n], theory.expected_mean_error(n, m, estimator), "mean_error")
+    _within(out["variance"][n], theory.expected_variance(n, m), "variance")
+    _within(out["mean_error"][n], theory.expected_mean_error(n, m), "mean_error")
+
+
+@pytest.mark.parametrize("estimator", ["unbiased", "mle"])
+def test_gaussian_statistics_tell_the_estimators_apart(estimator):
+    # E[sigma_n^2] = r^(n+1) with r = 1 (unbiased) or (M-1)/M (mle): at M = 1000 and n = 15 the
+    # two differ by 0.016, while the seed mean's standard error is about sqrt(2 (n+1) / M / S)
+    # = 1.3e-3. The band (5 s.e.) around this estimator's expectation must exclude the other's;
+    # that is asserted from the seeds' own standard error, then the seed mean must lie in it.
+    m, gens, seeds = 1000, 16, 20000
+    cfg = _gaussian("statistics", m=m, seeds=seeds, generations=gens)
+    cfg.gaussian.estimator = estimator
+    var_S = chain.simulate(cfg)["variance"][gens - 1].astype(np.float64)
+    n = gens - 1
+    other = "mle" if estimator == "unbiased" else "unbiased"
+    want, wrong = (theory.expected_variance(n, m, e) for e in (estimator, other))
+    se = var_S.std(ddof=1) / np.sqrt(seeds)
+    assert abs(want - wrong) > 2 * 5.0 * se, (want, wrong, se)  # the bands do not overlap
+    _within(var_S, want, f"variance ({estimator})")
 
 
 def test_discrete_statistics_match_theory():
@@ -197,3 +214,77 @@ def test_statistics_run_resumes_exactly(tmp_path):
     whole = (tmp_path / "whole" / "metrics.jsonl").read_text()
     assert len(whole.splitlines()) == 6
     assert (tmp_path / "resumed" / "metrics.jsonl").read_text() == whole
+
+
+# ------------------------------------------------------------------------------------------------
+# The batched chi-square sampler (sufficient.chi2) against scipy.stats.chi2.
+
+CHI2_DRAWS = 100_000
+
+
+def _chi2_draws(df, candidates=None, key=0, n=CHI2_DRAWS):
+    keys = jax.random.split(jax.random.key(key), n)
+    if candidates is None:
+        draw = lambda k: sufficient.chi2(k, df)  # noqa: E731
+    else:
+        # Fewer candidates than the sampler uses, so that the fallback loop runs often.
+        alpha = jnp.float32(df / 2)
+        width = 2 * candidates + (df < 2)
+
+        def draw(k):
+            f_W = jax.random.uniform(k, (width,))
+            return 2.0 * sufficient._gamma_from(k, f_W, alpha, candidates)
+
+    return np.asarray(jax.jit(jax.vmap(draw))(keys), np.float64)
+
+
+def _chi2_moments_within(x, df):
+    # E[X] = k, Var X = 2k, E[(X - k)^3] = 8k: each within 5 standard errors of the seeds' own.
+    n = x.size
+    for terms, want in ((x, df), ((x - df) ** 2, 2 * df), ((x - df) ** 3, 8 * df)):
+        se = terms.std(ddof=1) / np.sqrt(n)
+        assert abs(terms.mean() - want) < 5.0 * se, (df, terms.mean(), want, se)
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 5, 10, 99, 999])
+def test_chi2_is_exact_in_distribution(df):
+    # df = 1: Gamma(1/2) through Marsaglia-Tsang's boost (Gamma(a + 1) U^(1/a)).
+    x = _chi2_draws(df)
+    assert np.all(x > 0)
+    p = scipy.stats.kstest(x, scipy.stats.chi2(df).cdf).pvalue
+    assert p > P_MIN, f"chi2_{df}: KS p = {p:.2g}"
+    _chi2_moments_within(x, df)
+
+
+@pytest.mark.parametrize("df", [1, 2, 5])
+def test_chi2_fallback_loop_is_exact(df):
+    # One candidate per try: 2-5% of draws reject it and take the while_loop's later batches.
+    x = _chi2_draws(df, candidates=1, key=1)
+    p = scipy.stats.kstest(x, scipy.stats.chi2(df).cdf).pvalue
+    assert p > P_MIN, f"chi2_{df} (fallback): KS p = {p:.2g}"
+    _chi2_moments_within(x, df)
+
+
+def test_chi2_candidates_bound_the_fallback():
+    # K candidates all reject with probability (1 - p(a))^K; 1 - p(a) < reject_bound(a) for
+    # a >= 1 (Marsaglia-Tsang's acceptance, integrated numerically below at a few a).
+    from scipy import integrate
+
+    def reject(a):
+        # P(v <= 0) + E[1 - min(1, ratio)]: the rejected mass itself, so that quad's absolute
+        # tolerance is small against it even where it is ~1e-7.
+        d = a - 1 / 3
+        c = 1 / np.sqrt(9 * d)
+
+        def f(x):
+            v = (1 + c * x) ** 3
+            log_ratio = 0.5 * x * x + d - d * v + d * np.log(v)
+            return -np.expm1(min(0.0, log_ratio)) * scipy.stats.norm.pdf(x)
+
+        inside = integrate.quad(f, -1 / c, 40, limit=400, points=[0], epsabs=1e-12)[0]
+        return scipy.stats.norm.cdf(-1 / c) + inside
+
+    for a in (1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 49.5, 500.0, 5e4):
+        k = sufficient.gamma_candidates(a)
+        r = reject(a)
+        assert r < sufficient.reject_bound(a) and r**k < 1e-6, (a, r, k)

@@ -247,18 +247,6 @@ class Program:
             yield np.arange(last + 1, end + 1, dtype=np.int32), carry_S, m
             last = end
 
-    def chunk(self, keys_S, truth, carry_S, generations_G):
-        """Deprecated, for the benchmarks until they call ``spans``: the consecutive
-        ``generations_G`` by ``span`` calls of at most ``length``, metrics ``[S, G, ...]``."""
-        start, stop, parts = int(generations_G[0]), int(generations_G[-1]) + 1, []
-        while start < stop:
-            n = min(self.length, stop - start)
-            carry_S, m = self.span(keys_S, truth, carry_S, np.int32(start), np.int32(n))
-            parts.append(jax.tree.map(lambda r, n=n: r[:n], m))
-            start += n
-        m = jax.tree.map(lambda *r: jax.numpy.swapaxes(jax.numpy.concatenate(r), 0, 1), *parts)
-        return carry_S, m
-
 
 def build(cfg, fam=None, mesh=None) -> Program:
     """Jit ``first`` and the span of ``cfg`` (shapes are static given the config).

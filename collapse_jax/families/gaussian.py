@@ -45,6 +45,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from collapse_jax import family, sufficient
 from collapse_jax.errors import require
@@ -159,31 +160,33 @@ def _record_of(x_NxD) -> jax.Array:
     return _record(x_NxD.shape[0], mean_D, xc_NxD.T @ xc_NxD)
 
 
-def _chi2(key, df, shape):
-    """``chi^2_df`` as ``2 Gamma(df / 2)``: the same law, about twice as fast as ``chisquare``."""
-    return 2.0 * jax.random.gamma(key, df / 2, shape, df.dtype)
-
-
 def _draw_record(key, mean_D, cov_DxD, count: int) -> jax.Array:
-    """The record of ``count`` draws from ``N(mean_D, cov_DxD)``, drawn without the draws."""
+    """The record of ``count`` draws from ``N(mean_D, cov_DxD)``, drawn without the draws.
+
+    d = 1 (the paper's chain) uses ``key`` once: one uniform draw gives the mean's normal and
+    the scatter's chi-square candidates (``sufficient.chi2_from``), so a generation derives no
+    further keys (``key`` is folded only in the rare fallback of the chi-square's rejection). d > 1
+    splits ``key`` three ways: the mean, the Bartlett diagonal, the Bartlett lower triangle."""
     d = mean_D.shape[-1]
     dtype = mean_D.dtype
-    k_mean, k_diag, k_low = jax.random.split(key, 3)
     root_DxD = _sqrt_psd(cov_DxD)  # symmetric: root @ root.T = cov, singular covariances too
-    z_D = jax.random.normal(k_mean, (d,), dtype)
     dof = count - 1
     if d == 1:
-        mean_D = mean_D + root_DxD[0] * z_D / math.sqrt(count)
-        chi2 = _chi2(k_diag, jnp.asarray(dof, dtype), ()) if dof else 0.0
+        width = sufficient.chi2_width(dof) if dof else 0
+        f_W = jax.random.uniform(key, (1 + width,), dtype)
+        z = sufficient.normals_from(f_W[0], dtype)
+        mean_D = mean_D + root_DxD[0] * z / math.sqrt(count)
+        chi2 = sufficient.chi2_from(key, f_W[1:], dof) if dof else 0.0
         return _record(count, mean_D, cov_DxD * chi2)
+    k_mean, k_diag, k_low = jax.random.split(key, 3)
+    z_D = jax.random.normal(k_mean, (d,), dtype)
     mean_D = mean_D + (root_DxD @ z_D) / math.sqrt(count)
     if dof == 0:
         scatter_DxD = jnp.zeros((d, d), dtype)
     elif dof >= d:
         # Bartlett: A lower triangular, A_ii^2 ~ chi^2_{dof - i}, A_ij ~ N(0, 1) below the
         # diagonal; root A A^T root^T ~ Wishart(cov, dof).
-        df_D = dof - jnp.arange(d, dtype=dtype)
-        diag_D = jnp.sqrt(_chi2(k_diag, df_D, (d,)))
+        diag_D = jnp.sqrt(sufficient.chi2(k_diag, dof - np.arange(d), dtype))
         low_DxD = jnp.tril(jax.random.normal(k_low, (d, d), dtype), -1)
         a_DxD = low_DxD + jnp.diag(diag_D)
         ra_DxD = root_DxD @ a_DxD
