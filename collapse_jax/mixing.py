@@ -25,6 +25,18 @@ Named regimes:
                         al.'s fresh-data loop). The family's ``fresh_data`` draws them (a new sample
                         of the truth for the small families; unused real examples for the VAE
                         and the LM).
+  composed              the regime spelled as orthogonal axes (``docs/ecosystems.md``), each a
+                        field of ``cfg.mixing``:
+      pool               replace (each pool is the generation's new rows) | accumulate (the new
+                         rows join every earlier pool, D_0 included)
+      real_source        none | original (rows of the fixed D_0, drawn without replacement; all
+                         of it, in order, when real_samples = M) | fresh (new draws of the truth,
+                         the family's ``fresh_data``)
+      real_samples       R real rows per generation (0 with real_source none)
+      synthetic_samples  S model samples per generation; -1 is M - R (a fixed total of M rows)
+      fit_samples        K rows each fit draws from the pool without replacement; 0 the whole pool
+                        Every named regime but custom is one point of these axes (``as_composed``)
+                        and runs the same program there, so its metrics are the same bytes.
 
 Per-source weights (``mixing.real_weight``, ``mixing.synthetic_weight``) are frequency weights in
 the fit: a slot of weight w counts as w samples (the Gaussian's ``n`` is the weights' sum). Real
@@ -58,7 +70,18 @@ REGIMES = (
     "custom",
     "augment",
     "fresh",
+    "composed",
 )
+POOLS = ("replace", "accumulate")
+REAL_SOURCES = ("none", "original", "fresh")
+# The axes' defaults: what every regime but composed requires of them.
+AXES_DEFAULTS = {
+    "pool": "replace",
+    "real_source": "none",
+    "real_samples": 0,
+    "synthetic_samples": -1,
+    "fit_samples": 0,
+}
 SCORES = ("none", "oracle", "initial", "current")
 RULES = ("top", "resample")
 
@@ -67,9 +90,9 @@ class Plan(NamedTuple):
     """Static counts of one generation's dataset."""
 
     regime: str
-    num_model: int  # alpha * M samples from the current model
+    num_model: int  # alpha * M samples from the current model (composed: S)
     num_kept: int  # beta * M samples kept from the previous dataset
-    num_original: int  # gamma * M samples of D_0
+    num_original: int  # gamma * M samples of D_0 (composed: R real rows of real_source)
     samples_per_generation: int  # M
     capacity: int  # slots in the pool carried between generations
     real_weight: float = 1.0  # fit weight of D_0 and fresh draws
@@ -78,10 +101,20 @@ class Plan(NamedTuple):
     rule: str = "top"  # curation rule (RULES)
     oversample: int = 1  # candidates per kept model sample
     temperature: float = 1.0  # resample: P proportional to exp(score / temperature)
+    pool: str = "replace"  # composed: POOLS
+    real_source: str = "none"  # composed: REAL_SOURCES
+    fit_samples: int = 0  # composed: rows each fit draws from the pool (0: the whole pool)
 
     @property
     def accumulates(self) -> bool:
-        return self.regime in ("accumulate", "accumulate_subsample")
+        return self.regime in ("accumulate", "accumulate_subsample") or (
+            self.regime == "composed" and self.pool == "accumulate"
+        )
+
+    @property
+    def fresh(self) -> bool:
+        """Whether each generation draws new original data (the family's ``fresh_data``)."""
+        return self.regime == "fresh" or (self.regime == "composed" and self.real_source == "fresh")
 
     @property
     def curates(self) -> bool:
@@ -106,11 +139,11 @@ def plan(mix_cfg, samples_per_generation: int, num_generations: int) -> Plan:
                 f"mixing.regime={regime} takes alpha=1, beta=0, gamma=0 (got {a}, {b}, {g}); "
                 "use mixing.regime=custom or keep_real to mix"
             )
-    elif regime in ("augment", "fresh"):
+    elif regime in ("augment", "fresh", "composed"):
         # Their parameters have fields of their own (augment_ratio, fresh_fraction), so one sweep
         # over mixing.regime can hold every regime with the rest of mixing at its defaults.
         if (a, b, g) != (1.0, 0.0, 0.0):
-            knob = "augment_ratio" if regime == "augment" else "fresh_fraction"
+            knob = {"augment": "augment_ratio", "fresh": "fresh_fraction"}.get(regime, "pool, ...")
             raise ConfigError(
                 f"mixing.regime={regime} takes alpha=1, beta=0, gamma=0 (got {a}, {b}, {g}) "
                 f"and is set by mixing.{knob}"
@@ -160,6 +193,17 @@ def plan(mix_cfg, samples_per_generation: int, num_generations: int) -> Plan:
     if regime == "augment":
         num_model, num_original = round(lam * m), m
         capacity = num_model + m
+    axes = _axes(mix_cfg, m, num_generations) if regime == "composed" else None
+    if axes is None:
+        for name, default in AXES_DEFAULTS.items():
+            require(
+                mix_cfg[name] == default,
+                f"mixing.{name}",
+                f"{default!r} (it takes effect with mixing.regime=composed only)",
+                mix_cfg[name],
+            )
+    else:
+        num_model, num_kept, num_original, capacity = axes[:4]
     c = mix_cfg.curation
     require(c.score in SCORES, "mixing.curation.score", f"one of {SCORES}", c.score)
     require(c.rule in RULES, "mixing.curation.rule", f"one of {RULES}", c.rule)
@@ -190,7 +234,64 @@ def plan(mix_cfg, samples_per_generation: int, num_generations: int) -> Plan:
         c.rule,
         c.oversample,
         float(c.temperature),
+        *((mix_cfg.pool, mix_cfg.real_source, axes[4]) if axes else ()),
     )
+
+
+def _axes(mix_cfg, m: int, num_generations: int) -> tuple[int, int, int, int, int]:
+    """``(S, 0, R, capacity, K)`` of regime composed, every axis checked."""
+    pool, source = mix_cfg.pool, mix_cfg.real_source
+    r, s, k = mix_cfg.real_samples, mix_cfg.synthetic_samples, mix_cfg.fit_samples
+    require(pool in POOLS, "mixing.pool", f"one of {POOLS}", pool)
+    require(source in REAL_SOURCES, "mixing.real_source", f"one of {REAL_SOURCES}", source)
+
+    def count(name, v, low):
+        ok = isinstance(v, int) and not isinstance(v, bool) and v >= low
+        require(ok, f"mixing.{name}", f"an integer >= {low}", v)
+
+    count("real_samples", r, 0)
+    count("synthetic_samples", s, -1)
+    count("fit_samples", k, 0)
+    if source == "none":
+        require(r == 0, "mixing.real_samples", "0 with mixing.real_source=none", r)
+    else:
+        require(r >= 1, "mixing.real_samples", f">= 1 with mixing.real_source={source}", r)
+    if source == "original":
+        require(
+            r <= m, "mixing.real_samples", f"at most M = {m} rows of D_0 (real_source original)", r
+        )
+    if source == "fresh":
+        require(r <= m, "mixing.real_samples", f"at most M = {m} (a fresh draw has D_0's size)", r)
+    s = m - r if s == -1 else s
+    rows = s + r  # new rows per generation
+    require(rows >= 1, "mixing.synthetic_samples", "S + R >= 1 new rows per generation", s)
+    capacity = rows if pool == "replace" else m + (num_generations - 1) * rows
+    smallest = rows if pool == "replace" else m + rows  # the pool at generation 1
+    require(k <= smallest, "mixing.fit_samples", f"at most the {smallest} rows of the pool", k)
+    return s, 0, r, capacity, k
+
+
+def as_composed(mix_cfg, samples_per_generation: int) -> dict:
+    """The axes of a named regime (every one but custom; ``mix_cfg`` a ``cfg.mixing`` or its
+    dict): the ``cfg.mixing`` fields that spell it as ``regime=composed`` and run the same
+    program. A composed ``mix_cfg`` gives its own axes."""
+    m, regime = samples_per_generation, mix_cfg["regime"]
+    if regime == "composed":
+        return {"regime": regime, **{k: mix_cfg[k] for k in AXES_DEFAULTS}}
+    axes = dict(AXES_DEFAULTS, regime="composed")
+    if regime.startswith("accumulate"):
+        axes.update(pool="accumulate", fit_samples=m if regime == "accumulate_subsample" else 0)
+    elif regime in ("keep_real", "fresh"):
+        frac = mix_cfg["gamma"] if regime == "keep_real" else mix_cfg["fresh_fraction"]
+        r = round(frac * m)
+        source = "original" if regime == "keep_real" else "fresh"
+        axes.update(real_source=source, real_samples=r, synthetic_samples=m - r)
+    elif regime == "augment":
+        s = round(mix_cfg["augment_ratio"] * m)
+        axes.update(real_source="original", real_samples=m, synthetic_samples=s)
+    elif regime != "replace":
+        raise ValueError(f"mixing.regime: {regime} is not a point of the axes")
+    return axes
 
 
 def plan_for(cfg, fam=None, rows: int | None = None) -> Plan:
@@ -232,11 +333,13 @@ def initial_pool(p: Plan, x0) -> Data:
     The generation-0 fit sees D_0 alone (weight 1); this only fixes the carried pool's shape and
     D_0's fit weight in the accumulating regimes.
     """
-    if not p.accumulates and p.regime != "augment":
-        return full(x0)
-    m, pad = x0.shape[0], p.capacity - x0.shape[0]
+    m = x0.shape[0]
+    if not p.accumulates and p.regime != "augment" and p.capacity <= m:
+        # (composed with a smaller pool: only the shape is carried, the contents are never read)
+        return full(x0[: p.capacity])
+    pad = p.capacity - m
     zeros = jnp.zeros((pad, *x0.shape[1:]), x0.dtype)
-    if p.regime == "augment":  # [model samples, D_0], as every later generation
+    if not p.accumulates:  # augment and larger composed pools: [model samples, D_0]
         return Data(
             jnp.concatenate([zeros, x0]),
             jnp.concatenate([_const(pad, 0.0), _const(m, p.real_weight)]),
@@ -253,6 +356,8 @@ def next_pool(key, p: Plan, pool: Data, model_x, data0, generation, fresh_x=None
     ``p.num_original`` new draws of the original distribution (regime ``fresh`` only).
     Layout: ``[model samples, kept, original]`` (``augment``: ``[model samples, D_0]``).
     """
+    if p.regime == "composed":
+        return _composed_pool(key, p, pool, model_x, data0, generation, fresh_x)
     if p.accumulates:
         # All indices int32: under jax_enable_x64 a bare 0 would be int64 next to an int32 start.
         start = jnp.asarray(generation, jnp.int32) * p.samples_per_generation
@@ -284,10 +389,36 @@ def next_pool(key, p: Plan, pool: Data, model_x, data0, generation, fresh_x=None
     return Data(x, jnp.concatenate([_const(x.shape[0], w) for x, w in parts]))
 
 
+def _composed_pool(key, p: Plan, pool: Data, model_x, data0, generation, fresh_x) -> Data:
+    """``next_pool`` of regime composed: ``[S model samples, R real rows]``, replacing the pool or
+    written after its filled slots. The keys and layouts are those of the named regimes it spells
+    (keep_real's ``k_orig``, augment's whole D_0, accumulate's slice), so they run one program."""
+    parts = [(model_x.astype(pool.x.dtype), p.synthetic_weight)]
+    if p.num_original:
+        if p.real_source == "fresh":
+            real = fresh_x
+        elif p.num_original == data0.shape[0]:
+            real = data0
+        else:
+            real = choose(jax.random.split(key)[1], full(data0), p.num_original)
+        parts.append((real.astype(pool.x.dtype), p.real_weight))
+    x = jnp.concatenate([x for x, _ in parts])
+    w = jnp.concatenate([_const(x.shape[0], w) for x, w in parts])
+    if not p.accumulates:
+        return Data(x, w)
+    m, rows = p.samples_per_generation, x.shape[0]
+    g = jnp.asarray(generation, jnp.int32)
+    start = (m + (g - 1) * rows,) + (jnp.zeros((), jnp.int32),) * (pool.x.ndim - 1)
+    x = jax.lax.dynamic_update_slice(pool.x, x, start)
+    return Data(x, jax.lax.dynamic_update_slice(pool.weight, w, start[:1]))
+
+
 def training_data(key, p: Plan, pool: Data) -> Data:
-    """The dataset the next model is fitted on: the pool itself, or M of it (accumulate_subsample)."""
-    if p.regime == "accumulate_subsample":
-        idx = _pick(key, pool, p.samples_per_generation)
+    """The dataset the next model is fitted on: the pool itself, or M of it (accumulate_subsample;
+    composed: ``fit_samples`` of it)."""
+    k = p.samples_per_generation if p.regime == "accumulate_subsample" else p.fit_samples
+    if k:
+        idx = _pick(key, pool, k)
         if not p.weighted:
             # Constant ones, which XLA folds away: the fit's sums are those of an unweighted fit,
             # bit for bit.

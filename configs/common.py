@@ -125,6 +125,15 @@ def base(
     cfg.mixing.fresh_fraction = 0.1
     # augment: lambda, model samples per generation in units of M, added to all of D_0.
     cfg.mixing.augment_ratio = 1.0
+    # regime composed: the regime as orthogonal axes (collapse_jax/mixing.py; every other regime
+    # requires these defaults). pool: replace | accumulate; real_source: none | original | fresh;
+    # real_samples R and synthetic_samples S per generation (S = -1: M - R, a fixed total);
+    # fit_samples K drawn from the pool for each fit (0: the whole pool).
+    cfg.mixing.pool = "replace"
+    cfg.mixing.real_source = "none"
+    cfg.mixing.real_samples = 0
+    cfg.mixing.synthetic_samples = -1
+    cfg.mixing.fit_samples = 0
     # Frequency weights in the fit (a slot of weight w counts as w samples): real = D_0 and fresh
     # draws, synthetic = model samples and kept data. Generation 0 fits D_0 with weight 1.
     cfg.mixing.real_weight = 1.0
@@ -135,6 +144,14 @@ def base(
     cfg.mixing.curation.rule = "top"  # top (highest scores) | resample (P ~ exp(score / T))
     cfg.mixing.curation.oversample = 2  # candidates drawn per kept model sample (integer >= 1)
     cfg.mixing.curation.temperature = 1.0  # T of rule resample, in nats of score
+
+    # How a fitted model is sampled for the next generation (collapse_jax/sampling.py): the
+    # temperature lambda (1 = as fitted) every sampling family reads, and the discrete chain's tail
+    # cutting (top_k 0 and top_p 1.0 switch it off).
+    cfg.sampling = ml_collections.ConfigDict()
+    cfg.sampling.temperature = 1.0
+    cfg.sampling.top_k = 0
+    cfg.sampling.top_p = 1.0
 
     cfg.checkpoint = ml_collections.ConfigDict()
     cfg.checkpoint.every_generations = 10  # also sets how many generations one XLA call scans

@@ -10,9 +10,11 @@ and every seed is eventually absorbed in a delta, at state i with probability q_
 
 Arguments (``:KEY=VALUE,...``; a bare ``:NAME`` is ``variant=NAME``):
   variant  paper (default) | cpu | smoke
-  sweep    default (default) | regimes
+  sweep    default (default) | regimes | tails | tails_topk | tails_exact
 Legacy names, kept so that the runs they started resume: ``regimes`` (``variant=cpu,sweep=regimes``)
-and ``regimes_smoke`` (``variant=smoke,sweep=regimes``).
+and ``regimes_smoke`` (``variant=smoke,sweep=regimes``); from the ``eco`` branch, ``tails``,
+``tails_topk``, ``tails_exact`` (``variant=cpu,sweep=...``) and ``tails_smoke``
+(``variant=smoke,sweep=tails``).
 
 variant=paper  K = 100, M in {10, 100, 1000} (``cfg.sweep``; a single run uses M = 100), 5000
   generations, 1000 seeds (the mean absorption time is ~2M generations, Littler's diffusion
@@ -49,14 +51,35 @@ sweep=regimes  one sweep over replace, accumulate, accumulate_subsample, augment
   runs, 133 s CPU. Seed mean of the Gini-Simpson index at generation 199, ± its standard error
   (theory): replace 0.019 ± 0.003 (0.015), accumulate 0.828 ± 0.001 (0.828), augment 0.834 ± 0.001,
   fresh 0.770 ± 0.003, accumulate_subsample 0.806 ± 0.002 (0.839 at generation 0).
+sweep=tails  tail cutting (Dohmatob et al. 2024, "A tale of tails"): one sweep over
+  ``sampling.top_p`` in {1 (plain resampling), 0.95, 0.9, 0.8} on K = 20 Zipf(1.5) states, M = 50,
+  100 generations, 1000 seeds (smoke: K = 5, M = 12, 6 generations, 8 seeds), the fitted
+  frequencies recorded:
+      python -m launch.sweep --config=configs/discrete.py:cpu,sweep=tails --workdir=/tmp/tails
+      python -m launch.ecosystem --workdir=/tmp/tails --metrics=tail_mass,support_size
+  Expected: the tail (q_i <= 1/M) and the support vanish faster the smaller top_p.
+sweep=tails_topk  the same over ``sampling.top_k`` in {0 (off), 10, 5} (smoke: {0, 3, 2}).
+sweep=tails_exact  K = 5, M = 12, 4000 seeds, 30 generations (smoke: 8 seeds, 6 generations),
+  small enough for the exact law (``theory.truncated_chain_law``), over top_p in {1, 0.9, 0.8}.
+  Measurements of the three: ``docs/ecosystems.md``.
 """
 
 import ml_collections
 
 from configs import common
 
-ARGS = {"variant": common.VARIANTS, "sweep": ("default", "regimes")}
-LEGACY = {"regimes": "variant=cpu,sweep=regimes", "regimes_smoke": "variant=smoke,sweep=regimes"}
+ARGS = {
+    "variant": common.VARIANTS,
+    "sweep": ("default", "regimes", "tails", "tails_topk", "tails_exact"),
+}
+LEGACY = {
+    "regimes": "variant=cpu,sweep=regimes",
+    "regimes_smoke": "variant=smoke,sweep=regimes",
+    "tails": "variant=cpu,sweep=tails",
+    "tails_topk": "variant=cpu,sweep=tails_topk",
+    "tails_exact": "variant=cpu,sweep=tails_exact",
+    "tails_smoke": "variant=smoke,sweep=tails",
+}
 REGIMES = ("replace", "accumulate", "accumulate_subsample", "augment", "fresh")
 
 
@@ -72,6 +95,9 @@ def get_config(arg=None):
     # samples (draw M states, count them) | statistics (draw the counts directly, multinomial:
     # exact in distribution, O(K) a generation whatever M is)
     cfg.discrete.sampler = "samples"
+    # Record each state's fitted frequency per generation (metric ``frequencies``, K per seed):
+    # the rank-frequency curves of the tails sweeps.
+    cfg.discrete.record_frequencies = False
 
     # Field path -> values; launch/sweep.py runs one job per value, a single run uses the field.
     cfg.sweep = ml_collections.ConfigDict()
@@ -110,5 +136,24 @@ def get_config(arg=None):
             "smoke": (6, 3),
         }[a.variant]
         cfg.num_seeds = 8 if a.variant == "smoke" else 1000
+    if a.sweep.startswith("tails"):
+        exact, small = a.sweep == "tails_exact", a.variant == "smoke"
+        cfg.discrete.zipf_exponent = 1.5
+        cfg.discrete.record_frequencies = True
+        cfg.discrete.num_states, cfg.samples_per_generation = (
+            (5, 12) if exact or small else (20, 50)
+        )
+        if small:
+            cfg.num_seeds, cfg.num_generations, cfg.checkpoint.every_generations = 8, 6, 3
+        elif exact:
+            cfg.num_seeds, cfg.num_generations, cfg.checkpoint.every_generations = 4000, 30, 30
+        else:
+            cfg.num_seeds, cfg.num_generations, cfg.checkpoint.every_generations = 1000, 100, 50
+        if a.sweep == "tails_topk":
+            top_k = (0, 3, 2) if small else (0, 10, 5)
+            cfg.sweep.sampling = ml_collections.ConfigDict({"top_k": top_k})
+        else:
+            top_p = (1.0, 0.9, 0.8) if exact else (1.0, 0.95, 0.9, 0.8)
+            cfg.sweep.sampling = ml_collections.ConfigDict({"top_p": top_p})
     cfg.checkpoint.keep_generations = common.log_spaced_generations(cfg.num_generations)
     return cfg

@@ -5,9 +5,10 @@
 
 Arguments (``:KEY=VALUE,...``; a bare ``:NAME`` is ``variant=NAME``):
   variant  paper (default) | cpu | smoke
-  sweep    default (default) | regimes
+  sweep    default (default) | regimes | temperature | ecosystem
 Legacy names, kept so that the runs they started resume: ``regimes`` (``variant=cpu,sweep=regimes``)
-and ``regimes_smoke`` (``variant=smoke,sweep=regimes``).
+and ``regimes_smoke`` (``variant=smoke,sweep=regimes``); from the ``eco`` branch, ``temperature``
+(``variant=cpu,sweep=temperature``) and ``temperature_smoke`` (``variant=smoke,sweep=temperature``).
 
 variant=paper  M = samples_per_generation in {10, 100, 1000, 10000} (``cfg.sweep``, run by
   ``launch.sweep``; a single run uses M = 100), 1000 generations, 1000 seeds (the paper ran one
@@ -52,6 +53,23 @@ sweep=regimes  one sweep over the data regimes of ``mixing.py`` (replace, accumu
   wall for the 5 runs, 54 s CPU. Seed mean of the variance at generation 99, ± its standard error
   (theory): replace 0.0047 ± 0.0024 (0.0059), accumulate 0.923 ± 0.012 (0.920), augment 0.931 ±
   0.011 (0.934), fresh 0.798 ± 0.026 (0.787), accumulate_subsample 0.859 ± 0.016 (no closed form).
+sweep=temperature  sampling bias (``cfg.sampling.temperature`` lambda; MAD's quality-over-diversity
+  knob): one sweep over lambda in {0.9, 1, 1.1} x regime in {replace, accumulate}, mle, M = 20,
+  1000 seeds, 100 generations at cpu and paper size, 6 generations and 8 seeds at smoke size; then
+  the arms against their exact expectations:
+      python -m launch.sweep --config=configs/gaussian.py:cpu,sweep=temperature --workdir=/tmp/temp
+      python -m launch.ecosystem --workdir=/tmp/temp
+  Expected (``theory.tempered_expected_variance``): E[sigma^2] is geometric with ratio
+  lambda^2 (M-1)/M under replace; under accumulate it levels off at lambda = 1 but decays at
+  lambda = 0.9 and grows at 1.1. Measurements: ``docs/ecosystems.md``.
+sweep=ecosystem  regime composed (``mixing.py``'s axes): pool in {replace, accumulate} x
+  real_source in {original, fresh}, 4 real rows and 16 model samples a generation, every fit on 20
+  rows drawn from the pool (a compute-matched control: the same training set size in every arm),
+  mle, M = 20; 1000 seeds and 100 generations at cpu size (1000 at paper size), 8 seeds and 6
+  generations at smoke size. Then the arms against ``theory.axes_moments`` (every arm but
+  accumulate x original, which has no closed form) and the collapse profiles:
+      python -m launch.sweep --config=configs/gaussian.py:cpu,sweep=ecosystem --workdir=/tmp/eco
+      python -m launch.ecosystem --workdir=/tmp/eco
 
 Precision: sampling rounds x = mu_n + sigma_n z to the float grid around mu_n, which adds rounding
 noise of variance ~ (eps |mu_n|)^2 / 12 and, once sigma_n is below half a grid step, makes every
@@ -66,8 +84,16 @@ import ml_collections
 
 from configs import common
 
-ARGS = {"variant": common.VARIANTS, "sweep": ("default", "regimes")}
-LEGACY = {"regimes": "variant=cpu,sweep=regimes", "regimes_smoke": "variant=smoke,sweep=regimes"}
+ARGS = {
+    "variant": common.VARIANTS,
+    "sweep": ("default", "regimes", "temperature", "ecosystem"),
+}
+LEGACY = {
+    "regimes": "variant=cpu,sweep=regimes",
+    "regimes_smoke": "variant=smoke,sweep=regimes",
+    "temperature": "variant=cpu,sweep=temperature",
+    "temperature_smoke": "variant=smoke,sweep=temperature",
+}
 REGIMES = ("replace", "accumulate", "accumulate_subsample", "augment", "fresh")
 
 
@@ -115,6 +141,30 @@ def get_config(arg=None):
         cfg.mixing.augment_ratio = 1.0
         cfg.mixing.fresh_fraction = 0.1
         cfg.sweep.mixing = ml_collections.ConfigDict({"regime": REGIMES})
+        cfg.num_generations, cfg.checkpoint.every_generations = {
+            "paper": (1000, 100),
+            "cpu": (100, 50),
+            "smoke": (6, 3),
+        }[a.variant]
+        cfg.num_seeds = 8 if a.variant == "smoke" else 1000
+    if a.sweep == "temperature":
+        cfg.gaussian.estimator = "mle"
+        cfg.samples_per_generation = 20
+        cfg.sweep.mixing = ml_collections.ConfigDict({"regime": ("replace", "accumulate")})
+        cfg.sweep.sampling = ml_collections.ConfigDict({"temperature": (0.9, 1.0, 1.1)})
+        small = a.variant == "smoke"
+        cfg.num_seeds, cfg.num_generations = (8, 6) if small else (1000, 100)
+        cfg.checkpoint.every_generations = 3 if small else 50
+    if a.sweep == "ecosystem":
+        cfg.gaussian.estimator = "mle"
+        cfg.samples_per_generation = 20
+        cfg.mixing.regime = "composed"
+        cfg.mixing.real_samples, cfg.mixing.synthetic_samples = 4, 16
+        cfg.mixing.real_source = "fresh"  # the single run's; the sweep sets both sources
+        cfg.mixing.fit_samples = 20
+        cfg.sweep.mixing = ml_collections.ConfigDict(
+            {"pool": ("replace", "accumulate"), "real_source": ("original", "fresh")}
+        )
         cfg.num_generations, cfg.checkpoint.every_generations = {
             "paper": (1000, 100),
             "cpu": (100, 50),

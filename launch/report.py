@@ -1,16 +1,21 @@
-r"""Figures and a markdown summary of a run, or of a sweep folder.
+r"""Figures, a markdown summary and the collapse profile of a run or of a sweep folder.
 
   python -m launch.report --workdir=runs/gaussian_cpu
-  python -m launch.report --workdir=runs/gmm_sweep     # a launch.sweep folder
+  python -m launch.report --workdir=runs/regimes      # a launch.sweep folder: every run
 
 A run: writes DIR/figures/*.png and DIR/summary.md (the family's figures, chosen by the run's
-config). A sweep folder: every run's report, the comparison figures in DIR/figures/ and
-DIR/summary.md linking them, with a table of the runs' final metrics.
+config) and DIR/profile.md / DIR/profile.json: the run against each definition of model collapse
+(``collapse_jax/profile.py``, docs/ecosystems.md). A sweep folder: every run's report, the
+comparison figures in DIR/figures/ and DIR/summary.md linking them with a table of the runs' final
+metrics, and DIR/profile.md with every run's profile (and, for a sweep over
+samples_per_generation, the scaling-law rows).
 """
+
+from pathlib import Path
 
 from absl import app, flags
 
-from collapse_jax import plots
+from collapse_jax import plots, profile
 from launch import cli
 
 _WORKDIR = flags.DEFINE_string(
@@ -19,19 +24,30 @@ _WORKDIR = flags.DEFINE_string(
 flags.mark_flags_as_required(["workdir"])
 
 
+def _one(workdir: Path) -> None:
+    paths, summary = cli.run_or_fail(plots.report, workdir)
+    print(summary)
+    for p in paths:
+        print(p)  # the profile's markdown among them
+
+
 def main(argv):
     del argv
     from collapse_jax.plots import sweep
 
     plots.use_agg()
-    report = sweep.report if sweep.is_sweep(_WORKDIR.value) else plots.report
+    workdir = Path(_WORKDIR.value)
     try:
-        paths, summary = cli.run_or_fail(report, _WORKDIR.value)
+        if not sweep.is_sweep(workdir):
+            _one(workdir)
+            return
+        paths, summary = cli.run_or_fail(sweep.report, workdir)
+        print(summary)
+        for p in paths:
+            print(p)
+        print(cli.run_or_fail(profile.write_sweep, workdir))
     except (FileNotFoundError, NotADirectoryError) as e:
         cli.fail(str(e))
-    print(summary)
-    for p in paths:
-        print(p)
 
 
 if __name__ == "__main__":

@@ -155,9 +155,15 @@ def test_run_metrics_and_report(tmp_path):
         first = np.flatnonzero(m["absorbed"][:, seed])[0]
         assert first == last[seed]
     paths, summary = plots.report(tmp_path)
-    assert [p.name for p in paths] == ["support.png", "absorption.png", "diversity.png"]
+    assert [p.name for p in paths] == [
+        "support.png",
+        "absorption.png",
+        "diversity.png",
+        "profile.md",
+    ]
     assert all(p.stat().st_size > 0 for p in paths)
     # The across-M figure (one workdir per M in a sweep; the same run twice is enough here).
     sweep = plots_discrete.sweep_figure([tmp_path, tmp_path], tmp_path / "figures")
     assert sweep.name == "discrete_sweep.png" and sweep.stat().st_size > 0
     assert "Discrete chain" in summary
+    assert "Collapse profile" in (tmp_path / "profile.md").read_text()

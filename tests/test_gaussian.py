@@ -158,9 +158,10 @@ def test_run_and_report(tmp_path):
     run = plots.load_run(tmp_path)
     assert run.metrics["w2_squared"].shape == (cfg.num_generations, cfg.num_seeds)
     paths, summary = plots.report(tmp_path)
-    assert [p.name for p in paths] == ["variance.png", "mean.png", "w2.png"]
+    assert [p.name for p in paths] == ["variance.png", "mean.png", "w2.png", "profile.md"]
     assert all(p.stat().st_size > 0 for p in paths)
     # The across-M figure (one workdir per M in a sweep; the same run twice is enough here).
     sweep = plots_gaussian.sweep_figure([tmp_path, tmp_path], tmp_path / "figures")
     assert sweep.name == "gaussian_sweep.png" and sweep.stat().st_size > 0
     assert "| w2_squared |" in summary
+    assert "Collapse profile" in (tmp_path / "profile.md").read_text()

@@ -320,7 +320,7 @@ def test_run_report_and_sweep_figure(tmp_path):
     a = chain.run(cfg_for(), tmp_path / "replace")
     b = chain.run(cfg_for(regime="accumulate"), tmp_path / "accumulate")
     paths, summary = plots.report(a)
-    assert [p.name for p in paths] == ["kde_metrics.png", "kde_snapshots.png"]
+    assert [p.name for p in paths] == ["kde_metrics.png", "kde_snapshots.png", "profile.md"]
     assert all(p.stat().st_size > 0 for p in paths)
     assert "| nll |" in summary
     run = plots.load_run(b)

@@ -216,7 +216,9 @@ def test_run_report_and_sweep_figure(tmp_path):
     a = chain.run(cfg_for("replace"), tmp_path / "replace")
     b = chain.run(cfg_for("accumulate"), tmp_path / "accumulate")
     paths, summary = plots.report(a)
-    assert [p.name for p in paths] == ["test_error.png"] and paths[0].stat().st_size > 0
+    assert [p.name for p in paths] == ["test_error.png", "profile.md"] and paths[
+        0
+    ].stat().st_size > 0
     assert "test_error at 4" in summary
     sweep = lr_plots.sweep_figure([a, b], tmp_path / "figures")
     assert sweep.name == "linear_regression_sweep.png" and sweep.stat().st_size > 0

@@ -124,6 +124,7 @@ def test_two_generations_write_the_output_contract(straight):
         "test_perplexity.png",
         "diversity.png",
         "tail.png",
+        "profile.md",
     }
     assert "| 1 |" in summary
 

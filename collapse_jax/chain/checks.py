@@ -59,6 +59,8 @@ def validate(cfg) -> None:
     metrics_lib.validate(cfg)
 
 
+# Families whose pools follow the plan alone (no regime read elsewhere): regime composed's.
+COMPOSES = ("gaussian", "discrete", "gmm")
 _SCORERS = {"oracle": "truth_log_prob", "initial": "log_prob", "current": "log_prob"}
 
 
@@ -70,6 +72,11 @@ def check_family(fam: AnyFamily, plan: mixing.Plan) -> None:
     """
     if plan.regime == "fresh" and isinstance(fam, HostFamily) and fam.fresh_data is None:
         raise ConfigError(f"mixing.regime=fresh: family {fam.name} draws no fresh original data")
+    if plan.regime == "composed" and fam.name not in COMPOSES:
+        raise ConfigError(
+            f"mixing.regime: composed runs on the families {COMPOSES}, not {fam.name} (whose "
+            "datasets are sized by the named regimes); use a named regime"
+        )
     if plan.curates and getattr(fam, _SCORERS[plan.score], None) is None:
         raise ConfigError(
             f"mixing.curation.score={plan.score}: family {fam.name} has no "

@@ -88,7 +88,7 @@ def next_pool(ops: Ops, plan: mixing.Plan, keys: rng.GenerationKeys, generation,
     """Generation ``generation``'s pool: model samples, kept, original and fresh data."""
     model_x = model_samples(ops, plan, keys, prev)
     fresh_x = None
-    if plan.regime == "fresh":
+    if plan.fresh:
         fresh_x = ops.fresh_data(keys.fresh, plan.num_original, generation)
     return mixing.next_pool(keys.mix, plan, prev.pool(), model_x, prev.data0, generation, fresh_x)
 

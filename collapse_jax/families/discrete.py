@@ -16,7 +16,15 @@ Metrics (finite numbers; -1 is the "not yet" sentinel): support_size, tail_mass 
 of the tail states ``q_i <= 1/M`` still present), entropy (nats), gini_simpson (1 - sum p^2,
 ``theory.expected_gini_simpson``), tv_distance (to q), absorbed (0/1: the fit is a delta now),
 absorbing_state (its state, else -1) and absorbed_generation (the first generation whose fit was a
-delta, else -1; with ``keep_real`` a chain can leave the delta again, and this keeps the first).
+delta, else -1; with ``keep_real`` a chain can leave the delta again, and this keeps the first);
+with ``discrete.record_frequencies`` also ``frequencies``, the fitted p_K.
+
+Sampling bias (``cfg.sampling``, ``collapse_jax/sampling.py``): the next generation is drawn from
+the fitted frequencies tempered, ``p_i^(1/lambda)`` renormalised, then cut to the ``top_k`` most
+probable states and to the smallest most-probable set of mass ``top_p`` (``truncate``; ties go to
+the lower state index), Dohmatob et al.'s tail cutting. Without a temperature the cut weights are
+still the integer counts, so sampling stays exact; a cut state is lost for good. Its exact law for
+small K and M is ``theory.truncated_chain_law``.
 
 Samplers (``cfg.discrete.sampler``): ``samples`` draws M states and counts them; ``statistics``
 draws the counts directly, ``Multinomial(M, counts / sum(counts))`` by conditional binomials:
@@ -32,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import family, sufficient, theory
+from collapse_jax import family, sampling, sufficient, theory
 from collapse_jax.errors import require
 from collapse_jax.family import Data
 
@@ -96,6 +104,9 @@ def validate(cfg) -> None:
     require(c.sampler in samplers, "discrete.sampler", f"one of {samplers}", c.sampler)
     if c.sampler == "statistics":
         sufficient.check_regime(cfg, "discrete.sampler")
+    sampling.validate(cfg, "discrete", tail_cutting=True)
+    rf = c.record_frequencies
+    require(isinstance(rf, bool), "discrete.record_frequencies", "a bool", rf)
 
 
 def reference(cfg) -> Truth:
@@ -156,13 +167,60 @@ def fit(key, state: State, data: Data, cfg) -> State:
     return State(counts_K, generation, absorbed.astype(jnp.int32))
 
 
+def truncate(w_K, top_k: int, top_p: float) -> jax.Array:
+    """``w_K`` with every state outside the top-k / top-p set zeroed (``top_k`` 0, ``top_p`` 1 off).
+
+    States are ranked by weight, ties to the lower index (a stable sort). Top-k keeps ranks below
+    k; top-p then keeps a state while the weight ranked strictly before it is below ``top_p`` times
+    the (top-k-cut) total, so the most probable state always stays and the kept mass reaches
+    ``top_p``. Integer weights (counts) stay integers, and the comparison is one float32 product
+    ``float32(top_p) * float32(total)`` against an exact integer, which ``theory`` repeats.
+    """
+    if not top_k and top_p >= 1.0:
+        return w_K
+    k = w_K.shape[0]
+    order_K = jnp.argsort(-w_K, stable=True)
+    rank_K = jnp.zeros((k,), jnp.int32).at[order_K].set(jnp.arange(k, dtype=jnp.int32))
+    keep_K = w_K > 0
+    if top_k:
+        keep_K &= rank_K < top_k
+    if top_p < 1.0:
+        sorted_K = jnp.where(keep_K, w_K, 0)[order_K]
+        before_K = (jnp.cumsum(sorted_K) - sorted_K)[rank_K]
+        total = jnp.sum(sorted_K).astype(jnp.float32)
+        keep_K &= before_K.astype(jnp.float32) < jnp.float32(top_p) * total
+    return jnp.where(keep_K, w_K, jnp.zeros_like(w_K))
+
+
+def sampling_weights(counts_K, cfg) -> jax.Array:
+    """What the next generation is drawn with: the counts themselves (int32) when untempered, else
+    ``p^(1/lambda)`` (float, max 1); either cut by ``truncate``. Zero stays zero."""
+    t = cfg.sampling.temperature
+    w_K = counts_K
+    if t != 1.0:
+        c_K = counts_K.astype(jnp.float32)
+        log_K = jnp.log(jnp.where(c_K > 0, c_K, 1.0)) - jnp.log(jnp.max(c_K))
+        w_K = jnp.where(c_K > 0, jnp.exp(log_K / t), 0.0)
+    return truncate(w_K, cfg.sampling.top_k, cfg.sampling.top_p)
+
+
+def _biased(cfg) -> bool:
+    s = cfg.sampling
+    return (s.temperature, s.top_k, s.top_p) != (1.0, 0, 1.0)
+
+
 def sample(key, state: State, n: int, cfg) -> jax.Array:
-    """``n`` states ``x_n`` from the fitted frequencies (statistics sampler: ``n`` count rows)."""
+    """``n`` states ``x_n`` from the fitted frequencies (statistics sampler: ``n`` count rows),
+    tempered and cut by ``cfg.sampling`` (``sampling_weights``)."""
+    w_K = sampling_weights(state.counts_K, cfg) if _biased(cfg) else state.counts_K
     if cfg.discrete.sampler == "statistics":
-        p_K = state.counts_K / jnp.sum(state.counts_K)
+        p_K = w_K / jnp.sum(w_K)
         counts_K = _draw_counts(key, p_K, sufficient.model_count(cfg))
         return sufficient.pad_rows(counts_K, n)
-    return _sample_counts(key, state.counts_K, n)
+    if jnp.issubdtype(w_K.dtype, jnp.integer):
+        return _sample_counts(key, w_K, n)
+    logits_K = jnp.where(w_K > 0, jnp.log(jnp.where(w_K > 0, w_K, 1.0)), -jnp.inf)
+    return jax.random.categorical(key, logits_K, shape=(n,)).astype(jnp.int32)
 
 
 def log_prob(state: State, x_N, cfg) -> jax.Array:
@@ -180,7 +238,7 @@ def truth_log_prob(truth: Truth, x_N, cfg) -> jax.Array:
 
 
 def metrics(state: State, data: Data, origin: family.Origin, cfg) -> dict:
-    del data, cfg
+    del data
     truth = origin.truth
     counts_K = state.counts_K
     p_K = counts_K / counts_K.sum()
@@ -189,7 +247,7 @@ def metrics(state: State, data: Data, origin: family.Origin, cfg) -> dict:
     # 0 log 0 = 0: mask before the log so no nan appears even in the gradient-free path.
     plogp_K = jnp.where(present_K, p_K * jnp.log(jnp.where(present_K, p_K, 1.0)), 0.0)
     q_K = truth.q_K.astype(p_K.dtype)
-    return {
+    out = {
         "support_size": jnp.sum(present_K),
         "tail_mass": jnp.sum(jnp.where(present_K & truth.tail_K, q_K, 0.0)),
         "entropy": 0.0 - jnp.sum(plogp_K),  # 0.0 - x, not -x: a delta reads 0, not -0
@@ -199,6 +257,9 @@ def metrics(state: State, data: Data, origin: family.Origin, cfg) -> dict:
         "absorbing_state": jnp.where(absorbed, jnp.argmax(counts_K), -1).astype(jnp.int32),
         "absorbed_generation": state.absorbed_generation,
     }
+    if cfg.discrete.record_frequencies:
+        out["frequencies"] = p_K
+    return out
 
 
 FAMILY = family.Family(

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import family, sufficient
+from collapse_jax import family, sampling, sufficient
 from collapse_jax.errors import require
 from collapse_jax.family import Data
 
@@ -103,6 +103,7 @@ def validate(cfg) -> None:
     )
     if g.sampler == "statistics":
         sufficient.check_regime(cfg, "gaussian.sampler")
+    sampling.validate(cfg, "gaussian")
 
 
 def reference(cfg) -> Truth:
@@ -254,7 +255,13 @@ def _sqrt_psd(cov_DxD):
 
 
 def sample(key, state: State, n: int, cfg) -> jax.Array:
-    """``n`` draws ``x_nxD`` from the fitted Gaussian (statistics sampler: ``n`` record rows)."""
+    """``n`` draws ``x_nxD`` from the fitted Gaussian (statistics sampler: ``n`` record rows).
+
+    With ``sampling.temperature`` lambda != 1 they come from ``N(mean, lambda^2 cov)``.
+    """
+    t = cfg.sampling.temperature
+    if t != 1.0:  # at 1 the program is the one before temperatures existed
+        state = State(state.mean_D, state.cov_DxD * jnp.asarray(t * t, state.cov_DxD.dtype))
     if cfg.gaussian.sampler == "statistics":
         count = sufficient.model_count(cfg)
         if count == 0:

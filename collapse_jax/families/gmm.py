@@ -45,7 +45,7 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import logsumexp
 
-from collapse_jax import family
+from collapse_jax import family, sampling
 from collapse_jax.compacting import compacting_while_loop
 from collapse_jax.errors import require
 from collapse_jax.family import Data
@@ -452,6 +452,7 @@ def validate(cfg) -> None:
     require(
         pd, "gmm.truth_covariances", "symmetric positive definite matrices", g.truth_covariances
     )
+    sampling.validate(cfg, "gmm")
 
 
 def truth_gmm(cfg) -> GMM:
@@ -497,7 +498,13 @@ def fit(key, state: State, data: Data, cfg) -> State:
 
 
 def sample(key, state: State, n: int, cfg) -> jax.Array:
-    return sample_gmm(key, state.gmm, n, cfg.gmm.reg_covar)
+    """``n`` draws of the fitted mixture; ``sampling.temperature`` lambda scales every component's
+    noise (covariances lambda^2 C_k), the weights and means as fitted."""
+    gmm = state.gmm
+    t = cfg.sampling.temperature
+    if t != 1.0:
+        gmm = gmm._replace(covariances_KxDxD=gmm.covariances_KxDxD * (t * t))
+    return sample_gmm(key, gmm, n, cfg.gmm.reg_covar)
 
 
 def log_prob(state: State, x_NxD, cfg) -> jax.Array:

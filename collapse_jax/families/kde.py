@@ -64,7 +64,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import family
+from collapse_jax import family, sampling
 from collapse_jax.errors import require
 from collapse_jax.family import Data
 
@@ -130,6 +130,7 @@ def validate(cfg) -> None:
         "an integer >= 0",
         k.heldout_seed,
     )
+    sampling.validate(cfg, "kde")
 
 
 def _grid_u(n: int, num_groups: int, endpoint: bool) -> np.ndarray:
@@ -260,6 +261,9 @@ def sample(key, state: State, n: int, cfg) -> jax.Array:
     last = state.weight_N.shape[0] - 1 - jnp.argmax(state.weight_N[::-1] > 0)
     idx = jnp.minimum(idx, last)
     z = jax.random.normal(k_noise, (n, DIM), state.centers_NxD.dtype)
+    t = cfg.sampling.temperature
+    if t != 1.0:  # the kernel noise scaled: a KDE of bandwidth lambda h
+        z = z * jnp.asarray(t, z.dtype)
     return state.centers_NxD[idx] + state.bandwidth * z
 
 

@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg
 
-from collapse_jax import family
+from collapse_jax import family, sampling
 from collapse_jax.errors import require
 from collapse_jax.family import Data
 
@@ -84,6 +84,7 @@ def validate(cfg) -> None:
     require(isinstance(s, int) and s >= 0, "linear_regression.truth_seed", "an integer >= 0", s)
     s = c.heldout_seed
     require(isinstance(s, int) and s >= 0, "linear_regression.heldout_seed", "an integer >= 0", s)
+    sampling.validate(cfg, "linear_regression")
 
 
 def _noise_std(cfg) -> float:
@@ -139,6 +140,9 @@ def sample(key, state: State, n: int, cfg) -> jax.Array:
         raise ValueError(f"linear_regression.sample: n = {n} rows asked of a design of T = {t}")
     x_nxD = state.x_TxD[:n]
     e_n = _noise_std(cfg) * jax.random.normal(key, (n,), x_nxD.dtype)
+    lam = cfg.sampling.temperature
+    if lam != 1.0:  # the label noise scaled (the fitted line itself is kept)
+        e_n = e_n * jnp.asarray(lam, e_n.dtype)
     return _rows(x_nxD, x_nxD @ state.w_D + e_n)
 
 

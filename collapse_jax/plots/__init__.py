@@ -9,7 +9,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from collapse_jax import experiments
+from collapse_jax import experiments, profile
 from collapse_jax import metrics as metrics_lib
 from collapse_jax.metrics import Run, load_run
 
@@ -68,7 +68,9 @@ def save(fig, outdir, name) -> Path:
 
 
 def report(workdir) -> tuple[list[Path], str]:
-    """Write ``workdir/figures/*.png`` and ``workdir/summary.md``; return the paths and summary."""
+    """Write ``workdir/figures/*.png``, ``workdir/summary.md`` and the collapse profile
+    (``profile.md``, ``profile.json``: ``collapse_jax/profile.py``), so every report of every
+    family has one; return the paths (the profile's markdown last) and the summary."""
     workdir = Path(workdir)
     for name in ("config.json", "metrics.jsonl"):
         if not (workdir / name).exists():
@@ -78,4 +80,4 @@ def report(workdir) -> tuple[list[Path], str]:
     paths = mod.figures(run, workdir / "figures")
     summary = mod.summary(run)
     (workdir / "summary.md").write_text(summary)
-    return paths, summary
+    return [*paths, profile.write(workdir)], summary

@@ -20,7 +20,9 @@ def _c(n, estimator: str):
     return n - 1 if _divisor(2, estimator) == 1 else n
 
 
-def accumulate_expected_variance(generation, samples_per_generation, estimator="mle", sigma=1.0):
+def accumulate_expected_variance(
+    generation, samples_per_generation, estimator="mle", sigma=1.0, temperature=1.0
+):
     """``E[sigma_g^2]`` under ``accumulate`` (generation g fits D_0 .. D_g, n_g = (g + 1) M).
 
     Adding M draws of the model N(mu_g, sigma_g^2) to a pool of n_g with sum of squares T_g: by (i)
@@ -36,9 +38,27 @@ def accumulate_expected_variance(generation, samples_per_generation, estimator="
       unbiased:  E[sigma_g^2] = sigma^2 prod_{k=2}^{g+1} (1 - 1 / (k (k M - 1)))
 
     Both converge to a positive limit (``accumulate_variance_limit``): no collapse.
+
+    With a sampling temperature lambda the M new draws have variance lambda^2 sigma_g^2, so
+    ``E[T_(g+1) | past] = T_g + lambda^2 sigma_g^2 M (1 - 1 / n_(g+1))`` and, for k = g + 1 >= 1,
+
+      E[sigma_k^2] / E[sigma_(k-1)^2] = (c(k M) + lambda^2 M (1 - 1 / ((k+1) M))) / c((k+1) M)
+                                      = 1 - (1 - lambda^2) / (k + 1) - lambda^2 / ((k+1)^2 M)   (mle)
+
+    from ``E[sigma_0^2] = sigma^2 (M - 1) / c(M)``. The 1/(k+1) term makes the product behave like
+    ``g^(lambda^2 - 1)``: accumulating all data no longer stops the collapse once lambda < 1 (the
+    variance falls polynomially to 0), and lambda > 1 makes it grow without bound.
     """
     g = np.atleast_1d(np.asarray(generation, dtype=int))
     m = float(samples_per_generation)
+    if temperature != 1.0:
+        lam2 = float(temperature) ** 2
+        k = np.arange(1, int(g.max()) + 1, dtype=float)
+        c = _c((k + 1) * m, estimator)
+        f = (_c(k * m, estimator) + lam2 * m * (1 - 1 / ((k + 1) * m))) / c
+        v0 = sigma**2 * (m - 1) / _c(m, estimator)
+        out = v0 * np.concatenate([[1.0], np.cumprod(f)])[g]
+        return out if np.ndim(generation) else out[0]
     k = np.arange(1, int(g.max()) + 2, dtype=float)
     if estimator == "mle":
         f = 1 - 1 / (k**2 * m)
@@ -71,19 +91,28 @@ def accumulate_variance_limit(samples_per_generation, estimator="mle", sigma=1.0
     return sigma**2 * np.exp(log_full) * (1 - 1 / m) / (1 - 2 / m)
 
 
-def accumulate_expected_mean_error(generation, samples_per_generation, estimator="mle", sigma=1.0):
+def accumulate_expected_mean_error(
+    generation, samples_per_generation, estimator="mle", sigma=1.0, temperature=1.0
+):
     """``E[(mu_g - mu)^2]`` under ``accumulate``.
 
     ``mu_(g+1) - mu_g = (M / n_(g+1)) (ybar - mu_g)``, a martingale difference of variance
-    ``M E[sigma_g^2] / n_(g+1)^2 = E[sigma_g^2] / ((g+2)^2 M)``, so
-    ``E[(mu_g - mu)^2] = sigma^2 / M + sum_{j=1}^{g} E[sigma_(j-1)^2] / ((j+1)^2 M)``.
-    Since ``E[sigma_j^2] <= sigma^2`` for both estimators, it stays below
+    ``M lambda^2 E[sigma_g^2] / n_(g+1)^2 = lambda^2 E[sigma_g^2] / ((g+2)^2 M)``, so
+    ``E[(mu_g - mu)^2] = sigma^2 / M + lambda^2 sum_{j=1}^{g} E[sigma_(j-1)^2] / ((j+1)^2 M)``.
+    At lambda = 1, since ``E[sigma_j^2] <= sigma^2`` for both estimators, it stays below
     ``(sigma^2 / M) sum_k 1/k^2 = pi^2 sigma^2 / (6 M)`` (Dey & Donoho's pi^2/6).
     """
     g = np.atleast_1d(np.asarray(generation, dtype=int))
     m = float(samples_per_generation)
     j = np.arange(1, int(g.max()) + 1)
-    v = accumulate_expected_variance(j - 1, m, estimator, sigma) if j.size else np.zeros(0)
+    lam = temperature
+    v = (
+        accumulate_expected_variance(j - 1, m, estimator, sigma, temperature=lam)
+        if j.size
+        else np.zeros(0)
+    )
+    if lam != 1.0:
+        v = v * float(lam) ** 2
     steps = np.concatenate([[sigma**2 / m], v / ((j + 1) ** 2 * m)])
     out = np.cumsum(steps)[g]
     return out if np.ndim(generation) else out[0]
@@ -110,7 +139,9 @@ def _linear_recursion(num_generations, v0, e0, step):
     return np.array(v), np.array(e)
 
 
-def augment_moments(num_generations, samples_per_generation, augment_ratio, estimator, sigma=1.0):
+def augment_moments(
+    num_generations, samples_per_generation, augment_ratio, estimator, sigma=1.0, temperature=1.0
+):
     """``(E[sigma_g^2], E[(mu_g - mu)^2])`` for g < num_generations under ``augment`` (lambda).
 
     Generation g >= 1 fits all of D_0 (M samples, mean a, sum of squares T_0) plus L = round(lambda M)
@@ -126,13 +157,19 @@ def augment_moments(num_generations, samples_per_generation, augment_ratio, esti
     from ``E[sigma_0^2] = sigma^2 (M - 1) / c(M)``, d_0 = 0. Fixed point (``augment_fixed_point``):
     ``d* = L v* / (n^2 - L^2)`` and v* solves the first line, close to sigma^2 (1 - O(1/M)): the
     real data anchor the chain, so it never collapses, whatever lambda.
+
+    A sampling temperature tau makes the model draws' variance ``tau^2 v``: every ``v`` above
+    becomes ``tau^2 v`` (within the model group and in its mean's spread).
     """
     m = int(samples_per_generation)
     lam = round(augment_ratio * m)
     n = m + lam
     c, s2 = _c(n, estimator), sigma**2
+    tau2 = float(temperature) ** 2
 
     def step(v, e):
+        if tau2 != 1.0:
+            v = tau2 * v
         d = e - s2 / m
         t = (m - 1) * s2 + (lam - 1) * v + (m / n) * (lam * d + v)
         d_new = (lam**2 * d + lam * v) / n**2
@@ -141,18 +178,23 @@ def augment_moments(num_generations, samples_per_generation, augment_ratio, esti
     return _linear_recursion(num_generations, s2 * (m - 1) / _c(m, estimator), s2 / m, step)
 
 
-def augment_fixed_point(samples_per_generation, augment_ratio, estimator, sigma=1.0):
+def augment_fixed_point(
+    samples_per_generation, augment_ratio, estimator, sigma=1.0, temperature=1.0
+):
     """``(v*, e*)``: the limits of ``augment_moments`` (the 2x2 linear fixed point)."""
     m = int(samples_per_generation)
     lam = round(augment_ratio * m)
     n = m + lam
     c, s2 = _c(n, estimator), sigma**2
-    dv = lam / (n**2 - lam**2)  # d* = dv v*
-    v = (m - 1) * s2 / (c - (lam - 1) - (m / n) * (lam * dv + 1))
+    t2 = float(temperature) ** 2
+    dv = lam * t2 / (n**2 - lam**2)  # d* = dv v*
+    v = (m - 1) * s2 / (c - t2 * (lam - 1) - (m / n) * (lam * dv + t2))
     return v, s2 / m + dv * v
 
 
-def fresh_moments(num_generations, samples_per_generation, gamma, estimator, sigma=1.0):
+def fresh_moments(
+    num_generations, samples_per_generation, gamma, estimator, sigma=1.0, temperature=1.0
+):
     """``(E[sigma_g^2], E[(mu_g - mu)^2])`` for g < num_generations under ``fresh`` (gamma).
 
     Generation g >= 1 fits F = round(gamma M) new draws of the truth (mean f, E[(f - mu)^2] =
@@ -167,28 +209,35 @@ def fresh_moments(num_generations, samples_per_generation, gamma, estimator, sig
     first line. Any F >= 1 stops the collapse; for small F/M the model's mean wanders further from
     mu before the fresh draws pull it back, and that spread between the two groups enters the
     pooled variance, so v* can exceed sigma^2 (M = 10, F = 2, unbiased: v* = 1.31 sigma^2).
+
+    A sampling temperature tau makes the model draws' variance ``tau^2 v``: every ``v`` above
+    becomes ``tau^2 v``.
     """
     m = int(samples_per_generation)
     f = round(gamma * m)
     lam = m - f
     c, s2 = _c(m, estimator), sigma**2
+    tau2 = float(temperature) ** 2
 
     def step(v, e):
+        if tau2 != 1.0:
+            v = tau2 * v
         t = (f - 1) * s2 + (lam - 1) * v + (f * lam / m) * e + (f / m) * v + (lam / m) * s2
         return t / c, (f * s2 + lam**2 * e + lam * v) / m**2
 
     return _linear_recursion(num_generations, s2 * (m - 1) / c, s2 / m, step)
 
 
-def fresh_fixed_point(samples_per_generation, gamma, estimator, sigma=1.0):
+def fresh_fixed_point(samples_per_generation, gamma, estimator, sigma=1.0, temperature=1.0):
     """``(v*, e*)``: the limits of ``fresh_moments`` (the 2x2 linear fixed point)."""
     m = int(samples_per_generation)
     f = round(gamma * m)
     lam = m - f
     c, s2 = _c(m, estimator), sigma**2
+    t2 = float(temperature) ** 2
     # e = e0 + ev v, substituted into v = (k0 + kv v + ke e) / c.
-    e0, ev = f * s2 / (m**2 - lam**2), lam / (m**2 - lam**2)
-    k0, kv, ke = (f - 1) * s2 + (lam / m) * s2, (lam - 1) + f / m, f * lam / m
+    e0, ev = f * s2 / (m**2 - lam**2), lam * t2 / (m**2 - lam**2)
+    k0, kv, ke = (f - 1) * s2 + (lam / m) * s2, t2 * ((lam - 1) + f / m), f * lam / m
     v = (k0 + ke * e0) / (c - kv - ke * ev)
     return v, e0 + ev * v
 

@@ -27,6 +27,21 @@ So with the unbiased estimator ``E[sigma_n^2] = sigma^2`` for every n while ``si
 almost surely (``E[log sigma_n^2]`` falls linearly): the mean is carried by ever rarer seeds, and
 ``E[W2^2]`` grows without bound, like ``(n+1) sigma^2 / M`` from the mean's random walk.
 
+Sampling temperature lambda (``cfg.sampling.temperature``; MAD's sampling bias, Alemohammad et al.
+2024): generation n >= 1 fits M draws of ``N(mu_(n-1), lambda^2 sigma_(n-1)^2)``, so each
+resampling multiplies the variance by ``lambda^2 X / c`` and the mean's step variance by lambda^2;
+D_0 is the truth's, untempered. Every form above keeps its derivation with one factor lambda^2
+(lambda for the std) per resampling, n of them by generation n:
+
+    E[sigma_n^2]     = sigma^2 r (lambda^2 r)^n     (unbiased: lambda^(2n) sigma^2;
+                                                    mle: (lambda^2 (M-1)/M)^n E[sigma_0^2])
+    E[sigma_n]       = sigma a (lambda a)^n
+    E[(mu_n - mu)^2] = (sigma^2 / M) sum_{j=0..n} (lambda^2 r)^j
+    E[log sigma_n^2] = log sigma^2 + (n+1) (psi((M-1)/2) + log(2/c)) + n log lambda^2
+
+so E[sigma_n^2] is a geometric sequence of ratio lambda^2 r: the unbiased chain keeps its mean
+only at lambda = 1, and the mle chain at lambda^2 = M / (M - 1).
+
 Discrete chain (Sec. 3.1): counts ~ Multinomial(M, p_n), p_{n+1} = counts / M. ``p_n`` is a bounded
 martingale with E[p_n] = q, absorbed in a delta almost surely, so P(absorbed at state i) = q_i.
 """
@@ -63,19 +78,27 @@ def variance_ratio(samples_per_generation, estimator: str):
     return (m - 1) / _divisor(m, estimator)
 
 
-def expected_variance(generation, samples_per_generation, estimator="unbiased", sigma=1.0, dim=1):
-    """``E[sigma_n^2] = sigma^2 r^(n+1)``; for ``dim > 1``, ``E[tr Sigma_n] = dim sigma^2 r^(n+1)``.
+def expected_variance(
+    generation, samples_per_generation, estimator="unbiased", sigma=1.0, dim=1, temperature=1.0
+):
+    """``E[sigma_n^2] = sigma^2 r^(n+1) lambda^(2n)``; for ``dim > 1``, ``E[tr Sigma_n]`` is ``dim``
+    times that.
 
     Exact for any D_0 with covariance ``sigma^2 I`` (the Wishart mean is the covariance).
     """
     n, m = _n_m(generation, samples_per_generation)
-    return dim * sigma**2 * variance_ratio(m, estimator) ** (n + 1)
+    lam2 = float(temperature) ** 2
+    return dim * sigma**2 * variance_ratio(m, estimator) ** (n + 1) * lam2**n
 
 
-def expected_variance_squared(generation, samples_per_generation, estimator="unbiased", sigma=1.0):
-    """``E[sigma_n^4] = sigma^4 ((M-1)(M+1) / c^2)^(n+1)`` (``E[X^2] = k(k+2)``); Gaussian D_0."""
+def expected_variance_squared(
+    generation, samples_per_generation, estimator="unbiased", sigma=1.0, temperature=1.0
+):
+    """``E[sigma_n^4] = sigma^4 ((M-1)(M+1) / c^2)^(n+1) lambda^(4n)`` (``E[X^2] = k(k+2)``);
+    Gaussian D_0."""
     n, m = _n_m(generation, samples_per_generation)
-    return sigma**4 * ((m - 1) * (m + 1) / _divisor(m, estimator) ** 2) ** (n + 1)
+    lam4 = float(temperature) ** 4
+    return sigma**4 * ((m - 1) * (m + 1) / _divisor(m, estimator) ** 2) ** (n + 1) * lam4**n
 
 
 def monte_carlo_horizon(num_seeds, samples_per_generation):
@@ -90,56 +113,71 @@ def monte_carlo_horizon(num_seeds, samples_per_generation):
     return np.log1p(num_seeds) / np.log((m + 1) / (m - 1)) - 1
 
 
-def expected_std(generation, samples_per_generation, estimator="unbiased", sigma=1.0):
-    """``E[sigma_n] = sigma (E[sqrt(chi^2_{M-1})] / sqrt(c))^(n+1)``; exact for Gaussian D_0."""
+def expected_std(
+    generation, samples_per_generation, estimator="unbiased", sigma=1.0, temperature=1.0
+):
+    """``E[sigma_n] = sigma (E[sqrt(chi^2_{M-1})] / sqrt(c))^(n+1) lambda^n``; Gaussian D_0."""
     n, m = _n_m(generation, samples_per_generation)
     a = mean_chi(m - 1) / np.sqrt(_divisor(m, estimator))
-    return sigma * a ** (n + 1)
+    return sigma * a ** (n + 1) * float(temperature) ** n
 
 
-def expected_mean_error(generation, samples_per_generation, estimator="unbiased", sigma=1.0, dim=1):
-    """``E[|mu_n - mu|^2] = dim (sigma^2 / M) sum_{j=0..n} r^j``.
+def expected_mean_error(
+    generation, samples_per_generation, estimator="unbiased", sigma=1.0, dim=1, temperature=1.0
+):
+    """``E[|mu_n - mu|^2] = dim (sigma^2 / M) sum_{j=0..n} (lambda^2 r)^j``.
 
     ``mu_0`` has variance sigma^2/M; generation i >= 1 adds an uncorrelated step of variance
-    ``E[sigma_{i-1}^2] / M = sigma^2 r^i / M``. Exact for any D_0 with covariance sigma^2 I.
+    ``lambda^2 E[sigma_{i-1}^2] / M = sigma^2 (lambda^2 r)^i / M``. Exact for any D_0 with
+    covariance sigma^2 I.
     """
     n, m = _n_m(generation, samples_per_generation)
-    r = variance_ratio(m, estimator)
+    r = variance_ratio(m, estimator) * float(temperature) ** 2
     # sum_{j=0..n} r^j; r == 1 (unbiased) is the limit n + 1.
     with np.errstate(divide="ignore", invalid="ignore"):
         geometric = np.where(r == 1.0, n + 1, (1 - r ** (n + 1)) / np.where(r == 1.0, 0.5, 1 - r))
     return dim * sigma**2 / m * geometric
 
 
-def expected_std_error_squared(generation, samples_per_generation, estimator="unbiased", sigma=1.0):
+def expected_std_error_squared(
+    generation, samples_per_generation, estimator="unbiased", sigma=1.0, temperature=1.0
+):
     """``E[(sigma_n - sigma)^2] = E[sigma_n^2] - 2 sigma E[sigma_n] + sigma^2``; Gaussian D_0."""
-    ev = expected_variance(generation, samples_per_generation, estimator, sigma)
-    es = expected_std(generation, samples_per_generation, estimator, sigma)
+    lam = temperature
+    ev = expected_variance(generation, samples_per_generation, estimator, sigma, temperature=lam)
+    es = expected_std(generation, samples_per_generation, estimator, sigma, temperature=lam)
     return ev - 2 * sigma * es + sigma**2
 
 
-def expected_w2_squared(generation, samples_per_generation, estimator="unbiased", sigma=1.0):
+def expected_w2_squared(
+    generation, samples_per_generation, estimator="unbiased", sigma=1.0, temperature=1.0
+):
     """``E[W2^2(N(mu_n, sigma_n^2), N(mu, sigma^2))]``, exact for Gaussian D_0 (1-D).
 
     ``W2^2 = (mu_n - mu)^2 + (sigma_n - sigma)^2``; the expectation is the sum of
     ``expected_mean_error`` and ``expected_std_error_squared``.
     """
-    return expected_mean_error(
-        generation, samples_per_generation, estimator, sigma
-    ) + expected_std_error_squared(generation, samples_per_generation, estimator, sigma)
+    g, m, lam = generation, samples_per_generation, temperature
+    return expected_mean_error(g, m, estimator, sigma, temperature=lam) + (
+        expected_std_error_squared(g, m, estimator, sigma, temperature=lam)
+    )
 
 
-def expected_log_variance(generation, samples_per_generation, estimator="unbiased", sigma=1.0):
-    """``E[log sigma_n^2] = log sigma^2 + (n+1) (psi((M-1)/2) + log(2 / c))``; Gaussian D_0.
+def expected_log_variance(
+    generation, samples_per_generation, estimator="unbiased", sigma=1.0, temperature=1.0
+):
+    """``E[log sigma_n^2] = log sigma^2 + (n+1) (psi((M-1)/2) + log(2 / c)) + n log lambda^2``;
+    Gaussian D_0.
 
     Negative drift for both estimators (Jensen), so the median variance collapses geometrically
     while (unbiased) the mean stays at sigma^2: ``exp`` of this is the typical seed's variance.
+    A temperature adds ``log lambda^2`` a generation: lambda^2 > exp(-drift) outruns the collapse.
     """
     from scipy.special import digamma
 
     n, m = _n_m(generation, samples_per_generation)
     drift = digamma((m - 1) / 2) + np.log(2.0 / _divisor(m, estimator))
-    return np.log(sigma**2) + (n + 1) * drift
+    return np.log(sigma**2) + (n + 1) * drift + n * np.log(float(temperature) ** 2)
 
 
 def first_order_w2_squared(generation, samples_per_generation, sigma=1.0):

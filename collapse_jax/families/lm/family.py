@@ -40,7 +40,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from collapse_jax import family, rng
+from collapse_jax import family, rng, sampling
 from collapse_jax.errors import require
 from collapse_jax.families.lm import corpus as corpus_lib
 from collapse_jax.families.lm import decode, diversity, finetune, opt, perplexity, tail
@@ -49,6 +49,7 @@ from collapse_jax.families.lm import decode, diversity, finetune, opt, perplexit
 def validate(cfg) -> None:
     """Raise ``ConfigError`` naming any bad LM field, before any data or model is loaded."""
     finetune.validate(cfg)
+    sampling.refuse(cfg, "opt_wikitext", "its decoder (generate.temperature, top_k, top_p)")
     m = cfg.mixing
     require(
         m.curation.score != "oracle",

@@ -39,7 +39,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from collapse_jax import family, rng
+from collapse_jax import family, rng, sampling
 from collapse_jax.data import mnist
 from collapse_jax.errors import ConfigError, require
 from collapse_jax.families.vae import model, train
@@ -142,6 +142,7 @@ def validate(cfg) -> None:
     require(
         isinstance(v.kde_points, int) and v.kde_points >= 2, "vae.kde_points", ">= 2", v.kde_points
     )
+    sampling.validate(cfg, "vae")
     mix = cfg.mixing
     if v.samples == "fresh_per_batch" and mix.curation.score != "none":
         raise ConfigError(
@@ -229,7 +230,8 @@ def fit(key, state: VaeState, data: family.Data, cfg) -> VaeState:
     k_train, k_eval = jax.random.split(key)
     if v.samples == "fresh_per_batch" and state.fitted:
         num_model = data.x.shape[0] - _real_slots(cfg)
-        params, loss_E = train.train(k_train, data, v, state.params, num_model)
+        t = cfg.sampling.temperature
+        params, loss_E = train.train(k_train, data, v, state.params, num_model, t)
     else:
         params, loss_E = train.train(k_train, data, v)
     z_eval = jax.random.normal(k_eval, (_eval_count(v), v.latent_dim))
@@ -237,9 +239,12 @@ def fit(key, state: VaeState, data: family.Data, cfg) -> VaeState:
 
 
 def sample(key, state: VaeState, n: int, cfg):
-    """``n`` decoder probabilities for z ~ N(0, I), stored as uint8 pixels."""
+    """``n`` decoder probabilities for z ~ N(0, lambda^2 I) (``sampling.temperature``; metrics
+    decode their own untempered latents), stored as uint8 pixels."""
     v = cfg.vae
     z = jax.random.normal(key, (n, v.latent_dim))
+    if cfg.sampling.temperature != 1.0:
+        z = z * cfg.sampling.temperature
     return train.to_pixels(train.decode_chunked(state.params, z, v.latent_dim, v.sample_chunk))
 
 

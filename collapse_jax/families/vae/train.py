@@ -81,9 +81,10 @@ def _loss_and_grad(params, w_B, x_BxHxW, eps_BxZ, vae_cfg):
     return jax.lax.scan(micro, zero, batches)[0]
 
 
-def train(key, data: Data, vae_cfg, sampler=None, num_model: int = 0):
+def train(key, data: Data, vae_cfg, sampler=None, num_model: int = 0, temperature: float = 1.0):
     """A fresh VAE trained on ``data``: ``(params, loss_E)``, ``loss_E`` the mean per-image loss of
-    each epoch. ``sampler``/``num_model``: fresh samples per batch (module docstring)."""
+    each epoch. ``sampler``/``num_model``: fresh samples per batch (module docstring), decoded from
+    z ~ N(0, temperature^2 I)."""
     Z, B, E = vae_cfg.latent_dim, vae_cfg.batch_size, vae_cfg.epochs
     N = data.x.shape[0]
     steps = math.ceil(N / B)
@@ -107,7 +108,10 @@ def train(key, data: Data, vae_cfg, sampler=None, num_model: int = 0):
             w = data.weight[idx] * ok
             x = to_unit(data.x[idx])
             if sampler is not None:
-                fresh = model.decode(sampler, jax.random.normal(k_z, (B, Z)), Z)
+                z = jax.random.normal(k_z, (B, Z))
+                if temperature != 1.0:
+                    z = z * temperature
+                fresh = model.decode(sampler, z, Z)
                 x = jnp.where((idx < num_model)[:, None, None], fresh, x)
             eps = jax.random.normal(k_eps, (B, Z))
 
