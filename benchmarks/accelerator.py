@@ -127,7 +127,7 @@ def opt(tiny, rounds):
     b, length = opt_vs_torch.QUICK_SHAPE if tiny else (64, 64)
     params = opt_lib.init_params(jax.random.key(0), config)
     ids_BxL = np.random.default_rng(0).integers(3, config.vocab_size, (b, length)).astype(np.int32)
-    _, train = opt_vs_torch._jax_side(config, params, ids_BxL)
+    train = opt_vs_torch._jax_side(config, params, ids_BxL)[1]
     t = _common.interleave({"train": train}, rounds)
     tokens_s = _common.rate(b * length, t["train"])
     n = opt_lib.param_count(params)

@@ -51,6 +51,8 @@ Measured on the 2-core Xeon with 23 GB of memory:
     parameters and AdamW state (``--memory``, above; 11.31 GiB of temporaries on 2026-12-07 on a
     2-core AMD EPYC, same jax): an earlier attempt on the machine shared with six other jobs was
     killed for memory.
+  Both runs above used one batch per step (what ``--micro-batches=1`` runs today); the default
+  ``--micro-batches=4`` (the same update in four slices) has not been timed on this path yet.
 """
 
 from __future__ import annotations
@@ -297,8 +299,10 @@ def build_model(model: str, model_dir: Path, data_root: Path) -> dict:
     return config.to_hf_dict()
 
 
-def launch_flags(run_dir: Path, model_dir: Path, blocks: int) -> list[str]:
-    return [
+def launch_flags(run_dir: Path, model_dir: Path, blocks: int, micro_batches: int = 1) -> list[str]:
+    """The launcher's flags; ``micro_batches`` > 1 adds ``finetune.micro_batches`` (the same
+    update in that many slices of the batch: what bounds the step's memory)."""
+    flags = [
         "--config=configs/opt_wikitext.py:paper",
         f"--workdir={run_dir}",
         f"--config.lm.source={model_dir}",
@@ -308,6 +312,9 @@ def launch_flags(run_dir: Path, model_dir: Path, blocks: int) -> list[str]:
         "--config.num_generations=2",
         "--config.num_seeds=1",
     ]
+    if micro_batches > 1:
+        flags.append(f"--config.finetune.micro_batches={micro_batches}")
+    return flags
 
 
 def run_launcher(flags: list[str], log: Path, data_root: Path, interrupt: str = "") -> tuple:
@@ -452,6 +459,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--model", choices=sorted(MODELS), default="opt-125m")
     parser.add_argument("--blocks", type=int, default=128, help="train and eval blocks (>= 128)")
     parser.add_argument(
+        "--micro-batches",
+        type=int,
+        default=4,
+        help="finetune.micro_batches: the batch of 128 as this many slices inside the step, the "
+        "same update with a smaller step (XLA's memory analysis per option: "
+        "benchmarks/lm_memory.py); 1: the config's default",
+    )
+    parser.add_argument(
         "--interrupt",
         default="test perplexity + tail metrics:2",
         help="STAGE:N: the first run stops after the N-th call of STAGE ('' runs it through); "
@@ -481,7 +496,7 @@ def main(argv=None) -> dict:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     log.unlink(missing_ok=True)
-    flags = launch_flags(run_dir, model_dir, args.blocks)
+    flags = launch_flags(run_dir, model_dir, args.blocks, args.micro_batches)
     print("python -m launch.run " + " ".join(flags), flush=True)
 
     runs = []

@@ -62,7 +62,13 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         Experiment("kde", _F + "kde", _P + "kde", "kde.py"),
         Experiment("vae", _F + "vae.family", _P + "vae", "vae.py"),
+        Experiment("flow", _F + "flow.family", _P + "flow", "flow.py"),
+        Experiment("mad", _F + "flow.family", _P + "flow", "mad.py"),
         Experiment("opt_wikitext", _F + "lm.family", _P + "opt", "opt_wikitext.py"),
+        # The same LM host family on GPT-2 (fine-tuned, as the paper) and on Llama-architecture
+        # models pre-trained from scratch every generation (Gerstgrasser et al.).
+        Experiment("gpt2_wikitext", _F + "lm.family", _P + "opt", "gpt2_wikitext.py"),
+        Experiment("llama_tinystories", _F + "lm.family", _P + "opt", "llama_tinystories.py"),
         Experiment("opt_finetune", _F + "lm.finetune", None, "opt_finetune.py"),
     ]
 }

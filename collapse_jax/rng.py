@@ -29,10 +29,14 @@ METRICS = 0x4D455452  # "METR": a host family's metrics (the LM's example contin
 # Folded into a key a family was handed.
 DECODE = 0x44454344  # "DECD": the LM's sample key -> its decoder's key (the prompts use the key)
 SAMPLE = 0x53414D50  # "SAMP": a decoder's key -> its sampling draws (beam search draws none)
+SCRATCH_INIT = 0x494E4954  # "INIT": the LM's fit key -> a fresh model's init (lm.fit_from=scratch)
 # Folded into key(cfg.seed): run-level streams shared by every seed, outside the seed indices.
 BASE = 0xFFFFFFFF  # the LM's scratch base model (init and pre-training)
 FRESH_ORDER = 0xFFFFFFFE  # the order in which the LM's fresh blocks are used
-CLASSIFIER = 0x6D6E6973  # "mnis": the VAE's digit classifier
+CLASSIFIER = 0x6D6E6973  # "mnis": the digit classifier of the VAE and flow families (FID features)
+# Folded into a family's fixed evaluation key (independent of cfg.seed, the same in every run).
+REAL_SET = 0x5245414C  # "REAL": the flow family's choice of real images for precision/recall
+PROBE = 0x50524F42  # "PROB": the flow family's Hutchinson probe of the ODE likelihood
 
 
 def seed_keys(seed: int, num_seeds: int) -> jax.Array:

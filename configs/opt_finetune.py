@@ -37,15 +37,22 @@ def lm_fields() -> ml_collections.ConfigDict:
     lm = ml_collections.ConfigDict()
     # "hub:NAME" (downloaded once), a local HF checkpoint directory, or "scratch" (lm.scratch).
     lm.source = "hub:facebook/opt-125m"
+    # opt | gpt2 | llama: the scratch model's architecture; a checkpoint's config.json model_type
+    # must agree ("auto": whatever the checkpoint is).
+    lm.architecture = "opt"
     lm.dtype = "float32"  # compute dtype; "bfloat16" on accelerators (parameters stay float32)
-    lm.scratch = ml_collections.ConfigDict()  # a randomly initialised OPT; vocab from the tokenizer
+    # A randomly initialised model of lm.architecture; its vocabulary is the tokenizer's.
+    lm.scratch = ml_collections.ConfigDict()
     lm.scratch.hidden_size = 128
     lm.scratch.num_hidden_layers = 2
     lm.scratch.ffn_dim = 512
     lm.scratch.num_attention_heads = 4
     lm.scratch.max_position_embeddings = 128  # >= the 64-token blocks plus 64 generated tokens
-    lm.scratch.dropout = 0.1
+    lm.scratch.dropout = 0.1  # opt, gpt2 (llama has no residual dropout)
     lm.scratch.attention_dropout = 0.0
+    lm.scratch.num_key_value_heads = 4  # llama only: grouped-query attention when fewer than heads
+    lm.scratch.rope_theta = 10000.0  # llama only
+    lm.scratch.tie_word_embeddings = True  # llama only (opt and gpt2 always tie)
     return lm
 
 
@@ -65,6 +72,11 @@ def data_fields() -> ml_collections.ConfigDict:
     data.skip_empty_lines = True
     data.max_train_blocks = 0  # 0 keeps all; > 0 truncates (smoke runs)
     data.max_eval_blocks = 0  # the same for validation and test
+    # data.source=tinystories only (collapse_jax/data/tinystories.py): a folder holding
+    # TinyStories-{train,valid}.txt ("" looks in $COLLAPSE_JAX_DATA/tinystories, the cache, then
+    # downloads), and a cap on the stories read from each file (0: all).
+    data.tinystories_dir = ""
+    data.max_stories = 0
     return data
 
 
@@ -114,6 +126,13 @@ def finetune_fields() -> ml_collections.ConfigDict:
     # splits parameters and optimiser state over them (for models larger than one device).
     ft.num_devices = 1
     ft.fsdp = False
+    # Memory (collapse_jax/families/lm/finetune.py): a batch as this many equal micro-batches
+    # inside one step (the same update); each layer rematerialised with this
+    # jax.checkpoint_policies name ("none": keep every activation); a bfloat16 compute copy of the
+    # float32 master parameters (with lm.dtype=bfloat16).
+    ft.micro_batches = 1
+    ft.remat_policy = "none"
+    ft.param_dtype = "float32"
     return ft
 
 

@@ -155,6 +155,9 @@ def get_config(arg=None):
     cfg.lm_regime = _REGIME_LABELS[a.regime]  # a label for reports; the fields below are what run
     cfg.lm_decoder = a.decoder  # a label for reports; cfg.generate is what runs
     cfg.lm = opt_finetune.lm_fields()
+    # base: every generation fine-tunes the base model (the paper); scratch: every generation
+    # trains a fresh model from random weights (configs/llama_tinystories.py).
+    cfg.lm.fit_from = "base"
     cfg.data = opt_finetune.data_fields()
     cfg.tokenizer = opt_finetune.tokenizer_fields()
     cfg.finetune = opt_finetune.finetune_fields()

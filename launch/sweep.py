@@ -170,9 +170,24 @@ def main(argv):
         _WORKDIR.value,
     )
     if len(runs) > 1 and jax.process_index() == 0:
-        path = compare_figure(cfg, runs)
-        if path is not None:
-            print(path)
+        for path in (compare_figure(cfg, runs), family_sweep_figure(cfg, runs, _WORKDIR.value)):
+            if path is not None:
+                print(path)
+
+
+def family_sweep_figure(cfg, runs, workdir):
+    """The experiment's own figure of every run of the sweep, where its plots module has one
+    (``sweep_figure(workdirs, outdir)``: the flow family's loops, the KDE's datasets), in
+    ``DIR/figures/``."""
+    from collapse_jax import experiments
+
+    plots_module = experiments.get(cfg.experiment).plots_module
+    if plots_module is None:
+        return None
+    draw = getattr(experiments.get(cfg.experiment).plots(), "sweep_figure", None)
+    if draw is None:
+        return None
+    return draw([run_dir for run_dir, _, _ in runs], Path(workdir) / "figures")
 
 
 def run_all(runs, overwrite: bool) -> None:

@@ -132,3 +132,81 @@ def test_smoke_run_end_to_end(shared_data, tmp_path):
     ppl_N = np.load(tmp_path / "run" / "test_sequence_perplexity.npy")
     assert ppl_N.shape == (cfg.data.max_eval_blocks,) and np.isfinite(ppl_N).all()
     assert summary["test_perplexity"] < summary["test_perplexity_start"]
+
+
+# ------------------------------------------------------------------------------ memory options
+
+
+def _one_step(memory, config=TINY, optimizer=None):
+    """(loss, params) after one training step from fixed params on a fixed batch."""
+    import optax
+
+    optimizer = optimizer or optax.sgd(1.0)
+    params = opt.init_params(jax.random.key(7), config)
+    state = finetune.TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
+    step = finetune.make_train_step(config, optimizer, memory=memory)
+    blocks = pattern_blocks(jax.random.key(8), 16, 3)
+    state, loss = step(state, jnp.asarray(blocks), jnp.arange(16), jax.random.key(9))
+    return float(loss), jax.tree.map(np.asarray, state.params)
+
+
+def test_micro_batches_and_remat_make_the_same_update():
+    # SGD with learning rate 1: the parameter change is the gradient itself. Without dropout the
+    # mean over 4 equal micro-batches of their mean losses is the batch's mean loss, so loss and
+    # gradient agree up to float32 summation order (relative ~1e-7 on O(1) terms summed over 16
+    # blocks: 1e-5 relative and 1e-7 absolute leave a wide margin, while any slip in the
+    # micro-batch averaging, e.g. a sum instead of a mean, is a factor of 4).
+    config = opt.OPTConfig(**{**vars(TINY), "dropout": 0.0})
+    loss, params = _one_step(finetune.Memory(), config)
+    for memory in (
+        finetune.Memory(micro_batches=4),
+        finetune.Memory(remat_policy="nothing_saveable"),
+        finetune.Memory(micro_batches=2, remat_policy="dots_with_no_batch_dims_saveable"),
+    ):
+        got_loss, got = _one_step(memory, config)
+        assert got_loss == pytest.approx(loss, rel=1e-6), memory
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(params), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7, err_msg=str(memory))
+
+
+def test_bfloat16_compute_copy_keeps_float32_masters():
+    loss, _ = _one_step(finetune.Memory())
+    bf16_config = opt.OPTConfig(**{**vars(TINY), "dtype": "bfloat16"})
+    got_loss, got = _one_step(finetune.Memory(param_dtype="bfloat16"), bf16_config)
+    assert all(x.dtype == np.float32 for x in jax.tree.leaves(got))
+    # bf16 keeps 8 mantissa bits: the loss of O(log V) = 3.5 moves by a few 1e-2 at most.
+    assert got_loss == pytest.approx(loss, abs=0.05)
+
+
+def test_micro_batches_cut_the_steps_temporary_memory():
+    """XLA's memory analysis of the compiled step (benchmarks/lm_memory.py at the paper's
+    shapes): 4 micro-batches hold a quarter of the logits and activations at a time."""
+    import optax
+
+    config = opt.OPTConfig(**{**vars(TINY), "vocab_size": 512})
+    temps = {}
+    for k in (1, 4):
+        optimizer = optax.adamw(1e-3)
+        step = finetune.make_train_step(config, optimizer, memory=finetune.Memory(k), jit=False)
+        params = jax.eval_shape(lambda: opt.init_params(jax.random.key(0), config))
+        state = jax.eval_shape(
+            lambda p: finetune.TrainState(p, optimizer.init(p), jnp.zeros((), jnp.int32)), params
+        )
+        args = (
+            jax.ShapeDtypeStruct((64, L), jnp.int32),
+            jax.ShapeDtypeStruct((64,), jnp.int32),
+            jax.eval_shape(lambda: jax.random.key(0)),
+        )
+        compiled = jax.jit(step, donate_argnums=0).lower(state, *args).compile()
+        temps[k] = compiled.memory_analysis().temp_size_in_bytes
+    # The (64, 11, 512) float32 logits alone are 1.4 MB; a quarter batch needs well under half.
+    assert temps[4] < 0.5 * temps[1], temps
+
+
+def test_memory_fields_are_checked():
+    with pytest.raises(ConfigError, match="micro_batches"):
+        finetune.validate_memory(ft_config(micro_batches=3))  # 16 blocks per batch
+    with pytest.raises(ConfigError, match="remat_policy"):
+        finetune.validate_memory(ft_config(remat_policy="everything"))
+    with pytest.raises(ConfigError, match="param_dtype"):
+        finetune.validate_memory(ft_config(param_dtype="float16"))

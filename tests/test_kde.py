@@ -245,13 +245,13 @@ def test_mmd_embedding_is_the_kde_expectation():
         data = kde.original_data(k_data, truth, cfg)
         state = kde.fit(None, None, mixing.full(data), cfg)
         x = kde.sample(k_sample, state, 100_000, cfg)
-        return state, kde._features(x, truth.omega_RxD, truth.phase_R)
+        return state, kde.features(x, truth.omega_RxD, truth.phase_R)
 
     state, phi = fit_and_sample(jax.random.key(5))
     phi = np.asarray(phi, float)
     damp = np.exp(-0.5 * 0.09 * np.sum(np.asarray(truth.omega_RxD) ** 2, axis=1))
     closed = damp * np.asarray(
-        kde._features(state.centers_NxD, truth.omega_RxD, truth.phase_R)
+        kde.features(state.centers_NxD, truth.omega_RxD, truth.phase_R)
     ).mean(0)
     z = (phi.mean(0) - closed) / (phi.std(0, ddof=1) / np.sqrt(len(phi)))
     assert np.all(np.abs(z) < Z), np.abs(z).max()

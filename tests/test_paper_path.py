@@ -33,6 +33,9 @@ def test_only_model_blocks_generations_and_seeds_are_overridden():
         "num_generations",
         "num_seeds",
     }
+    # The memory option the benchmark runs with by default: the same update, a smaller step.
+    flags = pp.launch_flags(Path("/r"), Path("/m"), 128, micro_batches=4)
+    assert flags[-1] == "--config.finetune.micro_batches=4"
 
 
 def test_standin_data_has_every_split_the_paper_reads(shared_data, tmp_path, monkeypatch):

@@ -1,10 +1,11 @@
 """Where the datasets are found, and their checked download (pooch) when they are nowhere.
 
 A dataset is looked for, in this order:
-  1. the directory a config field names (``vae.data_dir``, ``data.source=DIR``);
+  1. the directory a config field names (``vae.data_dir``, ``data.source=DIR``,
+     ``data.tinystories_dir``);
   2. ``$COLLAPSE_JAX_DATA``, a folder laid out like ``../shared/data``: ``mnist/*.gz``,
      ``wikitext-2/{valid,test}.txt`` (the tokenized release), ``wikitext-2-raw-v1.zip`` or
-     ``wikitext-2-raw/wiki.{split}.raw``;
+     ``wikitext-2-raw/wiki.{split}.raw``, ``tinystories/TinyStories-{train,valid}.txt``;
   3. the per-user cache ``$COLLAPSE_JAX_CACHE`` (default ``~/.cache/collapse_jax``, the OS cache
      folder), the same layout;
   4. a download into that cache from the canonical source, or from ``$COLLAPSE_JAX_MIRROR`` (the
@@ -31,7 +32,11 @@ MIRROR_ENV = "COLLAPSE_JAX_MIRROR"
 # Cache-relative path -> SHA-256 of the canonical file. MNIST: tensorflow_datasets'
 # url_checksums/mnist.txt (the CVDF mirror of yann.lecun.com). WikiText-2 raw: the Salesforce
 # archive (4,721,645 bytes), the digest recorded for it by the HF `wikitext` loader and every
-# re-host (the original s3://research.metamind.io URL now answers 403).
+# re-host (the original s3://research.metamind.io URL now answers 403). TinyStories (Eldan & Li
+# 2023): roneneldan/TinyStories at revision f54c09fd23315a6f9c86f9dc80f725de7d8f9c64,
+# TinyStories-train.txt (1,924,281,556 bytes) and TinyStories-valid.txt (19,447,282 bytes), the
+# digests two public projects pin for that revision; not re-hashed here (no network), so a
+# mismatch says so in one line and keeps nothing.
 REGISTRY = {
     "mnist/train-images-idx3-ubyte.gz": "sha256:"
     "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
@@ -43,11 +48,21 @@ REGISTRY = {
     "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
     "wikitext-2-raw-v1.zip": "sha256:"
     "ef7edb566e3e2b2d31b29c1fdb0c89a4cc683597484c3dc2517919c615435a11",
+    "tinystories/TinyStories-train.txt": "sha256:"
+    "c5cf5e22ff13614e830afbe61a99fbcbe8bcb7dd72252b989fa1117a368d401f",
+    "tinystories/TinyStories-valid.txt": "sha256:"
+    "94e431816c4cce81ff71e4408ff8d3bda9a42e8d2663986697c3954288cb38b4",
 }
 _MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 URLS = {
     **{p: _MNIST_URL + p.removeprefix("mnist/") for p in REGISTRY if p.startswith("mnist/")},
     "wikitext-2-raw-v1.zip": "https://wikitext.smerity.com/wikitext-2-raw-v1.zip",
+    **{
+        p: "https://huggingface.co/datasets/roneneldan/TinyStories/resolve/"
+        "f54c09fd23315a6f9c86f9dc80f725de7d8f9c64/" + p.removeprefix("tinystories/")
+        for p in REGISTRY
+        if p.startswith("tinystories/")
+    },
 }
 
 RETRIES = 2  # pooch retries a failed download (network or checksum) after 1 s, 2 s
@@ -264,3 +279,36 @@ def wikitext(explicit: str, splits) -> WikiText:
     found, how = _wikitext(explicit, tuple(sorted(set(splits))), os.environ.get(DATA_ENV, ""))
     record("wikitext-2", found=how, version=found.version, path=str(found.path))
     return found
+
+
+# ------------------------------------------------------------------------------------------------
+# TinyStories (Eldan & Li 2023): stories separated by "<|endoftext|>" lines, a train and a valid
+# file.
+
+
+def tinystories_file(split: str) -> str:
+    return f"tinystories/TinyStories-{split}.txt"
+
+
+def tinystories(explicit: str, splits) -> dict[str, Path]:
+    """``{split: file}`` of TinyStories for ``splits`` (train, valid): the first of
+    ``explicit`` (a folder holding ``TinyStories-{split}.txt``), ``$COLLAPSE_JAX_DATA/tinystories``,
+    else the cache (downloaded and checked if missing)."""
+    splits = sorted(set(splits))
+    names = {s: tinystories_file(s).removeprefix("tinystories/") for s in splits}
+    if explicit:
+        d = Path(explicit).expanduser()
+        missing = [n for n in names.values() if not (d / n).is_file()]
+        if missing:
+            raise DataError(f"data.tinystories_dir={d}: expected {', '.join(missing)} there")
+        record("tinystories", found="data.tinystories_dir", dir=str(d))
+        return {s: d / n for s, n in names.items()}
+    root = data_root()
+    if root is not None and all((root / "tinystories" / n).is_file() for n in names.values()):
+        record("tinystories", found=f"${DATA_ENV}", dir=str(root / "tinystories"))
+        return {s: root / "tinystories" / n for s, n in names.items()}
+    files = [tinystories_file(s) for s in splits]
+    cached = all((cache_dir() / f).is_file() for f in files)
+    d = download("tinystories", files, explicit)
+    record("tinystories", found="cache" if cached else "downloaded", dir=str(d / "tinystories"))
+    return {s: d / tinystories_file(s) for s in splits}

@@ -145,7 +145,13 @@ def _grid_u(n: int, num_groups: int, endpoint: bool) -> np.ndarray:
 
 def draw(key, n: int, blob_centers_KxD, cfg) -> jax.Array:
     """``n`` samples ``x_nx2`` of the configured toy distribution."""
-    k = cfg.kde
+    return draw_toy(key, n, blob_centers_KxD, cfg.kde)
+
+
+def draw_toy(key, n: int, blob_centers_KxD, k) -> jax.Array:
+    """``n`` samples ``x_nx2`` of the toy set ``k`` names: any section with the fields
+    ``dataset``, ``noise``, ``circles_factor``, ``blob_std`` and ``angles`` (``cfg.kde``; the flow
+    family's ``cfg.flow.toy``)."""
     grid = k.angles == "linspace" and k.dataset in ("circles", "moons")
     k_u, k_noise = jax.random.split(key)  # k_u: the angles, or on a grid their order
     # sklearn's exact group sizes, interleaved so that any prefix is a fair sample: slot i is in
@@ -179,10 +185,18 @@ def draw(key, n: int, blob_centers_KxD, cfg) -> jax.Array:
     return x + k.noise * z_nxD
 
 
-def _features(x_NxD, omega_RxD, phase_R):
+def features(x_NxD, omega_RxD, phase_R):
     """Random Fourier features ``phi(x) = sqrt(2 / R) cos(omega . x + b)``."""
     r = omega_RxD.shape[0]
     return math.sqrt(2.0 / r) * jnp.cos(x_NxD @ omega_RxD.T + phase_R[None, :])
+
+
+def median_width(heldout_NxD) -> float:
+    """The MMD kernel's width: the median distance between held-out pairs (at most 1000 points,
+    enough for a median with bounded memory)."""
+    h = np.asarray(heldout_NxD, float)[:1000]
+    dist = np.sqrt(((h[:, None, :] - h[None, :, :]) ** 2).sum(-1))
+    return float(np.median(dist[np.triu_indices(len(h), 1)]))
 
 
 def reference(cfg) -> Truth:
@@ -201,11 +215,8 @@ def reference(cfg) -> Truth:
     # Jitted: op by op, the draws take tens of seconds on a busy CPU.
     held, truth_x, omega_unit, phase = jax.jit(draws)(jax.random.key(k.heldout_seed))
     # The MMD kernel's width: the median distance between held-out pairs (fixed for the run).
-    h = np.asarray(held, float)[:1000]  # enough pairs for a median; bounded memory
-    dist = np.sqrt(((h[:, None, :] - h[None, :, :]) ** 2).sum(-1))
-    width = float(np.median(dist[np.triu_indices(len(h), 1)]))
-    omega = omega_unit / width
-    embedding = jax.jit(_features)(truth_x, omega, phase).mean(0)
+    omega = omega_unit / median_width(held)
+    embedding = jax.jit(features)(truth_x, omega, phase).mean(0)
     return Truth(centers, held, omega, phase, embedding)
 
 
@@ -280,7 +291,7 @@ def mmd(state: State, truth: Truth) -> jax.Array:
     """The MMD of the fixed random-feature kernel between the KDE and the truth (closed form)."""
     p_N = state.weight_N / state.weight_N.sum()
     damp_R = jnp.exp(-0.5 * state.bandwidth**2 * jnp.sum(truth.omega_RxD**2, axis=1))
-    emb_R = damp_R * (p_N @ _features(state.centers_NxD, truth.omega_RxD, truth.phase_R))
+    emb_R = damp_R * (p_N @ features(state.centers_NxD, truth.omega_RxD, truth.phase_R))
     return jnp.sqrt(jnp.sum((emb_R - truth.truth_embedding_R) ** 2))
 
 

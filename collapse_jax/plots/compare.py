@@ -25,6 +25,8 @@ HEADLINE = {
     "opt_wikitext": "test_perplexity",
     "linear_regression": "test_error",
     "kde": "nll",
+    "flow": "mmd",
+    "mad": "fid",
 }
 
 # Fields that differ between runs of one experiment without changing it.

@@ -22,9 +22,17 @@ Every regime of ``mixing.py`` runs through the same plan as the vmapped families
             by ``mixing.curate``; ``oracle`` is refused (text has no true density). Candidates
             beyond M prompts repeat prompts (identical blocks under beam search).
 
-The base: ``lm.source=hub:...`` loads a pretrained OPT; ``lm.source=scratch`` (the CPU stand-in)
-pre-trains one with ``rng.run_key(cfg.seed, rng.BASE)`` once per workdir (checkpoint
-``DIR/checkpoints/base``), shared by every seed and generation. ``DIR/tokenizer/`` holds the
+The model: ``lm.architecture`` (opt, gpt2, llama) or the checkpoint's ``model_type``. Two fits:
+  ``lm.fit_from=base``     (the paper) every generation fine-tunes the base model.
+                           ``lm.source=hub:...`` loads a pretrained one; ``lm.source=scratch`` (the
+                           CPU stand-in) pre-trains one with ``rng.run_key(cfg.seed, rng.BASE)``
+                           once per workdir (checkpoint ``DIR/checkpoints/base``), shared by every
+                           seed and generation.
+  ``lm.fit_from=scratch``  (Gerstgrasser et al. 2024; Kazdan et al. 2025) every generation trains a
+                           fresh model from random initialisation (``fold_in(fit key,
+                           rng.SCRATCH_INIT)``) on its pool, ``cfg.finetune`` being that training;
+                           with ``mixing.regime`` replace or accumulate. No base is made.
+``DIR/tokenizer/`` holds the
 tokenizer, ``DIR/reference.json`` the rare sets of D_0 (``tail.py``), ``DIR/examples.jsonl`` and
 ``DIR/examples.md`` each model's continuation of the paper's Example 1 prompt.
 
@@ -42,13 +50,33 @@ from absl import logging
 
 from collapse_jax import family, rng, sampling
 from collapse_jax.errors import require
+from collapse_jax.families.lm import (
+    architectures,
+    decode,
+    diversity,
+    finetune,
+    nn,
+    perplexity,
+    tail,
+)
 from collapse_jax.families.lm import corpus as corpus_lib
-from collapse_jax.families.lm import decode, diversity, finetune, opt, perplexity, tail
+
+FIT_FROM = ("base", "scratch")
 
 
 def validate(cfg) -> None:
     """Raise ``ConfigError`` naming any bad LM field, before any data or model is loaded."""
     finetune.validate(cfg)
+    require(cfg.lm.fit_from in FIT_FROM, "lm.fit_from", f"one of {FIT_FROM}", cfg.lm.fit_from)
+    names = architectures.NAMES if cfg.lm.source == "scratch" else (*architectures.NAMES, "auto")
+    require(cfg.lm.architecture in names, "lm.architecture", f"one of {names}", cfg.lm.architecture)
+    if cfg.lm.fit_from == "scratch":
+        require(
+            cfg.lm.source == "scratch",
+            "lm.source",
+            "scratch with lm.fit_from=scratch (every generation starts from random weights)",
+            cfg.lm.source,
+        )
     sampling.refuse(cfg, "opt_wikitext", "its decoder (generate.temperature, top_k, top_p)")
     m = cfg.mixing
     require(
@@ -108,8 +136,8 @@ class Truth(NamedTuple):
     """What every seed shares."""
 
     corpus: corpus_lib.Corpus
-    config: opt.OPTConfig
-    base_params: Any  # every generation's fine-tuning starts here
+    config: Any  # opt.OPTConfig, gpt2.GPT2Config or llama.LlamaConfig
+    base_params: Any  # every generation's fine-tuning starts here (fit_from=base)
     tail: tail.TailReference
     example_BxL: tuple[np.ndarray, np.ndarray]  # (ids, mask) of the example prompt
 
@@ -141,9 +169,9 @@ def reference(cfg, workdir: Path, once: family.Once) -> Truth:
     corpus = corpus_lib.load(cfg, workdir / "tokenizer")
     _check_fresh_supply(cfg, corpus)
     k_init, k_pre = jax.random.split(rng.run_key(cfg.seed, rng.BASE))
-    config, params = finetune.build_model(cfg.lm, len(corpus.tokenizer), k_init)
+    config, params = finetune.build_model(cfg.lm, len(corpus.tokenizer), k_init, corpus.tokenizer)
     corpus_lib.check_vocabulary(cfg, config.vocab_size, corpus)
-    if cfg.lm.source == "scratch":
+    if cfg.lm.source == "scratch" and cfg.lm.fit_from == "base":
         cap = cfg.pretrain.max_train_blocks
         blocks = corpus.all_train_NxL[:cap] if cap else corpus.all_train_NxL
 
@@ -229,13 +257,17 @@ def _weights(data) -> np.ndarray | None:
 
 
 def fit(key, state, data, truth: Truth, cfg) -> family.Fitted:
-    """Fine-tune the base model (not ``state``: every generation starts from the base), each
-    block weighted by its slot's weight (``finetune``: a weighted mean of block losses)."""
+    """Fine-tune the base model, or train a fresh one (``lm.fit_from``), never ``state``: every
+    generation starts again. Each block is weighted by its slot's weight (``finetune``: a
+    weighted mean of block losses)."""
     del state
     train_x = _blocks(data)
+    start = truth.base_params
+    if cfg.lm.fit_from == "scratch":
+        start = nn.init_params(jax.random.fold_in(key, rng.SCRATCH_INIT), truth.config)
     result = finetune.finetune(
         key,
-        truth.base_params,
+        start,
         truth.config,
         train_x,
         truth.corpus.valid_NxL,
@@ -326,15 +358,16 @@ class SavedModels:
             raise FileNotFoundError(
                 f"{self.tokenizer_dir}: missing; the LM family saves its tokenizer here"
             )
-        vocab_size = len(AutoTokenizer.from_pretrained(self.tokenizer_dir))
+        tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_dir)
+        vocab_size = len(tokenizer)
         box = {}
 
         def params(key):
-            box["config"], p = finetune.build_model(cfg.lm, vocab_size, key)
+            box["config"], p = finetune.build_model(cfg.lm, vocab_size, key, tokenizer)
             return p
 
         self.template = jax.eval_shape(params, jax.random.key(0))
-        self.config: opt.OPTConfig = box["config"]
+        self.config = box["config"]
 
     @functools.cached_property
     def train_MxL(self) -> np.ndarray:
@@ -350,7 +383,7 @@ class SavedModels:
 
     def export(self, state, directory) -> Path:
         """``state`` and the run's tokenizer as a Hugging Face directory that
-        ``transformers.OPTForCausalLM.from_pretrained`` and ``AutoTokenizer`` load."""
+        ``transformers.AutoModelForCausalLM.from_pretrained`` and ``AutoTokenizer`` load."""
         import shutil
 
         from collapse_jax.families.lm import convert

@@ -10,6 +10,16 @@ Each epoch visits a fresh permutation of the training blocks in ``N // batch_siz
 the last partial batch is dropped (a different remainder each epoch, so every block is seen in
 expectation and one compiled shape serves all steps).
 
+Memory (``Memory``, from ``finetune.micro_batches``, ``remat_policy``, ``param_dtype``): a batch
+may run as ``micro_batches`` equal micro-batches inside the one compiled step (a ``lax.scan``
+summing their gradients: the mean over micro-batches of their mean losses is the batch's mean
+loss, so the update is the same up to float summation order; dropout draws per micro-batch);
+each layer may be rematerialised in the backward pass (``jax.checkpoint`` with a named policy of
+``jax.checkpoint_policies``); parameters may enter the forward and backward passes as a bfloat16
+copy of the float32 master parameters that the optimiser updates (pair it with
+``lm.dtype=bfloat16``: a float32 compute dtype casts them back). ``benchmarks/paper_path.py
+--memory`` measures what each saves with XLA's memory analysis.
+
 Sample weights (the chain's per-source weights, ``mixing.real_weight`` / ``synthetic_weight``) are
 frequency weights, as in the small families: the objective is the weighted mean over blocks of
 each block's token-mean loss, ``sum_b w_b l_b / sum_b w_b``. A batch's loss is
@@ -23,6 +33,7 @@ Command (a single fine-tuning run; the recursive chain is ``configs/opt_wikitext
     python -m launch.run --config=configs/opt_finetune.py:cpu --workdir=/tmp/ft
 """
 
+import dataclasses
 import functools
 import json
 import time
@@ -39,9 +50,24 @@ from absl import logging
 
 from collapse_jax import family
 from collapse_jax.errors import require
-from collapse_jax.families.lm import opt, perplexity
+from collapse_jax.families.lm import architectures, nn, perplexity
 
 SCHEDULE_PERIODS = ("epoch", "run")
+PARAM_DTYPES = ("float32", "bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class Memory:
+    """How a training step trades time for memory (module docstring); hashable: part of the key
+    of the compiled step."""
+
+    micro_batches: int = 1
+    remat_policy: str = "none"
+    param_dtype: str = "float32"
+
+    @classmethod
+    def from_config(cls, ft_cfg) -> "Memory":
+        return cls(ft_cfg.micro_batches, ft_cfg.remat_policy, ft_cfg.param_dtype)
 
 
 class TrainState(NamedTuple):
@@ -66,7 +92,36 @@ def validate(cfg) -> None:
     require(
         ft.num_devices >= 0, "finetune.num_devices", "0 (all) or a positive integer", ft.num_devices
     )
+    validate_memory(ft)
     make_optimizer(ft, steps_per_epoch=1)
+
+
+def validate_memory(ft) -> None:
+    """Check the memory fields of a ``finetune``-like section (one ConfigError line)."""
+    require(
+        isinstance(ft.micro_batches, int) and ft.micro_batches >= 1,
+        "finetune.micro_batches",
+        "an integer >= 1",
+        ft.micro_batches,
+    )
+    require(
+        ft.batch_size % ft.micro_batches == 0,
+        "finetune.micro_batches",
+        f"a divisor of batch_size={ft.batch_size} (equal micro-batches: the same update)",
+        ft.micro_batches,
+    )
+    require(
+        ft.remat_policy in nn.REMAT_POLICIES,
+        "finetune.remat_policy",
+        f"one of {nn.REMAT_POLICIES}",
+        ft.remat_policy,
+    )
+    require(
+        ft.param_dtype in PARAM_DTYPES,
+        "finetune.param_dtype",
+        f"one of {PARAM_DTYPES}",
+        ft.param_dtype,
+    )
 
 
 def learning_rate_schedule(ft_cfg, steps_per_epoch: int) -> optax.Schedule:
@@ -116,48 +171,83 @@ def _optimizer_key(ft_cfg, steps_per_epoch: int) -> tuple:
 
 
 def make_train_step(
-    config: opt.OPTConfig, optimizer: optax.GradientTransformation, weighted: bool = False
+    config,
+    optimizer: optax.GradientTransformation,
+    weighted: bool = False,
+    memory: Memory = Memory(),
+    jit: bool = True,
 ) -> Callable:
     """``step(state, train_NxL, index_B, dropout_key[, weight_N]) -> (state, loss)``, jitted, state
     donated. ``weighted``: the step takes ``weight_N``, each block's weight over the mean weight.
+    ``memory``: micro-batches, rematerialisation and the parameters' compute copy (module
+    docstring). ``jit=False`` returns the plain function (to lower it for a memory analysis).
 
     The training blocks stay on the device and the batch is gathered inside the step, so a step
     moves only ``index_B`` from the host.
     """
+    k = memory.micro_batches
+    compute_dtype = nn.DTYPES[memory.param_dtype]
 
     def loss_fn(params, batch_BxL, dropout_key, weight_B):
+        if memory.param_dtype != "float32":
+            # The float32 master stays in the state; the cast's transpose brings the gradient
+            # back to float32.
+            params = jax.tree.map(lambda p: p.astype(compute_dtype), params)
         losses = perplexity.token_losses(
-            params, config, batch_BxL, deterministic=False, dropout_key=dropout_key
+            params,
+            config,
+            batch_BxL,
+            deterministic=False,
+            dropout_key=dropout_key,
+            remat_policy=memory.remat_policy,
         )
         if weight_B is None:
             return losses.mean()
         return (weight_B * losses.mean(axis=-1)).mean()
 
+    grad_fn = jax.value_and_grad(loss_fn)
+
+    def micro_batched(params, batch_BxL, dropout_key, weight_B):
+        """Mean loss and gradient over ``k`` equal micro-batches, one at a time."""
+        b = batch_BxL.shape[0]
+        batches = batch_BxL.reshape(k, b // k, *batch_BxL.shape[1:])
+        weights = None if weight_B is None else weight_B.reshape(k, b // k)
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(dropout_key, jnp.arange(k))
+
+        def body(carry, xs):
+            loss_sum, grad_sum = carry
+            loss, grads = grad_fn(params, *xs)
+            return (loss_sum + loss, jax.tree.map(jnp.add, grad_sum, grads)), None
+
+        zero = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
+        (loss_sum, grad_sum), _ = jax.lax.scan(body, zero, (batches, keys, weights))
+        return loss_sum / k, jax.tree.map(lambda g: g / k, grad_sum)
+
     def step(state: TrainState, train_NxL, index_B, dropout_key, weight_N=None):
         weight_B = None if weight_N is None else weight_N[index_B]
-        loss, grads = jax.value_and_grad(loss_fn)(
-            state.params, train_NxL[index_B], dropout_key, weight_B
-        )
+        fn = grad_fn if k == 1 else micro_batched
+        loss, grads = fn(state.params, train_NxL[index_B], dropout_key, weight_B)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return TrainState(params, opt_state, state.step + 1), loss
 
-    return jax.jit(step, donate_argnums=0)
+    return jax.jit(step, donate_argnums=0) if jit else step
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_step(config: opt.OPTConfig, optimizer_key: tuple, weighted: bool = False):
-    """``(optimizer, train_step)`` built once per model config, optimizer and weighting: every
-    generation of the recursive chain reuses one compiled step instead of tracing a new closure."""
+def _cached_step(config, optimizer_key: tuple, weighted: bool = False, memory: Memory = Memory()):
+    """``(optimizer, train_step)`` built once per model config, optimizer, weighting and memory
+    options: every generation of the recursive chain reuses one compiled step instead of tracing
+    a new closure."""
     steps_per_epoch, *fields = optimizer_key
     optimizer = make_optimizer(ml_collections.ConfigDict(dict(fields)), steps_per_epoch)
-    return optimizer, make_train_step(config, optimizer, weighted)
+    return optimizer, make_train_step(config, optimizer, weighted, memory)
 
 
 def finetune(
     key: jax.Array,
     params,
-    config: opt.OPTConfig,
+    config,
     train_NxL,
     valid_MxL,
     ft_cfg,
@@ -189,9 +279,13 @@ def finetune(
     require(
         ft_cfg.eval_every_steps >= 0, "finetune.eval_every_steps", ">= 0", ft_cfg.eval_every_steps
     )
+    validate_memory(ft_cfg)
     steps_per_epoch = num_blocks // batch_size
     optimizer, train_step = _cached_step(
-        config, _optimizer_key(ft_cfg, steps_per_epoch), weight_N is not None
+        config,
+        _optimizer_key(ft_cfg, steps_per_epoch),
+        weight_N is not None,
+        Memory.from_config(ft_cfg),
     )
     schedule = learning_rate_schedule(ft_cfg, steps_per_epoch)
     shuffle_key, dropout_key = jax.random.split(key)
@@ -261,26 +355,36 @@ def finetune(
 # --- a single fine-tuning run from a config (``launch.run`` with configs/opt_finetune.py) ---
 
 
-def build_model(lm_cfg, vocab_size: int, key: jax.Array) -> tuple[opt.OPTConfig, Any]:
-    """``(config, params)``: a scratch OPT sized by ``cfg.lm.scratch``, or an HF checkpoint."""
+def special_ids(tokenizer=None) -> dict:
+    """The pad/bos/eos ids a scratch model shares with its tokenizer (the trained BPE's, OPT's
+    1/2/2, without one)."""
+    from collapse_jax.families.lm import tokenizer as tokenizer_lib
+
+    if tokenizer is None:
+        pad, bos, eos = tokenizer_lib.PAD_ID, tokenizer_lib.BOS_ID, tokenizer_lib.BOS_ID
+    else:
+        pad, bos, eos = tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id
+        bos = eos if bos is None else bos
+    return dict(pad_token_id=pad, bos_token_id=bos, eos_token_id=eos)
+
+
+def build_model(lm_cfg, vocab_size: int, key: jax.Array, tokenizer=None) -> tuple[Any, Any]:
+    """``(config, params)``: a scratch model of ``lm.architecture`` sized by ``lm.scratch`` (its
+    special ids the tokenizer's), or an HF checkpoint (its ``model_type`` must be
+    ``lm.architecture`` unless that is ``auto``)."""
     if lm_cfg.source == "scratch":
-        s = lm_cfg.scratch
-        config = opt.OPTConfig(
-            vocab_size=vocab_size,
-            hidden_size=s.hidden_size,
-            num_hidden_layers=s.num_hidden_layers,
-            ffn_dim=s.ffn_dim,
-            num_attention_heads=s.num_attention_heads,
-            max_position_embeddings=s.max_position_embeddings,
-            word_embed_proj_dim=s.hidden_size,
-            dropout=s.dropout,
-            attention_dropout=s.attention_dropout,
-            dtype=lm_cfg.dtype,
-        )
-        return config, opt.init_params(key, config)
+        config = architectures.scratch_config(lm_cfg, vocab_size, special_ids(tokenizer))
+        return config, nn.init_params(key, config)
     from collapse_jax.families.lm import convert
 
-    return convert.load_pretrained(lm_cfg.source.removeprefix("hub:"), dtype=lm_cfg.dtype)
+    config, params = convert.load_pretrained(lm_cfg.source.removeprefix("hub:"), dtype=lm_cfg.dtype)
+    require(
+        lm_cfg.architecture in ("auto", config.architecture),
+        "lm.architecture",
+        f"'{config.architecture}' (the model_type of lm.source={lm_cfg.source}) or 'auto'",
+        lm_cfg.architecture,
+    )
+    return config, params
 
 
 def run_finetune(cfg, workdir) -> dict:
@@ -296,12 +400,12 @@ def run_finetune(cfg, workdir) -> dict:
         corpus = corpus_lib.load(cfg, model_dir)
         blocks = {"train": corpus.train_MxL, "valid": corpus.valid_NxL, "test": corpus.test_NxL}
         init_key, train_key = jax.random.split(jax.random.key(cfg.seed))
-        config, params = build_model(cfg.lm, len(corpus.tokenizer), init_key)
+        config, params = build_model(cfg.lm, len(corpus.tokenizer), init_key, corpus.tokenizer)
         corpus_lib.check_vocabulary(cfg, config.vocab_size, corpus)
         logging.info(
             "blocks %s; model %s params",
             {k: v.shape for k, v in blocks.items()},
-            f"{opt.param_count(params):,}",
+            f"{nn.param_count(params):,}",
         )
         eval_bs = cfg.finetune.eval_batch_size
         test_start = perplexity.split_perplexity(params, config, blocks["test"], eval_bs)
@@ -334,7 +438,7 @@ def run_finetune(cfg, workdir) -> dict:
             blocks["train"], blocks["test"], config.vocab_size
         ),
         "num_blocks": {k: int(v.shape[0]) for k, v in blocks.items()},
-        "num_params": opt.param_count(params),
+        "num_params": nn.param_count(params),
     }
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     logging.info("summary %s", summary)

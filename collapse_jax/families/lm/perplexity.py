@@ -14,24 +14,35 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from collapse_jax.families.lm import opt
+from collapse_jax.families.lm import nn
 
 
 def token_losses(
-    params, config: opt.OPTConfig, blocks_BxL: jax.Array, *, deterministic=True, dropout_key=None
+    params,
+    config,
+    blocks_BxL: jax.Array,
+    *,
+    deterministic=True,
+    dropout_key=None,
+    remat_policy: str = "none",
 ) -> jax.Array:
-    """Next-token negative log-likelihoods ``loss_Bx(L-1)`` in float32."""
-    hidden_BxLxW, _ = opt.hidden_states(
-        params, config, blocks_BxL, deterministic=deterministic, dropout_key=dropout_key
+    """Next-token negative log-likelihoods ``loss_Bx(L-1)`` in float32 (any architecture's
+    config; ``remat_policy``: ``nn.REMAT_POLICIES``, rematerialising each layer for training)."""
+    model = nn.bind(params, config)
+    hidden_BxLxW, _ = model(
+        blocks_BxL,
+        deterministic=deterministic,
+        dropout_key=dropout_key,
+        remat_policy=remat_policy,
     )
     # The last position predicts nothing: dropping it before the LM head saves 1/L of the head
     # and a copy of the (B, L, V) logits (and its padded gradient) that slicing them would make.
-    logits_BxTxV = opt.lm_logits(params, config, hidden_BxLxW[:, :-1])
+    logits_BxTxV = model.logits(hidden_BxLxW[:, :-1])
     return optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, blocks_BxL[:, 1:])
 
 
 @functools.partial(jax.jit, static_argnames="config")
-def _block_losses_B(params, config: opt.OPTConfig, blocks_BxL: jax.Array) -> jax.Array:
+def _block_losses_B(params, config, blocks_BxL: jax.Array) -> jax.Array:
     return token_losses(params, config, blocks_BxL).mean(axis=-1)
 
 
@@ -52,7 +63,7 @@ def padded_batches(x_NxL, batch_size: int):
         yield batch, real
 
 
-def block_losses(params, config: opt.OPTConfig, blocks_NxL, batch_size: int) -> np.ndarray:
+def block_losses(params, config, blocks_NxL, batch_size: int) -> np.ndarray:
     """Mean token loss of every block, ``loss_N`` (float64 on the host).
 
     One compiled shape (``padded_batches``), so each block's value is computed alone and is the
@@ -71,12 +82,12 @@ def block_losses(params, config: opt.OPTConfig, blocks_NxL, batch_size: int) -> 
     )
 
 
-def sequence_perplexities(params, config: opt.OPTConfig, blocks_NxL, batch_size: int) -> np.ndarray:
+def sequence_perplexities(params, config, blocks_NxL, batch_size: int) -> np.ndarray:
     """``exp`` of each block's mean token loss: ``ppl_N``."""
     return np.exp(block_losses(params, config, blocks_NxL, batch_size))
 
 
-def split_perplexity(params, config: opt.OPTConfig, blocks_NxL, batch_size: int) -> float:
+def split_perplexity(params, config, blocks_NxL, batch_size: int) -> float:
     """Perplexity of a split: ``exp`` of the mean loss over all its target tokens."""
     return float(np.exp(block_losses(params, config, blocks_NxL, batch_size).mean()))
 

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.errors import ConfigError, require
-from collapse_jax.families.lm import opt, perplexity
+from collapse_jax.families.lm import nn, perplexity
 
 
 def qname(q: float) -> str:
@@ -140,9 +140,9 @@ def reference(cfg, train_MxL: np.ndarray, test_NxL: np.ndarray, vocab_size: int)
 # Model-side metrics on the test blocks
 
 
-def _test_scores(params, config: opt.OPTConfig, blocks_BxL, rare_QxV):
+def _test_scores(params, config, blocks_BxL, rare_QxV):
     """Next-token NLL ``nll_Bx(L-1)`` and the probability of a rare next token ``mass_Bx(L-1)xQ``."""
-    logits_BxLxV, _ = opt.forward(params, config, blocks_BxL)
+    logits_BxLxV, _ = nn.forward(params, config, blocks_BxL)
     logp_BxTxV = jax.nn.log_softmax(logits_BxLxV[:, :-1].astype(jnp.float32), axis=-1)
     nll_BxT = -jnp.take_along_axis(logp_BxTxV, blocks_BxL[:, 1:, None], axis=-1)[..., 0]
     mass_BxTxQ = jnp.einsum(

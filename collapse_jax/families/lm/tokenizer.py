@@ -91,8 +91,12 @@ def trained_dir(lines: Sequence[str], vocab_size: int, cache_dir) -> Path:
     return out
 
 
-def load(tok_cfg, train_lines: Sequence[str] | None = None):
-    """The tokenizer named by ``cfg.tokenizer``; ``train_lines`` is needed for ``train_bpe``."""
+def load(tok_cfg, train_lines: Sequence[str] | None = None, architecture: str = "opt"):
+    """The tokenizer named by ``cfg.tokenizer``; ``train_lines`` is needed for ``train_bpe``.
+
+    The trained BPE and OPT's tokenizer must follow OPT's conventions (``check_opt_like``); a
+    hub tokenizer of another architecture (GPT-2's, SmolLM2's) is taken as it is, its EOS
+    padding when it has no pad token (what transformers' ``generate`` does)."""
     source = tok_cfg.source
     if source == "train_bpe":
         if not train_lines:
@@ -116,7 +120,13 @@ def load(tok_cfg, train_lines: Sequence[str] | None = None):
                     "directory, 'hub:NAME' or 'train_bpe')"
                 )
         tok = AutoTokenizer.from_pretrained(name)
-    check_opt_like(tok, source)
+    if source == "train_bpe" or architecture == "opt":
+        check_opt_like(tok, source)
+        return tok
+    if tok.eos_token_id is None:
+        raise ConfigError(f"tokenizer.source={source}: expected an EOS token, got none")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
     return tok
 
 

@@ -17,8 +17,8 @@ The model is anything with the ``LanguageModel`` interface: a prefill and one-to
 the same ``next_logits`` on a fixed-length KV cache. A model may share the prompt between beams
 (``fork_cache``) and reorder only what is its own (``reorder_cache``); otherwise every array leaf
 of the cache is batch-major, copied per beam and gathered with a ``jax.tree.map``.
-``opt_model(config)`` (``collapse_jax.families.lm.opt_cache``) adapts ``opt.py``, whose
-``KVCache`` does the former.
+``causal_lm(config)`` (``collapse_jax.families.lm.opt_cache``; ``opt_model`` is its old name)
+adapts OPT, GPT-2 and Llama configs, whose ``KVCache`` does the former.
 """
 
 from collapse_jax.families.lm.decode.beam import BeamOutput, BeamState, beam_search, top_k
@@ -32,18 +32,20 @@ from collapse_jax.families.lm.decode.sampling import (
     sample,
 )
 from collapse_jax.families.lm.decode.strategy import STRATEGIES, continue_blocks, validate
-from collapse_jax.families.lm.opt_cache import OPTModel, opt_model
+from collapse_jax.families.lm.opt_cache import CausalLM, OPTModel, causal_lm, opt_model
 
 __all__ = [
     "STRATEGIES",
     "BeamOutput",
     "BeamState",
+    "CausalLM",
     "LanguageModel",
     "OPTModel",
     "SampleOutput",
     "SampleState",
     "Settings",
     "beam_search",
+    "causal_lm",
     "continue_blocks",
     "greedy",
     "opt_model",

@@ -80,12 +80,12 @@ def continue_blocks(
     """Continue every prompt by ``gen_cfg.max_new_tokens`` tokens with ``gen_cfg.strategy``:
     ``new_NxT`` int32 (after an EOS, if any can occur, the pad id).
 
-    ``model_cfg``: an ``opt.OPTConfig`` (or any ``decode.LanguageModel``). ``key``: the
+    ``model_cfg``: an OPT, GPT-2 or Llama config (or any ``decode.LanguageModel``). ``key``: the
     generation's key; sampling draws from ``fold_in(key, rng.SAMPLE)``, prompt row n with
     ``fold_in(that, n)``, so the result does not depend on ``gen_cfg.batch_size``. Prompts run in
     batches of ``gen_cfg.batch_size`` rows, the last one padded: one compiled shape for all.
     """
-    model = model_cfg if hasattr(model_cfg, "next_logits") else opt_cache.OPTModel(model_cfg)
+    model = model_cfg if hasattr(model_cfg, "next_logits") else opt_cache.CausalLM(model_cfg)
     g = gen_cfg
     common = dict(
         max_new_tokens=g.max_new_tokens,

@@ -1,0 +1,1 @@
+"""Flow matching and diffusion (``family.py``: the family; the rest its parts)."""
