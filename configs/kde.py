@@ -1,10 +1,9 @@
 """Kernel density chains (Kazdan et al. 2024, "Collapse or thrive?"): replace vs accumulate.
 
     python -m launch.sweep --config=configs/kde.py:cpu --workdir=/tmp/kde_cpu
-    python -m launch.report --workdir="/tmp/kde_cpu/kde.dataset=moons,mixing.regime=replace"
-    # replace against accumulate, one panel per dataset:
-    python -c "from collapse_jax.plots import kde as p; import glob; \
-        p.sweep_figure(glob.glob('/tmp/kde_cpu/*'), '/tmp/kde_cpu/figures')"
+    # the sweep's report: replace against accumulate per dataset, every run's figures
+    python -m launch.report --workdir=/tmp/kde_cpu
+    python -m launch.report --workdir="/tmp/kde_cpu/kde.dataset=moons+mixing.regime=replace"
 
 A Gaussian KDE on 2-D toy data is refitted to its own samples (``collapse_jax/families/kde.py``); the
 held-out NLL of real data and the MMD to the truth are tracked per generation.

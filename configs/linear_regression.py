@@ -1,10 +1,9 @@
 """Linear-regression chains (Gerstgrasser et al. 2024): replace grows the test error, accumulate not.
 
     python -m launch.sweep --config=configs/linear_regression.py:cpu --workdir=/tmp/lr_cpu
-    python -m launch.report --workdir="/tmp/lr_cpu/mixing.regime=replace,samples_per_generation=32"
-    # both regimes with theory, per (d, T, sigma^2):
-    python -c "from collapse_jax.plots import linear_regression as p; import glob; \
-        p.sweep_figure(glob.glob('/tmp/lr_cpu/*'), '/tmp/lr_cpu/figures')"
+    # the sweep's report: both regimes with theory per (d, T, sigma^2), every run's figures
+    python -m launch.report --workdir=/tmp/lr_cpu
+    python -m launch.report --workdir="/tmp/lr_cpu/mixing.regime=replace+samples_per_generation=32"
 
 Per seed a fixed Gaussian design X (T x d, T = samples_per_generation), w* ~ N(0, I_d) and label
 noise sigma^2; each generation relabels X with the last fit plus fresh noise and refits least

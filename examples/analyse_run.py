@@ -1,6 +1,6 @@
 r"""Analyse runs: restore a generation, sample it, score it with a metric of our own, compare runs.
 
-    python -m examples.analyse_run [--workdir=DIR]    # default: a temporary directory
+    python -m examples.analyse_run [--out=DIR]    # default: runs/examples/analyse_run
 
 Runs the smoke Gaussian chain at two sample sizes M and the smoke GMM chain (seconds each), then:
   1. opens a run (``collapse_jax.open_run``) and reads its metrics as arrays and as a DataFrame;
@@ -9,10 +9,11 @@ Runs the smoke Gaussian chain at two sample sizes M and the smoke GMM chain (sec
   3. draws from the last GMM generation through the family's own sampler and measures the share
      of draws within the unit circle (1 - exp(-1/2) = 0.393 under the true N(0, I));
   4. puts the two Gaussian runs in one figure (``launch.compare`` does the same from the shell).
+
+Runs and the figure stay in ``--out`` (rerunning resumes the finished runs at once).
 """
 
 import argparse
-import tempfile
 from pathlib import Path
 
 import jax
@@ -72,12 +73,11 @@ def main(workdir) -> dict:
     }
 
 
+DEFAULT_OUT = Path("runs") / "examples" / "analyse_run"
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default=None)
-    args = parser.parse_args()
-    if args.workdir:
-        main(args.workdir)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            main(tmp)
+    parser.add_argument(
+        "--out", default=str(DEFAULT_OUT), help=f"where the runs and the figure go ({DEFAULT_OUT})"
+    )
+    main(parser.parse_args().out)

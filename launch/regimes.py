@@ -4,10 +4,10 @@ r"""The regime-comparison figure and table of a sweep over ``mixing.regime``.
   python -m launch.regimes --workdir=/tmp/regimes [--metrics=variance,mean_error]
 
 Writes ``DIR/figures/regimes_<metric>.png`` and prints a markdown table per metric (seed mean ±
-standard error, theory where ``theory.py`` has it).
+standard error, theory where ``theory.py`` has it). ``--metrics`` defaults to the experiment's
+(Gaussian: variance, mean_error; discrete: gini_simpson, support_size, tail_mass). A sweep over
+other fields is refused with a pointer to ``launch.report``, which reports any sweep.
 """
-
-import sys
 
 from absl import app, flags
 
@@ -16,20 +16,28 @@ from collapse_jax.plots import regimes
 from launch import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The sweep directory (one sub-directory per run).")
-_METRICS = flags.DEFINE_list("metrics", ["variance", "mean_error"], "Metrics to compare.")
+_METRICS = flags.DEFINE_list(
+    "metrics", None, "Metrics to compare (default: the experiment's, e.g. variance,mean_error)."
+)
 flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
     del argv
     plots.use_agg()
-    for metric in _METRICS.value:
-        try:
-            path = regimes.figure(_WORKDIR.value, metric)
-        except (FileNotFoundError, KeyError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
-        print(f"{path}\n\n{metric}\n\n{regimes.table(_WORKDIR.value, metric)}\n")
+
+    def one(metric):
+        return regimes.figure(_WORKDIR.value, metric), regimes.table(_WORKDIR.value, metric)
+
+    try:
+        metrics = _METRICS.value or cli.run_or_fail(regimes.default_metrics, _WORKDIR.value)
+        if not metrics:
+            cli.fail(f"--metrics: {_WORKDIR.value} has no default metrics; name them")
+        for metric in metrics:
+            path, table = cli.run_or_fail(one, metric)
+            print(f"{path}\n\n{metric}\n\n{table}\n")
+    except FileNotFoundError as e:
+        cli.fail(str(e))
 
 
 if __name__ == "__main__":

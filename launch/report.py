@@ -1,13 +1,14 @@
-r"""Figures, a markdown summary and the collapse profile of a run or a sweep.
+r"""Figures, a markdown summary and the collapse profile of a run or of a sweep folder.
 
   python -m launch.report --workdir=runs/gaussian_cpu
-  python -m launch.report --workdir=runs/regimes      # a launch.sweep directory: every run
+  python -m launch.report --workdir=runs/regimes      # a launch.sweep folder: every run
 
-Writes DIR/figures/*.png and DIR/summary.md (the family's figures, chosen by the run's config) and
-DIR/profile.md / DIR/profile.json: the run against each definition of model collapse
-(``collapse_jax/profile.py``, docs/ecosystems.md). For a sweep directory it does so for every run
-and writes DIR/profile.md with all of them (and, for a sweep over samples_per_generation, the
-scaling-law rows).
+A run: writes DIR/figures/*.png and DIR/summary.md (the family's figures, chosen by the run's
+config) and DIR/profile.md / DIR/profile.json: the run against each definition of model collapse
+(``collapse_jax/profile.py``, docs/ecosystems.md). A sweep folder: every run's report, the
+comparison figures in DIR/figures/ and DIR/summary.md linking them with a table of the runs' final
+metrics, and DIR/profile.md with every run's profile (and, for a sweep over
+samples_per_generation, the scaling-law rows).
 """
 
 from pathlib import Path
@@ -18,7 +19,7 @@ from collapse_jax import plots, profile
 from launch import cli
 
 _WORKDIR = flags.DEFINE_string(
-    "workdir", None, "A run directory written by launch.run, or a launch.sweep directory."
+    "workdir", None, "A run directory written by launch.run, or a launch.sweep folder."
 )
 flags.mark_flags_as_required(["workdir"])
 
@@ -32,16 +33,18 @@ def _one(workdir: Path) -> None:
 
 def main(argv):
     del argv
+    from collapse_jax.plots import sweep
+
     plots.use_agg()
     workdir = Path(_WORKDIR.value)
-    runs = [] if (workdir / "config.json").exists() else profile.sweep_runs(workdir)
     try:
-        if not runs:
+        if not sweep.is_sweep(workdir):
             _one(workdir)
             return
-        for run in runs:
-            if (run / "metrics.jsonl").exists():
-                _one(run)
+        paths, summary = cli.run_or_fail(sweep.report, workdir)
+        print(summary)
+        for p in paths:
+            print(p)
         print(cli.run_or_fail(profile.write_sweep, workdir))
     except (FileNotFoundError, NotADirectoryError) as e:
         cli.fail(str(e))

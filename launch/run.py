@@ -4,8 +4,9 @@ r"""Run or resume one experiment.
       [--config.num_seeds=256 ...] [--overwrite]
 
 Writes DIR/config.json, DIR/metrics.jsonl and DIR/checkpoints/ (the output contract:
-docs/output-contract.md); rerunning the same command resumes after the last
-checkpoint. Bad input ends with one ``error:`` line, exit code 2.
+docs/output-contract.md); rerunning the same command resumes after the last checkpoint. Bad
+input ends with one ``error:`` line, exit code 2; Ctrl-C with one line naming the last recorded
+generation, exit code 130.
 """
 
 import jax
@@ -33,7 +34,10 @@ def main(argv):
     distributed.initialize_from_flags()
     jax.config.update("jax_enable_x64", cfg.enable_x64)
     compile_cache.enable()
-    workdir = cli.run_or_fail(chain.run, cfg, _WORKDIR.value, overwrite=_OVERWRITE.value)
+    try:
+        workdir = cli.run_or_fail(chain.run, cfg, _WORKDIR.value, overwrite=_OVERWRITE.value)
+    except KeyboardInterrupt:
+        cli.interrupted(_WORKDIR.value)
     logging.info("done: %s", workdir)
 
 

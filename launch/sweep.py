@@ -6,8 +6,8 @@ r"""Run a config's sweep: one resumable run per value, all under one directory.
 ``cfg.sweep`` maps a field path to the tuple of values to try (``cfg.sweep.samples_per_generation
 = (500, 1000)``; nested ``ConfigDict``s give dotted paths, ``cfg.sweep.gmm.tol = (...)`` sweeps
 ``gmm.tol``; ``--config.sweep.samples_per_generation='(500,1000)'`` overrides one). Several fields
-give their Cartesian product. Run ``i`` goes to
-``DIR/FIELD=VALUE[,FIELD=VALUE...]/`` and is exactly the run of the printed command
+give their Cartesian product. Run ``i`` goes to ``DIR/FIELD=VALUE[+FIELD=VALUE...]/`` (older
+versions wrote ``,`` there; such a folder is kept) and is exactly the run of the printed command
 
   python -m launch.run --config=... --workdir=DIR/FIELD=VALUE --config.FIELD=VALUE [overrides]
 
@@ -16,9 +16,12 @@ interrupted one resumes after its last checkpoint), and any one run can be resum
 alone. ``--dry_run`` prints those commands (one per line, e.g. for a SLURM array) and runs nothing.
 A config with an empty or absent sweep is a single run in DIR. After its runs a sweep writes
 ``DIR/figures/compare_METRIC.png`` (``launch.compare`` of every run, the experiment's headline
-metric, labelled by the swept fields). Runs go one after the other in this
-process, each on every device it is given (``--config.num_devices=0``) and, with the
-``launch.run`` distributed flags, on every host.
+metric, labelled by the swept fields); ``launch.report --workdir=DIR`` then writes the sweep's
+report (every run's figures, the comparison figures, a table of the runs' final metrics), and
+``launch.compare --workdirs=DIR --metric=NAME`` compares any metric of its runs. Runs go one
+after the other in this process, each on every device it is given (``--config.num_devices=0``)
+and, with the ``launch.run`` distributed flags, on every host. Ctrl-C ends with one line naming the
+run and its last recorded generation (exit code 130); rerunning the command resumes.
 """
 
 import itertools
@@ -88,6 +91,18 @@ def _text(v) -> str:
     return str(v).replace(" ", "")
 
 
+SEPARATOR = "+"  # between the fields of a run's name; launch.compare splits --workdirs on ","
+
+
+def run_dir(workdir: Path, point: dict) -> Path:
+    """``DIR/FIELD=V+FIELD=V``: the folder of one point of the sweep. A sweep started by an older
+    version named it ``FIELD=V,FIELD=V``; where that folder exists (and the new one does not) it
+    is kept, so rerunning an old sweep resumes it in place."""
+    parts = [f"{p}={_text(v)}" for p, v in point.items()]
+    new, old = workdir / SEPARATOR.join(parts), workdir / ",".join(parts)
+    return old if old.is_dir() and not new.exists() else new
+
+
 def expand(cfg, workdir) -> list[tuple[Path, dict, ml_collections.ConfigDict]]:
     """``[(run dir, {field: value}, config)]`` for every point of the sweep, in order."""
     workdir = Path(workdir)
@@ -100,8 +115,7 @@ def expand(cfg, workdir) -> list[tuple[Path, dict, ml_collections.ConfigDict]]:
         run_cfg = cfg.copy_and_resolve_references()
         for path, v in point.items():
             _set(run_cfg, path, v)
-        name = ",".join(f"{p}={_text(v)}" for p, v in point.items())
-        runs.append((workdir / name, point, run_cfg))
+        runs.append((run_dir(workdir, point), point, run_cfg))
     return runs
 
 
@@ -148,12 +162,13 @@ def main(argv):
     distributed.initialize_from_flags()
     jax.config.update("jax_enable_x64", cfg.enable_x64)
     compile_cache.enable()
-    for i, (run_dir, point, run_cfg) in enumerate(runs):
-        logging.info("sweep run %d/%d: %s -> %s", i + 1, len(runs), point, run_dir)
-        cli.run_or_fail(
-            chain.run, run_cfg, run_dir, overwrite=_OVERWRITE.value, prefix=f"{run_dir}: "
-        )
-    logging.info("sweep done: %d runs under %s", len(runs), _WORKDIR.value)
+    run_all(runs, _OVERWRITE.value)
+    logging.info(
+        "sweep done: %d runs under %s; its report: python -m launch.report --workdir=%s",
+        len(runs),
+        _WORKDIR.value,
+        _WORKDIR.value,
+    )
     if len(runs) > 1 and jax.process_index() == 0:
         for path in (compare_figure(cfg, runs), family_sweep_figure(cfg, runs, _WORKDIR.value)):
             if path is not None:
@@ -173,6 +188,17 @@ def family_sweep_figure(cfg, runs, workdir):
     if draw is None:
         return None
     return draw([run_dir for run_dir, _, _ in runs], Path(workdir) / "figures")
+
+
+def run_all(runs, overwrite: bool) -> None:
+    """Every run of ``expand`` in turn; bad input is one ``error:`` line, Ctrl-C one line naming
+    the run and its last recorded generation (exit code 130)."""
+    for i, (run_dir, point, run_cfg) in enumerate(runs):
+        logging.info("sweep run %d/%d: %s -> %s", i + 1, len(runs), point, run_dir)
+        try:
+            cli.run_or_fail(chain.run, run_cfg, run_dir, overwrite=overwrite, prefix=f"{run_dir}: ")
+        except KeyboardInterrupt:
+            cli.interrupted(run_dir, where=f"in run {i + 1} of {len(runs)} ({run_dir}) ")
 
 
 def compare_figure(cfg, runs):

@@ -36,7 +36,7 @@ def test_analyse_run(tmp_path):
     # GMM's own mass there (computed here from its restored parameters, not by sampling), within
     # 5 standard errors. A sampler drawing from another law, seed or generation lands outside.
     run = collapse_jax.open_run(tmp_path / "gmm")
-    gmm = run.model(run.saved_generations[-1], seeds=0).model.gmm
+    gmm = run.model(run.saved_generations[-1], seed=0).model.gmm
     p = _mass_in_unit_disk(
         *(np.asarray(a, np.float64) for a in (gmm.weights_K, gmm.means_KxD, gmm.covariances_KxDxD))
     )

@@ -139,6 +139,9 @@ def test_offline_with_data_nowhere_names_places_variable_and_url(tmp_path, monke
     assert "\n" not in msg
     for part in ("wikitext-2", fetch.DATA_ENV, str(tmp_path / "cache"), f"127.0.0.1:{port}/"):
         assert part in msg
+    # Every layout the lookup accepts is named: the raw zip, the raw files, the tokenized files.
+    for part in (fetch.RAW_ZIP, "wikitext-2-raw/wiki.valid.raw", "wikitext-2/valid.txt"):
+        assert part in msg
     assert list((tmp_path / "cache").rglob("*.zip")) == []
 
 

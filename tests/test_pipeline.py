@@ -114,7 +114,11 @@ def test_two_generations_write_the_output_contract(straight):
     ppl1 = np.load(straight / "arrays/gen_1_seed_0.npy")
     assert ppl1.shape == (32,) and np.isfinite(ppl1).all()
     assert len((straight / "examples.jsonl").read_text().splitlines()) == 2
-    paths, summary = plots.report(straight)
+    from collapse_jax.plots import checklist
+
+    with checklist.collecting() as found:  # the figure checklist (docs/figures.md) on this run
+        paths, summary = plots.report(straight)
+    assert {name: p for name, p in found.items() if p} == {}
     assert {p.name for p in paths} == {
         "perplexity_histograms.png",
         "test_perplexity.png",

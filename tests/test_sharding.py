@@ -72,10 +72,10 @@ def test_sweep_expands_the_product_into_run_dirs(tmp_path):
     names = [r[0].name for r in runs]
     # ConfigDict keeps fields sorted, so the product runs over them in that order.
     assert names == [
-        "gaussian.estimator=unbiased,samples_per_generation=10",
-        "gaussian.estimator=unbiased,samples_per_generation=20",
-        "gaussian.estimator=mle,samples_per_generation=10",
-        "gaussian.estimator=mle,samples_per_generation=20",
+        "gaussian.estimator=unbiased+samples_per_generation=10",
+        "gaussian.estimator=unbiased+samples_per_generation=20",
+        "gaussian.estimator=mle+samples_per_generation=10",
+        "gaussian.estimator=mle+samples_per_generation=20",
     ]
     assert [(c.samples_per_generation, c.gaussian.estimator) for _, _, c in runs] == [
         (10, "unbiased"),

@@ -97,8 +97,11 @@ def looked(explicit: str | None) -> str:
     return ", ".join(str(p) for p in places)
 
 
-def download(dataset: str, paths: list[str], explicit: str | None) -> Path:
-    """``paths`` (``REGISTRY`` keys) in the cache, downloaded and checked if missing: the root."""
+def download(dataset: str, paths: list[str], explicit: str | None, holding: str = "") -> Path:
+    """``paths`` (``REGISTRY`` keys) in the cache, downloaded and checked if missing: the root.
+
+    ``holding``: what a folder given by hand must hold, for the offline error (default: ``paths``).
+    """
     root = cache_dir()
     mirror = os.environ.get(MIRROR_ENV)
     fetcher = pooch.create(
@@ -121,7 +124,7 @@ def download(dataset: str, paths: list[str], explicit: str | None) -> Path:
         except Exception as e:  # requests' errors, DNS, refused connections: one line
             raise DataError(
                 f"{dataset}: not found in {looked(explicit)}, and downloading {url(p)} failed "
-                f"({_reason(e)}); set ${DATA_ENV} to a folder holding {p} "
+                f"({_reason(e)}); set ${DATA_ENV} to a folder holding {holding or p} "
                 f"(or ${MIRROR_ENV} to a reachable mirror)"
             ) from e
     return root
@@ -264,7 +267,10 @@ def _wikitext(explicit: str, splits: tuple[str, ...], data: str):
         if found is not None:
             return found, f"${DATA_ENV}"
     cached = (cache_dir() / RAW_ZIP).is_file()
-    root = download("wikitext-2", [RAW_ZIP], None)
+    tokenized = ", ".join(f"wikitext-2/{s}.txt" for s in splits)
+    raw = ", ".join(f"wikitext-2-raw/wiki.{s}.raw" for s in splits)
+    holding = f"{RAW_ZIP}, or {raw} (the raw release), or {tokenized} (the tokenized release)"
+    root = download("wikitext-2", [RAW_ZIP], None, holding=holding)
     return WikiText("raw-zip", root / RAW_ZIP), "cache" if cached else "downloaded"
 
 

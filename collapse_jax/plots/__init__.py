@@ -41,12 +41,20 @@ def seed_stats(y_GxS, quantiles=(0.1, 0.9)) -> tuple[np.ndarray, list[np.ndarray
 
 
 def seed_band(ax, x, y_GxS, label=None, color=None, quantiles=(0.1, 0.9), median=True):
-    """Seed mean as a line, the seed quantile band shaded, the median dashed."""
+    """Seed mean as a line, the seed quantile band shaded, the median dashed.
+
+    The median and band carry ``style.MEDIAN`` / ``style.BAND`` tags, which ``style.legend``
+    explains in its grey key (so one label per series suffices).
+    """
+    from collapse_jax.plots import style
+
     mean, (lo, hi), med = seed_stats(y_GxS, quantiles)
-    (line,) = ax.plot(x, mean, label=label, color=color, lw=1.5)
-    ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    (line,) = ax.plot(x, mean, label=label, color=color, lw=1.5, gid=style.MEAN)
+    if y_GxS.shape[1] > 1:  # one seed has no band
+        band = ax.fill_between(x, lo, hi, color=line.get_color(), alpha=style.BAND_ALPHA, lw=0)
+        band.set_gid(style.BAND)
     if median and y_GxS.shape[1] > 1:
-        ax.plot(x, med, color=line.get_color(), lw=1, ls="--")
+        ax.plot(x, med, color=line.get_color(), gid=style.MEDIAN, **style.MEDIAN_STYLE)
     return line
 
 
@@ -54,7 +62,7 @@ def save(fig, outdir, name) -> Path:
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     path = outdir / f"{name}.png"
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    fig.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)
     return path
 

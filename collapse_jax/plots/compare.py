@@ -1,7 +1,8 @@
 """Several runs of one metric in one figure, labelled by the config field that differs between them.
 
 Each run is drawn with ``plots.seed_band``: the seed mean as a line, the median dashed and the
-10-90% seed quantiles shaded. The label field is found by diffing the runs' ``config.json`` when not
+10-90% seed quantiles shaded; runs of different regimes in their regime's colour
+(``style.run_colors``). The label field is found by diffing the runs' ``config.json`` when not
 given (the GMM sweep over ``samples_per_generation`` gives the paper's five-curve figure).
 """
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from collapse_jax import plots
 from collapse_jax.errors import ConfigError
+from collapse_jax.plots import style
 
 # The metric a sweep's comparison figure shows, per experiment (the collapse each paper figure shows).
 HEADLINE = {
@@ -64,12 +66,24 @@ def _value(config: dict, path: str):
 
 
 def spans_decades(arrays, decades: float = 2.0) -> bool:
-    """True when the positive finite seed means span more than ``decades`` orders of magnitude."""
+    """True when the positive finite seed means span more than ``decades`` orders of magnitude
+    (no negative mean; zeros, such as a distance to the start at generation 0, are left out)."""
     v = np.concatenate([np.nanmean(a, axis=1) for a in arrays])
     v = v[np.isfinite(v)]
-    if v.size == 0 or (v <= 0).any():
+    if (v < 0).any():
+        return False
+    v = v[v > 0]
+    if v.size == 0:
         return False
     return np.log10(v.max() / v.min()) > decades
+
+
+def _zero_at_start(y_GxS) -> bool:
+    """Generation 0's seed mean is 0 or below 1e-3 of generation 1's (nothing to show on log y)."""
+    if len(y_GxS) < 2:
+        return False
+    m0, m1 = float(np.nanmean(y_GxS[0])), float(np.nanmean(y_GxS[1]))
+    return m1 > 0 and m0 < 1e-3 * m1
 
 
 def compare(workdirs, metric: str, label: str | None = None, out=None) -> Path:
@@ -84,8 +98,10 @@ def compare(workdirs, metric: str, label: str | None = None, out=None) -> Path:
         parent = Path(os.path.commonpath([os.path.abspath(w) for w in workdirs]))
         out = parent / "figures" / f"compare_{metric}.png"
     out = Path(out)
+    if out.suffix == ".png":
+        return plots.save(fig, out.parent, out.stem)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120, bbox_inches="tight")
+    fig.savefig(out, bbox_inches="tight", pad_inches=0.05)  # any format matplotlib knows
     plt.close(fig)
     return out
 
@@ -121,23 +137,29 @@ def figure(workdirs, metric: str, label: str | None = None):
         fields = differing_fields([r.config for r in runs])
 
     def name(run) -> str:
+        # The legend's title names the fields; each entry gives the run's values.
         if not fields:
             return run.workdir.name
-        return ", ".join(f"{f}={_value(run.config, f)}" for f in fields)
+        return ", ".join(str(_value(run.config, f)) for f in fields)
 
     ys = [r.metrics[metric] for r in runs]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, (run, y) in enumerate(zip(runs, ys, strict=True)):
-        plots.seed_band(ax, run.generations, y, label=name(run), color=f"C{i % 10}")
-    if spans_decades(ys):
-        ax.set_yscale("log")
+    fig, ax = style.new(width=9, height=4.5)
+    colors = style.run_colors([r.config for r in runs])
+    log = spans_decades(ys)
+    for run, y, color in zip(runs, ys, colors, strict=True):
+        x = run.generations
+        if log and _zero_at_start(y):
+            # A distance to the start (l2_to_gmm0) is 0 or rounding noise at generation 0: on a
+            # log axis that lone point would stretch the axis decades below the data.
+            x, y = x[1:], np.asarray(y)[1:]
+        plots.seed_band(ax, x, y, label=name(run), color=color)
+    if log:
+        style.log_y(ax)
     ax.set_xlabel("generation")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(style.metric_label(metric))
     seeds = sorted({y.shape[1] for y in ys})
-    ax.set_title(
-        f"{metric}: seed mean (line), median (dashed), 10-90% of seeds (band); "
-        f"{'/'.join(map(str, seeds))} seeds",
-        fontsize=9,
+    ax.set_title(f"{metric}, {'/'.join(map(str, seeds))} seeds per run", fontsize=9)
+    style.figure_legend(
+        fig, [ax], title=", ".join(fields) if fields else "run", title_fontsize=style.FONT + 1
     )
-    ax.legend(title=", ".join(fields) if fields else "run", fontsize=8)
     return fig

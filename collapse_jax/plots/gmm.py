@@ -4,25 +4,19 @@ l2_distance  squared L2 distance between the densities of GMM_n and GMM_0 (the p
              to the true distribution, log y, seed mean (solid), median (dashed), 10-90% band.
 components   per-component weights (heaviest first, so the last curve is the minority mode), the
              component std sqrt(trace(C_k)/D), and the held-out log-likelihood of original data.
-snapshots    seed 0 at ``gmm.snapshot_generations``: original data (grey) and samples of GMM_n
-             drawn from its recorded means and covariances, with 2-sigma ellipses.
+snapshots    seed 0 at ``gmm.snapshot_generations``: a sample of the true distribution (grey) and
+             samples of GMM_n drawn from its recorded parameters, one colour per component, with
+             2-sigma ellipses; every panel on the same axes.
 
 ``sweep_figure(workdirs, outdir)`` overlays the distance of several runs (one per sample size).
 """
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from collapse_jax import plots
-
-
-def _positive(y):
-    # Distances at generation 0 are 0 (GMM_0 itself) or float rounding: nothing to show on log y.
-    y = np.asarray(y, float).copy()
-    y[y <= 0] = np.nan
-    return y
+from collapse_jax.plots import style
 
 
 def _label(run):
@@ -34,43 +28,53 @@ def _label(run):
 
 
 def _distance_axes(ax, run, key, label=None, color=None):
+    # Distances at generation 0 are 0 (GMM_0 itself) or float rounding: nothing to show on log y.
     keep = run.generations >= 1
-    plots.seed_band(
-        ax, run.generations[keep], _positive(run.metrics[key][keep]), label=label, color=color
-    )
-    ax.set_yscale("log")
+    y = style.positive(np.asarray(run.metrics[key])[keep])
+    plots.seed_band(ax, run.generations[keep], y, label=label, color=color)
+    style.log_y(ax)
     ax.set_xlabel("generation")
+
+
+DENSITY_UNITS = "(1 / data units²)"
 
 
 def figures(run, outdir) -> list[Path]:
     paths = []
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, key, what in (
-        (axes[0], "l2_to_gmm0", "GMM_0 (fit on the original data)"),
-        (axes[1], "l2_to_truth", "the true distribution"),
+    color = style.run_color(run.config)
+    fig, axes = style.new(2, width=11, height=4.2)
+    for ax, key, short, what in (
+        (axes[0], "l2_to_gmm0", "GMM_0", "GMM_0 (fit on the original data)"),
+        (axes[1], "l2_to_truth", "the truth", "the true distribution"),
     ):
-        _distance_axes(ax, run, key, label="seed mean (median dashed, 10-90% band)")
-        ax.set_ylabel(f"squared L2 distance to {what.split(' ')[0]}")
-        ax.set_title(f"distance to {what}\n{_label(run)}", fontsize=9)
-        ax.legend(fontsize=8)
+        _distance_axes(ax, run, key, label=f"distance to {short}", color=color)
+        ax.set_ylabel(f"squared L2 distance to {short}\n{DENSITY_UNITS}")
+        ax.set_title(f"distance of GMM_n to {what}", fontsize=9)
+        style.legend(ax, loc="lower right")
+    fig.suptitle(_label(run), fontsize=9)
     paths.append(plots.save(fig, outdir, "l2_distance"))
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = style.new(3, width=16, height=4.2)
     w = run.metrics["weights"]  # [G, S, K]
     sd = run.metrics["component_std"]
-    for k in range(w.shape[-1]):
-        plots.seed_band(axes[0], run.generations, w[..., k], label=f"component {k}")
-        plots.seed_band(axes[1], run.generations, sd[..., k], label=f"component {k}")
-    axes[0].set_ylabel("weight (components sorted heaviest first)")
-    axes[1].set_ylabel("std sqrt(trace(C_k)/D)")
-    axes[1].set_yscale("log")
-    plots.seed_band(axes[2], run.generations, run.metrics["heldout_loglik"])
+    k_count = w.shape[-1]
+    for k, c in zip(range(k_count), style.ordered_colors(k_count), strict=True):
+        name = f"component {k}" + (" (heaviest)" if k == 0 else "")
+        plots.seed_band(axes[0], run.generations, w[..., k], label=name, color=c)
+        plots.seed_band(axes[1], run.generations, sd[..., k], label=name, color=c)
+    axes[0].set_ylabel("mixture weight\n(components sorted heaviest first)")
+    axes[1].set_ylabel("component std sqrt(trace(C_k)/D)\n(data units)")
+    style.log_y(axes[1])
+    plots.seed_band(
+        axes[2], run.generations, run.metrics["heldout_loglik"], label="GMM_n", color=color
+    )
     axes[2].set_yscale("symlog")
-    axes[2].set_ylabel("held-out original log-likelihood (mean per sample)")
-    for ax in axes:
+    axes[2].set_ylabel("held-out log-likelihood of original data\n(nats per sample, symlog)")
+    for ax, title in zip(axes, ("weights", "component spread", "fit to the original"), strict=True):
         ax.set_xlabel("generation")
-        ax.set_title(_label(run), fontsize=9)
-    axes[0].legend(fontsize=8)
+        ax.set_title(title, fontsize=9)
+    style.figure_legend(fig, axes)
+    fig.suptitle(_label(run), fontsize=9)
     paths.append(plots.save(fig, outdir, "components"))
 
     snap = snapshots(run, outdir)
@@ -93,7 +97,12 @@ def _ellipse(mean, cov, n_sd=2.0, points=100):
 
 
 def snapshots(run, outdir, seed: int = 0, num_points: int = 500) -> Path | None:
-    """Scatter of seed ``seed`` at the configured generations (None without recorded params)."""
+    """Scatter of seed ``seed`` at the configured generations (None without recorded params).
+
+    Grey: a sample of the true distribution; coloured: a sample of GMM_n drawn from its recorded
+    parameters, one colour per component (heaviest first), each with its 2-sigma ellipse. Every
+    panel has the same limits, so the shrinking spread reads across panels.
+    """
     if "means" not in run.metrics or "covariances" not in run.metrics:
         return None
     wanted = [g for g in run.config["gmm"]["snapshot_generations"] if g in set(run.generations)]
@@ -106,24 +115,66 @@ def snapshots(run, outdir, seed: int = 0, num_points: int = 500) -> Path | None:
     truth_c = np.asarray(run.config["gmm"]["truth_covariances"])
     z = rng.choice(len(truth_w), num_points, p=truth_w)
     orig = np.stack([rng.multivariate_normal(truth_mu[k], truth_c[k]) for k in z])
-    fig, axes = plt.subplots(1, len(wanted), figsize=(3 * len(wanted), 3.2), squeeze=False)
-    for ax, g in zip(axes[0], wanted, strict=True):
+    k_count = np.asarray(run.metrics["weights"]).shape[-1]
+    colors = style.ordered_colors(k_count)
+    fig, axes = style.new(
+        len(wanted),
+        width=2.6 * len(wanted) + 1.8,
+        height=3.3,
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+    )
+    lo, hi = orig.min(0), orig.max(0)
+    pad = 0.1 * (hi - lo)
+    for j, (ax, g) in enumerate(zip(axes[0], wanted, strict=True)):
         i = index[g]
-        w = run.metrics["weights"][i, seed]
-        mu = run.metrics["means"][i, seed]
-        cov = run.metrics["covariances"][i, seed]
+        w = np.asarray(run.metrics["weights"][i, seed])
+        mu = np.asarray(run.metrics["means"][i, seed])
+        cov = np.asarray(run.metrics["covariances"][i, seed])
         comp = rng.choice(len(w), num_points, p=w / w.sum())
         x = mu[comp] + np.einsum(
             "nde,ne->nd", _sqrt_psd(cov)[comp], rng.normal(size=mu[comp].shape)
         )
-        ax.scatter(orig[:, 0], orig[:, 1], s=2, c="0.75", label="original")
-        ax.scatter(x[:, 0], x[:, 1], s=2, c=comp, cmap="coolwarm", vmin=0, vmax=len(w) - 1)
+        first = j == 0
+        ax.scatter(
+            orig[:, 0],
+            orig[:, 1],
+            s=2,
+            color="0.75",
+            label="true distribution" if first else None,
+            gid="truth",
+        )
         for k in range(len(w)):
+            at = comp == k
+            ax.scatter(
+                x[at, 0],
+                x[at, 1],
+                s=2,
+                color=colors[k],
+                gid=f"component{k}",
+                label=(f"GMM_n, component {k}" + (" (heaviest)" if k == 0 else ""))
+                if first
+                else None,
+            )
             e = _ellipse(mu[k], cov[k])
-            ax.plot(e[0], e[1], color="k", lw=0.8)
+            ax.plot(
+                e[0],
+                e[1],
+                color="k",
+                lw=0.8,
+                gid="ellipse",
+                label="2-sigma ellipse" if first and k == len(w) - 1 else None,
+            )
         ax.set_title(f"generation {g}", fontsize=9)
-        ax.set_aspect("equal", adjustable="datalim")
-    fig.suptitle(f"seed {seed}: samples of GMM_n ({_label(run)})", fontsize=9, y=1.04)
+        ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+        ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_xlabel("x_1 (data units)")
+        if first:
+            ax.set_ylabel("x_2 (data units)")
+    style.figure_legend(fig, axes, loc="outside lower center", ncols=4, markerscale=4)
+    fig.suptitle(f"seed {seed}: samples of GMM_n ({_label(run)})", fontsize=9)
     return plots.save(fig, outdir, "snapshots")
 
 
@@ -132,16 +183,18 @@ def sweep_figure(workdirs, outdir) -> Path:
     runs = sorted(
         (plots.load_run(w) for w in workdirs), key=lambda r: r.config["samples_per_generation"]
     )
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for run in runs:
-        _distance_axes(ax, run, "l2_to_gmm0", label=f"M={run.config['samples_per_generation']}")
-    ax.set_ylabel("squared L2 distance to GMM_0")
+    fig, ax = style.new(width=7, height=4.5)
+    for run, color in zip(runs, style.ordered_colors(len(runs)), strict=True):
+        _distance_axes(
+            ax, run, "l2_to_gmm0", label=f"M={run.config['samples_per_generation']}", color=color
+        )
+    style.log_y(ax)
+    ax.set_ylabel(f"squared L2 distance to GMM_0 {DENSITY_UNITS}")
     ax.set_title(
-        f"GMM-EM chains, {runs[0].metrics['l2_to_gmm0'].shape[1]} seeds per sample size "
-        "(mean, median dashed, 10-90% band)",
+        f"GMM-EM chains, {runs[0].metrics['l2_to_gmm0'].shape[1]} seeds per sample size",
         fontsize=9,
     )
-    ax.legend(fontsize=8)
+    style.legend(ax, loc="lower right")
     return plots.save(fig, outdir, "l2_distance_sweep")
 
 

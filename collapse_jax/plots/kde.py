@@ -10,12 +10,10 @@ sweep        ``sweep_figure``: replace against accumulate, NLL and MMD, one colu
 from collections import defaultdict
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from collapse_jax import plots
-
-COLORS = {"replace": "C3", "accumulate": "C0", "accumulate_subsample": "C2"}
+from collapse_jax.plots import style
 
 
 def _title(run):
@@ -37,14 +35,15 @@ def snapshot_generations(generations, count=6) -> list[int]:
 
 def figures(run, outdir) -> list[Path]:
     n = run.generations
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    plots.seed_band(axes[0], n, run.metrics["nll"], label="held-out NLL")
-    axes[0].set_ylabel("NLL of fresh real data (nats)")
-    plots.seed_band(axes[1], n, run.metrics["mmd"], label="MMD to the truth")
-    axes[1].set_ylabel("MMD (fixed random-feature Gaussian kernel)")
+    color = style.run_color(run.config)
+    fig, axes = style.new(2, width=11, height=4.2)
+    plots.seed_band(axes[0], n, run.metrics["nll"], label="held-out NLL", color=color)
+    axes[0].set_ylabel("NLL of fresh real data\n(nats per sample)")
+    plots.seed_band(axes[1], n, run.metrics["mmd"], label="MMD to the truth", color=color)
+    axes[1].set_ylabel("MMD to the truth\n(random-feature Gaussian kernel)")
     for ax in axes:
         ax.set_xlabel("generation")
-        ax.legend(fontsize=8)
+        style.legend(ax, loc="best")
     fig.suptitle(_title(run), fontsize=9)
     paths = [plots.save(fig, outdir, "kde_metrics")]
     if "snapshot" in run.metrics:
@@ -56,19 +55,31 @@ def _snapshots(run, outdir, seed=0) -> Path:
     snap = run.metrics["snapshot"]  # [G, S, P, 2]
     gens = snapshot_generations(run.generations)
     index = {int(g): i for i, g in enumerate(run.generations)}
-    fig, axes = plt.subplots(1, len(gens), figsize=(2.6 * len(gens), 2.8), squeeze=False)
-    first = snap[index[gens[0]], seed]
+    color = style.run_color(run.config)
+    fig, axes = style.new(
+        len(gens), width=2.4 * len(gens) + 0.6, height=3.0, squeeze=False, sharex=True, sharey=True
+    )
+    first = np.asarray(snap[index[gens[0]], seed])
     lo, hi = first.min(0), first.max(0)
     pad = 0.25 * (hi - lo)
-    for ax, g in zip(axes[0], gens, strict=True):
-        x = snap[index[g], seed]
-        ax.scatter(x[:, 0], x[:, 1], s=4, color="C0")
+    for j, (ax, g) in enumerate(zip(axes[0], gens, strict=True)):
+        x = np.asarray(snap[index[g], seed])
+        ax.scatter(
+            x[:, 0],
+            x[:, 1],
+            s=4,
+            color=color,
+            gid="training_data",
+            label="training data of the generation" if j == 0 else None,
+        )
         ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
         ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
         ax.set_title(f"generation {g}", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(_title(run) + f"; training data of seed {seed}", fontsize=9, y=1.03)
+        ax.set_xlabel("x_1 (data units)")
+        if j == 0:
+            ax.set_ylabel("x_2 (data units)")
+    style.figure_legend(fig, axes, loc="outside lower center", ncols=4, markerscale=3)
+    fig.suptitle(_title(run) + f"; seed {seed}", fontsize=9)
     return plots.save(fig, outdir, "kde_snapshots")
 
 
@@ -97,7 +108,9 @@ def sweep_figure(workdirs, outdir) -> Path:
         h = k["bandwidth"] if k["bandwidth_rule"] == "fixed" else k["bandwidth_rule"]
         groups[(k["dataset"], run.config["samples_per_generation"], str(h))].append(run)
     keys = sorted(groups)
-    fig, axes = plt.subplots(2, len(keys), figsize=(3.6 * len(keys), 6), squeeze=False)
+    fig, axes = style.new(
+        len(keys), width=3.6 * len(keys) + 2, height=6, nrows=2, squeeze=False, sharex="col"
+    )
     for j, key in enumerate(keys):
         for run in sorted(groups[key], key=lambda r: r.config["mixing"]["regime"]):
             regime = run.config["mixing"]["regime"]
@@ -107,13 +120,13 @@ def sweep_figure(workdirs, outdir) -> Path:
                     run.generations,
                     run.metrics[metric],
                     label=regime,
-                    color=COLORS.get(regime),
+                    color=style.regime_color(regime),
                 )
         axes[0, j].set_title(f"{key[0]}, M={key[1]}, h={key[2]}", fontsize=9)
         axes[0, j].set_yscale("symlog", linthresh=1.0)
         axes[1, j].set_xlabel("generation")
-        axes[0, j].legend(fontsize=7)
-    axes[0, 0].set_ylabel("held-out NLL")
+    axes[0, 0].set_ylabel("held-out NLL (nats per sample,\nsymlog)")
     axes[1, 0].set_ylabel("MMD to the truth")
+    style.figure_legend(fig, axes)
     fig.suptitle("Kernel density chains: replace vs accumulate (Kazdan et al. 2024)", fontsize=10)
     return plots.save(fig, outdir, "kde_sweep")

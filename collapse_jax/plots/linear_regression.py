@@ -10,12 +10,11 @@ sweep        ``sweep_figure``: one panel per (d, T, sigma^2), replace and accumu
 from collections import defaultdict
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from collapse_jax import plots, theory
+from collapse_jax.plots import style
 
-THEORY = dict(color="k", ls=":", lw=1.2)
 _FORMS = {
     "replace": theory.linear_regression_replace_error,
     "accumulate": theory.linear_regression_accumulate_error,
@@ -44,18 +43,19 @@ def _title(run):
 
 def figures(run, outdir) -> list[Path]:
     n = run.generations
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    plots.seed_band(axes[0], n, run.metrics["test_error"], label="|w_n - w*|^2")
+    color = style.run_color(run.config)
+    fig, axes = style.new(2, width=11, height=4.2)
+    plots.seed_band(axes[0], n, run.metrics["test_error"], label="|w_n - w*|^2", color=color)
     expected = expected_test_error(run.config, n)
     if expected is not None:
-        axes[0].plot(n, expected, label="theory: mean (exact)", **THEORY)
-    axes[0].set_ylabel("test error |w_n - w*|^2")
-    plots.seed_band(axes[1], n, run.metrics["test_mse"], label="held-out MSE")
-    axes[1].set_ylabel("test MSE (noisy held-out labels)")
+        style.theory(axes[0], n, expected, color, label="theory: exact expectation")
+    axes[0].set_ylabel("parameter error |w_n - w*|^2")
+    plots.seed_band(axes[1], n, run.metrics["test_mse"], label="held-out MSE", color=color)
+    axes[1].set_ylabel("test MSE on noisy held-out labels\n(label units²)")
     for ax in axes:
         ax.set_xlabel("generation (fit n = generation + 1)")
-        ax.set_yscale("log")
-        ax.legend(fontsize=8)
+        style.log_y(ax)
+        style.legend(ax, loc="lower right")
     fig.suptitle(_title(run), fontsize=9)
     return [plots.save(fig, outdir, "test_error")]
 
@@ -89,24 +89,26 @@ def sweep_figure(workdirs, outdir) -> Path:
     keys = sorted(groups)
     cols = min(len(keys), 4)
     rows = -(-len(keys) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.3 * rows), squeeze=False)
+    fig, axes = style.new(
+        cols, width=4 * cols + 2, height=3.3 * rows, nrows=rows, squeeze=False, sharey=True
+    )
     for i, (ax, key) in enumerate(zip(axes.flat, keys, strict=False)):
         for run in sorted(groups[key], key=lambda r: r.config["mixing"]["regime"]):
             regime = run.config["mixing"]["regime"]
-            color = "C3" if regime == "replace" else "C0" if regime == "accumulate" else "C2"
+            color = style.regime_color(regime)
             n = run.generations
             plots.seed_band(ax, n + 1, run.metrics["test_error"], label=regime, color=color)
             expected = expected_test_error(run.config, n)
             if expected is not None:
-                ax.plot(n + 1, expected, **THEORY)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+                style.theory(ax, n + 1, expected, color)
         ax.set_title(f"d={key[0]}, T={key[1]}, sigma^2={key[2]:g}", fontsize=9)
-        ax.set_xlabel("model-fitting iteration n")
-        if i % cols == 0:
-            ax.set_ylabel("test error |w_n - w*|^2")
-        ax.legend(fontsize=7, title="theory dotted", title_fontsize=7)
+        ax.set_xlabel("model-fitting iteration n (log scale)")
+        ax.set_ylabel("parameter error |w_n - w*|^2" if i % cols == 0 else "")
+    for ax in list(axes.flat)[: len(keys)]:
+        style.log_x(ax)  # once every panel is drawn: the panels share y
+        style.log_y(ax)
     for ax in list(axes.flat)[len(keys) :]:
         ax.set_visible(False)
+    style.figure_legend(fig, axes[:, : min(cols, len(keys))])
     fig.suptitle("Linear regression: replace vs accumulate (Gerstgrasser et al. 2024)", fontsize=10)
     return plots.save(fig, outdir, "linear_regression_sweep")

@@ -16,23 +16,25 @@ diversity              self-BLEU and rep-n of each generation's training data, a
 import json
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from collapse_jax import plots
+from collapse_jax.plots import style
 
 HIST_GENERATIONS = (0, 1, 2, 3, 5, 9)
 
 
 def regime_label(config: dict) -> str:
+    """What a run's generations did: epochs, data and decoder (the ``lm_regime`` preset's name is
+    left out: a ``cpu`` variant of the paper's "5ep" regime runs fewer epochs)."""
     mix = config["mixing"]
     data = "model data only" if mix["regime"] == "replace" else f"mixing {mix['regime']}"
     if mix["regime"] == "keep_real":
         data = f"{round(100 * mix['gamma'])}% original data"
     n = config["finetune"]["num_epochs"]
     decoder = config.get("lm_decoder", "beam")  # runs older than the decoder axis used beam
-    return f"{config['lm_regime']} ({n} epoch{'s' * (n != 1)}, {data}, {decoder})"
+    return f"{n} epoch{'s' * (n != 1)} a generation, {data}, {decoder}"
 
 
 def _hist_arrays(run) -> dict[int, np.ndarray]:
@@ -51,52 +53,65 @@ def _names(run, prefix: str) -> list[str]:
 
 def figures(run, outdir) -> list[Path]:
     label = regime_label(run.config)
+    color = style.run_color(run.config)
     paths = []
 
     if _hist_arrays(run):
-        fig, ax = plt.subplots(figsize=(6.5, 4))
+        fig, ax = style.new(width=6.5, height=4)
         _histograms(ax, run)
         paths.append(plots.save(fig, outdir, "perplexity_histograms"))
 
     x = run.generations
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    plots.seed_band(ax, x, run.metrics["test_perplexity"], label="test perplexity")
+    fig, ax = style.new(width=5.5, height=3.8)
+    plots.seed_band(ax, x, run.metrics["test_perplexity"], label="test perplexity", color=color)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("generation")
-    ax.set_ylabel("test perplexity")
+    ax.set_ylabel("test perplexity (per token)")
     ax.set_title(label, fontsize=9)
+    style.legend(ax)
     paths.append(plots.save(fig, outdir, "test_perplexity"))
 
     reference = _reference(run)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    for name in _names(run, "rare_mass_"):
-        line = plots.seed_band(axes[0], x, run.metrics[name], label=name.removeprefix("rare_"))
-        share = reference.get(f"rare_tokens_{name.removeprefix('rare_mass_')}", {})
+    fig, axes = style.new(3, width=15, height=4)
+    rare = _names(run, "rare_mass_")
+    for name, c in zip(rare, style.ordered_colors(len(rare)), strict=True):
+        level = name.removeprefix("rare_mass_")
+        plots.seed_band(axes[0], x, run.metrics[name], label=f"rare tokens, {level}", color=c)
+        share = reference.get(f"rare_tokens_{level}", {})
         if "test_share" in share:
-            axes[0].axhline(share["test_share"], color=line.get_color(), ls=":", lw=1)
+            axes[0].axhline(
+                share["test_share"], color=c, ls=":", lw=1, label=f"{level}: test-set share"
+            )
     axes[0].set_ylabel("P(next test token is rare)")
-    axes[0].set_title("rare-token mass (dotted: empirical test share)", fontsize=9)
+    axes[0].set_title("rare-token probability mass", fontsize=9)
     # Rare tokens at every level; rare n-grams at the first level only (their levels mostly share
     # the hapax class, so the curves coincide).
     nll = _names(run, "rare_token_nll_")
     first_q = nll[0].removeprefix("rare_token_nll_") if nll else ""
     nll += [k for k in _names(run, "rare_") if "gram_nll_" in k and k.endswith(first_q)]
-    for name in nll:
-        plots.seed_band(axes[1], x, run.metrics[name], label=name.removeprefix("rare_"))
-    axes[1].set_ylabel("NLL of rare test occurrences (nats)")
-    for name in _names(run, "distinct_"):
-        plots.seed_band(axes[2], x, run.metrics[name], label=name)
-    axes[2].set_ylabel("distinct n-grams / n-grams of the training data")
+    for name, c in zip(nll, style.ordered_colors(len(nll)), strict=True):
+        kind, _, level = name.removeprefix("rare_").partition("_nll_")
+        kind = "tokens" if kind == "token" else kind.replace("gram", "-grams")
+        plots.seed_band(axes[1], x, run.metrics[name], label=f"rare {kind}, {level}", color=c)
+    axes[1].set_ylabel("NLL of rare test occurrences\n(nats per token)")
+    axes[1].set_title("rare tokens and n-grams", fontsize=9)
+    distinct = _names(run, "distinct_")
+    for name, c in zip(distinct, style.ordered_colors(len(distinct)), strict=True):
+        plots.seed_band(axes[2], x, run.metrics[name], label=name.replace("_", "-"), color=c)
+    axes[2].set_ylabel("distinct n-grams / all n-grams\nof the training data")
+    axes[2].set_title("distinct-n of the training data", fontsize=9)
     _finish(fig, axes, label)
     paths.append(plots.save(fig, outdir, "tail"))
 
     if "diversity" in run.metrics:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-        for name in [*_names(run, "self_bleu_"), "diversity"]:
-            plots.seed_band(axes[0], x, run.metrics[name], label=name)
-        axes[0].set_ylabel("self-BLEU / diversity of the training data")
-        for name in _names(run, "rep_"):
-            plots.seed_band(axes[1], x, run.metrics[name], label=name)
+        fig, axes = style.new(2, width=11, height=4)
+        names = [*_names(run, "self_bleu_"), "diversity"]
+        for name, c in zip(names, style.ordered_colors(len(names)), strict=True):
+            plots.seed_band(axes[0], x, run.metrics[name], label=name, color=c)
+        axes[0].set_ylabel("self-BLEU; diversity\n(of the training data)")
+        rep = _names(run, "rep_")
+        for name, c in zip(rep, style.ordered_colors(len(rep)), strict=True):
+            plots.seed_band(axes[1], x, run.metrics[name], label=name, color=c)
         axes[1].set_ylabel("share of repeated n-grams in a block")
         _finish(fig, axes, label)
         paths.append(plots.save(fig, outdir, "diversity"))
@@ -108,7 +123,7 @@ def _finish(fig, axes, label: str) -> None:
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("generation")
-        ax.legend(fontsize=7)
+        style.legend(ax, fontsize=7)
     fig.suptitle(label, fontsize=9)
 
 
@@ -119,44 +134,47 @@ def _histograms(ax, run) -> None:
     lo = min(a.min() for a in arrays.values())
     hi = max(a.max() for a in arrays.values())
     bins = np.geomspace(lo, hi * 1.0001, 60)
-    cmap = plt.get_cmap("viridis")
-    for i, (g, a) in enumerate(arrays.items()):
-        color = cmap(i / max(len(arrays) - 1, 1))
+    for (g, a), color in zip(arrays.items(), style.ordered_colors(len(arrays)), strict=True):
         # Fractions per (geometric) bin, not a density in x: comparable on the log axis.
         weights = np.full(a.shape, 1.0 / a.size)
         ax.hist(
             a, bins=bins, weights=weights, histtype="step", lw=1.5, color=color, label=f"gen {g}"
         )
     ax.set_xscale("log")
-    ax.set_xlabel("perplexity under the generation-0 model")
+    ax.set_xlabel("perplexity under the generation-0 model (log scale)")
     ax.set_ylabel("fraction of blocks")
     ax.set_title(regime_label(run.config), fontsize=9)
-    ax.legend(fontsize=8)
+    style.legend(ax)
 
 
 def compare(workdirs, outdir) -> list[Path]:
     """Fig. 1 of the paper for several runs (regimes): histograms per regime, test perplexity."""
     runs = [plots.load_run(w) for w in workdirs]
-    fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4), squeeze=False)
+    colors = style.run_colors([r.config for r in runs])
+    fig, axes = style.new(len(runs), width=6 * len(runs), height=4, squeeze=False)
     for ax, run in zip(axes[0], runs, strict=True):
         _histograms(ax, run)
     paths = [plots.save(fig, outdir, "compare_perplexity_histograms")]
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    for run in runs:
+    fig, ax = style.new(width=6.5, height=3.8)
+    for run, color in zip(runs, colors, strict=True):
         plots.seed_band(
-            ax, run.generations, run.metrics["test_perplexity"], regime_label(run.config)
+            ax, run.generations, run.metrics["test_perplexity"], regime_label(run.config), color
         )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("generation")
-    ax.set_ylabel("test perplexity")
-    ax.legend(fontsize=7)
+    ax.set_ylabel("test perplexity (per token)")
+    style.legend(ax, fontsize=7)
     paths.append(plots.save(fig, outdir, "compare_test_perplexity"))
     if all("diversity" in run.metrics for run in runs):
-        fig, ax = plt.subplots(figsize=(5.5, 3.5))
-        for run in runs:
-            plots.seed_band(ax, run.generations, run.metrics["diversity"], regime_label(run.config))
+        fig, ax = style.new(width=6.5, height=3.8)
+        for run, color in zip(runs, colors, strict=True):
+            plots.seed_band(
+                ax, run.generations, run.metrics["diversity"], regime_label(run.config), color
+            )
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("generation")
         ax.set_ylabel("diversity of the training data")
-        ax.legend(fontsize=7)
+        style.legend(ax, fontsize=7)
         paths.append(plots.save(fig, outdir, "compare_diversity"))
     return paths
 

@@ -1,18 +1,31 @@
 """The regime-comparison figure: one metric against generation for every regime of a sweep.
 
-Each run of the sweep directory (``launch.sweep``) is one line: the seed mean, a 10-90% seed band,
-and, where ``theory.py`` has a closed form for that regime and metric (1-D Gaussian ``variance``
-and ``mean_error``; discrete ``gini_simpson``, ``support_size``, ``tail_mass``), the exact
-expectation dashed in black.
+Each run of the sweep directory (``launch.sweep``) is one line in its regime's colour
+(``style.REGIME_COLORS``): the seed mean, a 10-90% seed band, and, where ``theory.py`` has a closed
+form for that regime and metric (1-D Gaussian ``variance`` and ``mean_error``; discrete
+``gini_simpson``, ``support_size``, ``tail_mass``), the exact expectation dotted in the regime's
+darker shade.
 """
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from collapse_jax import theory
-from collapse_jax.plots import Run, load_run, save, seed_band
+from collapse_jax import plots, theory
+from collapse_jax.errors import ConfigError
+from collapse_jax.plots import Run, load_run, seed_band, style
+
+# The metrics ``launch.regimes`` compares by default, per experiment (those with theory first).
+METRICS = {
+    "gaussian": ("variance", "mean_error"),
+    "discrete": ("gini_simpson", "support_size", "tail_mass"),
+    "gmm": ("l2_to_gmm0", "l2_to_truth"),
+    "linear_regression": ("test_error",),
+    "kde": ("nll", "mmd"),
+    "vae": ("latent_std", "class_entropy"),
+    "opt_wikitext": ("test_perplexity",),
+}
+_LOG = ("variance", "mean_error", "w2_squared", "l2_to_gmm0", "l2_to_truth", "test_error")
 
 
 def runs(sweep_dir) -> list[Run]:
@@ -83,39 +96,88 @@ def theory_curve(run: Run, metric: str):
     return None
 
 
-def figure(sweep_dir, metric: str, outdir=None, log=None) -> Path:
-    """``regimes_<metric>.png`` in ``outdir`` (default ``sweep_dir/figures``)."""
+def check_sweep(all_runs, sweep_dir, metric: str | None = None) -> None:
+    """A ``ConfigError`` naming what is missing unless ``all_runs`` form a regime sweep that
+    records ``metric``."""
+    from collapse_jax.plots import compare
+
+    if not all_runs:
+        raise FileNotFoundError(f"{sweep_dir}: no run with a metrics.jsonl under it")
+    regimes_seen = [r.config["mixing"]["regime"] for r in all_runs]
+    if len(all_runs) == 1:
+        raise ConfigError(
+            f"{sweep_dir}: one run ({regimes_seen[0]}), not a sweep: launch.regimes compares the "
+            "runs of a sweep over mixing.regime (launch.sweep --config=configs/gaussian.py:regimes)"
+        )
+    if len(set(map(label, all_runs))) == 1:
+        fields = compare.differing_fields([r.config for r in all_runs])
+        raise ConfigError(
+            f"{sweep_dir}: not a regime sweep: launch.regimes compares runs that differ in "
+            f"mixing.regime (e.g. configs/gaussian.py:regimes), and these {len(all_runs)} runs all "
+            f"use {regimes_seen[0]!r} (they differ in {', '.join(fields) or 'nothing'}); use "
+            f"launch.report --workdir={sweep_dir} or launch.compare for this sweep"
+        )
+    other = [
+        f
+        for f in compare.differing_fields([r.config for r in all_runs])
+        if not f.startswith("mixing.")
+    ]
+    if other:
+        raise ConfigError(
+            f"{sweep_dir}: launch.regimes compares runs that differ only in their mixing fields; "
+            f"these also differ in {', '.join(other)}: use launch.report --workdir={sweep_dir} "
+            f"(every run and the comparisons), or launch.compare with a glob that keeps one "
+            f"value, e.g. --workdirs='{sweep_dir}/*{other[0]}=...*'"
+        )
+    if metric is not None:
+        for run in all_runs:
+            if metric not in run.metrics:
+                raise ConfigError(
+                    f"metrics: {run.workdir} ({run.config['experiment']}) has no metric "
+                    f"{metric!r}; it has {sorted(run.metrics)}"
+                )
+
+
+def default_metrics(sweep_dir) -> tuple[str, ...]:
+    """The metrics compared when none are named: the experiment's (``METRICS``)."""
     all_runs = runs(sweep_dir)
     if not all_runs:
         raise FileNotFoundError(f"{sweep_dir}: no run with a metrics.jsonl under it")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    theory_drawn = False
-    for run in all_runs:
-        if metric not in run.metrics:
-            raise KeyError(f"{run.workdir}: no metric {metric!r} (has {sorted(run.metrics)})")
-        seed_band(ax, run.generations, run.metrics[metric], label=label(run), median=False)
+    experiment = all_runs[0].config["experiment"]
+    return METRICS.get(experiment, ())
+
+
+def figure(sweep_dir, metric: str, outdir=None, log=None) -> Path:
+    """``regimes_<metric>.png`` in ``outdir`` (default ``sweep_dir/figures``)."""
+    all_runs = runs(sweep_dir)
+    check_sweep(all_runs, sweep_dir, metric)
+    fig, ax = style.new(width=8.5, height=4.5)
+    colors = style.run_colors([r.config for r in all_runs])
+    for run, color in zip(all_runs, colors, strict=True):
+        seed_band(
+            ax, run.generations, run.metrics[metric], label=label(run), color=color, median=False
+        )
         curve = theory_curve(run, metric)
         if curve is not None:
-            ax.plot(run.generations, curve, "k--", lw=0.8, label=None)
-            theory_drawn = True
-    if theory_drawn:
-        ax.plot([], [], "k--", lw=0.8, label="theory (exact expectation)")
-    if log if log is not None else metric in ("variance", "mean_error", "w2_squared"):
-        ax.set_yscale("log")
+            style.theory(ax, run.generations, curve, color)
+    if log if log is not None else metric in _LOG:
+        style.log_y(ax)
     ax.set_xlabel("generation")
-    ax.set_ylabel(f"{metric} (seed mean, 10-90% band)")
+    ax.set_ylabel(style.metric_label(metric))
     first = all_runs[0].config
     ax.set_title(
         f"{first['experiment']}: M = {first['samples_per_generation']}, "
-        f"{all_runs[0].metrics[metric].shape[1]} seeds"
+        f"{all_runs[0].metrics[metric].shape[1]} seeds per regime",
+        fontsize=9,
     )
-    ax.legend(fontsize=8)
-    return save(fig, Path(outdir or Path(sweep_dir) / "figures"), f"regimes_{metric}")
+    style.figure_legend(fig, [ax])
+    return plots.save(fig, Path(outdir or Path(sweep_dir) / "figures"), f"regimes_{metric}")
 
 
 def table(sweep_dir, metric: str, generations=None) -> str:
     """A markdown table: seed mean (and its standard error) of ``metric`` and theory per regime."""
     all_runs = runs(sweep_dir)
+    check_sweep(all_runs, sweep_dir, metric)
     g_last = all_runs[0].generations.max()
     gens = generations or sorted({0, 1, 10, g_last // 2, g_last} & set(range(g_last + 1)))
     head = "| regime | " + " | ".join(f"g={g}" for g in gens) + " |"

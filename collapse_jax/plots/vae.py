@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from collapse_jax import plots
+from collapse_jax.plots import style
 
 KDE_RANGE = (-3.0, 3.0)
 TAIL_NOTE = (
@@ -37,40 +38,52 @@ def figures(run: plots.Run, outdir) -> list[Path]:
     m, gens = run.metrics, run.generations
     out = []
     shown = _shown_generations(gens)
+    color = style.run_color(run.config)
 
     if "sample_images" in m and m["sample_images"].shape[2] > 0:
-        fig, axes = plt.subplots(1, len(shown), figsize=(2.6 * len(shown), 2.8), squeeze=False)
+        fig, axes = style.new(len(shown), width=2.4 * len(shown), height=2.9, squeeze=False)
         for ax, i in zip(axes[0], shown, strict=True):
             ax.imshow(_grid(m["sample_images"][i, 0]), cmap="gray", vmin=0, vmax=1)
-            ax.set_title(f"generation {gens[i]}")
+            ax.set_title(f"generation {gens[i]}", fontsize=9)
             ax.axis("off")
-        fig.suptitle("decoder probabilities for z ~ N(0, I), seed 0")
+        fig.suptitle("decoder probabilities for z ~ N(0, I), seed 0 (white = 1)", fontsize=9)
         out.append(plots.save(fig, outdir, "vae_samples"))
 
     kde = m["latent_kde"]  # [G, S, P]
     grid = np.linspace(*KDE_RANGE, kde.shape[-1])
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    colors = plt.cm.viridis(np.linspace(0, 1, len(shown)))
-    for c, i in zip(colors, shown, strict=True):
-        ax.plot(grid, kde[i].mean(axis=0), color=c, label=f"generation {gens[i]}")
-    ax.set_xlabel("generation-0 encoder mean (all latent coordinates)")
+    fig, ax = style.new(width=6, height=4)
+    for c, i in zip(style.ordered_colors(len(shown)), shown, strict=True):
+        ax.plot(grid, np.mean(kde[i], axis=0), color=c, label=f"generation {gens[i]}")
+    ax.set_xlabel("mean of the generation-0 encoder\n(every latent coordinate pooled)")
     ax.set_ylabel("density (KDE, mean over seeds)")
     ax.set_xlim(*KDE_RANGE)
-    ax.legend(fontsize=8)
+    style.legend(ax, loc="upper right")
     out.append(plots.save(fig, outdir, "vae_latent_kde"))
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    plots.seed_band(axes[0], gens, m["latent_std"])
-    axes[0].set_ylabel("std of generation-0 encoder means")
-    plots.seed_band(axes[1], gens, m["train_loss"])
-    axes[1].set_ylabel("train loss, last epoch (nats / image)")
-    plots.seed_band(axes[2], gens, m["class_entropy"], label="class entropy (nats)")
-    plots.seed_band(axes[2], gens, m["min_class_share"] * 10, label="10 x rarest digit share")
-    axes[2].axhline(np.log(10), color="gray", lw=0.8, ls=":")
-    axes[2].legend(fontsize=8)
+    fig, axes = style.new(3, width=14.5, height=3.8)
+    plots.seed_band(axes[0], gens, m["latent_std"], color=color)
+    axes[0].set_ylabel("std of generation-0\nencoder means")
+    plots.seed_band(axes[1], gens, m["train_loss"], color=color)
+    axes[1].set_ylabel("train loss, last epoch\n(nats per image)")
+    plots.seed_band(axes[2], gens, m["class_entropy"], label="class entropy (nats)", color=color)
+    second = style.shades(color, 3)[0]
+    plots.seed_band(
+        axes[2],
+        gens,
+        np.asarray(m["min_class_share"]) * 10,
+        label="10 x rarest digit share",
+        color=second,
+    )
+    axes[2].axhline(
+        np.log(10), color=style.REFERENCE, lw=0.8, ls=":", label="log 10 (all ten digits equal)"
+    )
+    axes[2].set_ylabel("class entropy (nats);\n10 x rarest digit's share")
     for ax in axes:
         ax.set_xlabel("generation")
-    fig.suptitle("seed mean (line), median (dashed), 10-90% seed band")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    style.legend(axes[2], key=False, loc="center right")
+    style.figure_legend(fig, axes, labelled=False)
+    fig.suptitle(f"VAE on MNIST, {m['latent_std'].shape[1]} seeds", fontsize=9)
     out.append(plots.save(fig, outdir, "vae_collapse"))
     return out
 

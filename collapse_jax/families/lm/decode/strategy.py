@@ -59,25 +59,19 @@ def validate(cfg) -> None:
     )
     # The sampling fields only act with strategy=sample: a changed one elsewhere is a mistake
     # (e.g. a temperature set without switching the strategy), not something to ignore silently.
-    sampling_only = strategy != "sample"
-    errors.check(
-        cfg,
-        "generate.temperature",
-        lambda v: _number(v) and v > 0 and (v == 1.0 or not sampling_only),
-        "> 0 (and 1.0 unless generate.strategy=sample)",
-    )
-    errors.check(
-        cfg,
-        "generate.top_k",
-        lambda v: isinstance(v, int) and v >= 0 and (v == 0 or not sampling_only),
-        "an integer >= 0, 0 = off (and 0 unless generate.strategy=sample)",
-    )
-    errors.check(
-        cfg,
-        "generate.top_p",
-        lambda v: _number(v) and 0 < v <= 1 and (v == 1.0 or not sampling_only),
-        "in (0, 1], 1 = off (and 1.0 unless generate.strategy=sample)",
-    )
+    # That reason comes first in the message: the value itself may be fine for sampling.
+    for name, ok, expected, off in (
+        ("temperature", lambda v: _number(v) and v > 0, "> 0", 1.0),
+        ("top_k", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0, 0 = off", 0),
+        ("top_p", lambda v: _number(v) and 0 < v <= 1, "in (0, 1], 1 = off", 1.0),
+    ):
+        path = f"generate.{name}"
+        value = errors.check(cfg, path, ok, expected)
+        if strategy != "sample" and value != off:
+            raise errors.ConfigError(
+                f"{path}: only sampling uses it, and generate.strategy is {strategy!r}: "
+                f"expected {off} (off) or --config.generate.strategy=sample, got {value!r}"
+            )
 
 
 def continue_blocks(
