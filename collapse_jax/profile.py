@@ -153,7 +153,26 @@ MEASURES: dict[str, tuple[Measure, ...]] = {
         Measure("gen0_perplexity", "data_log_ppl_mean", 0, label="mean log-perplexity"),
         Measure("hallucination", "data_ppl_q95", +1, log=True, label="95th pct perplexity"),
     ),
+    "flow": (
+        Measure("risk", "nll", +1, label="held-out NLL"),
+        Measure("risk", "mmd", +1, label="MMD to the truth"),
+        Measure("risk", "mean_error", +1, log=True, label="|mean - truth mean|^2"),
+        Measure("variance", "cov_trace", -1, log=True, label="covariance trace"),
+        # Recall: the share of real points inside the samples' k-NN balls (modes still covered);
+        # precision: the share of samples inside the real points' balls (not hallucinated).
+        Measure("modes", "recall", -1, label="recall (real modes covered)"),
+        Measure("hallucination", "precision", -1, label="precision (samples on the data)"),
+    ),
+    "mad": (
+        Measure("risk", "fid", +1, log=True, label="FID (classifier features)"),
+        Measure("variance", "class_entropy", -1),
+        Measure("tails", "min_class_share", -1, label="rarest digit's share"),
+        Measure("modes", "recall", -1, label="recall (real modes covered)"),
+        Measure("hallucination", "precision", -1, label="precision (samples on the data)"),
+    ),
 }
+# The LM host family on other architectures and data measures what it measures on OPT.
+MEASURES["gpt2_wikitext"] = MEASURES["llama_tinystories"] = MEASURES["opt_wikitext"]
 
 # What no metric of a family measures (the docs table says why).
 UNMEASURED = {
@@ -164,6 +183,10 @@ UNMEASURED = {
     "linear_regression": ("variance", "modes", "tails", "hallucination", "original"),
     "vae": ("risk", "modes", "hallucination"),
     "opt_wikitext": ("modes", "original"),
+    "gpt2_wikitext": ("modes", "original"),
+    "llama_tinystories": ("modes", "original"),
+    "flow": ("tails", "original"),
+    "mad": ("original",),
 }
 
 

@@ -532,9 +532,13 @@ def test_report_draws_every_figure(tmp_path):
     a = chain.run(smoke(), tmp_path / "replace")
     b = chain.run(smoke(**{"mixing.regime": "fresh"}), tmp_path / "fresh")
     paths, summary = plots.report(a)
-    assert {p.name for p in paths} == {"flow_metrics.png", "flow_samples.png"}
+    assert {p.name for p in paths} == {"flow_metrics.png", "flow_samples.png", "profile.md"}
     assert all(p.stat().st_size > 0 for p in paths)
     assert "| mmd |" in summary
+    # The collapse profile reads the metrics the family writes (profile.MEASURES["flow"]).
+    text = next(p for p in paths if p.name == "profile.md").read_text()
+    for label in ("MMD to the truth", "recall (real modes covered)", "precision (samples on the"):
+        assert label in text, label
     out = flow_plots.sweep_figure([a, b], tmp_path / "figures")
     assert out.stat().st_size > 0
 
