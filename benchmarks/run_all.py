@@ -151,7 +151,13 @@ def main(argv=None):
         record = saved["table"]
     else:
         flags = "".join(
-            f" {f}" for f, on in ((f"--runs={a.runs}", a.runs > 1), ("--quick", a.quick)) if on
+            f" {f}"
+            for f, on in (
+                (f"--only={a.only}", tuple(names) != NAMES),
+                (f"--runs={a.runs}", a.runs > 1),
+                ("--quick", a.quick),
+            )
+            if on
         )
         # The machine line is read before the runs, so its load says whether the machine was idle.
         record = {"machine": _common.machine(), "date": time.strftime("%Y-%m-%d"), "flags": flags}

@@ -247,7 +247,7 @@ def test_run_all_json_names_both_sides(tmp_path, monkeypatch):
     path = tmp_path / "run.json"
     run_all.main(["--quick", "--only=gaussian", f"--json={path}"])
     record = json.loads(path.read_text())
-    assert record["flags"] == " --quick"
+    assert record["flags"] == " --only=gaussian --quick"  # the command that reproduces it
     ((row,),) = record["runs"]
     assert row["ours_side"] == row["reference_side"] == side._asdict()
 
