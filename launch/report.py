@@ -5,7 +5,7 @@ r"""Figures, a markdown summary and the collapse profile of a run or of a sweep 
 
 A run: writes DIR/figures/*.png and DIR/summary.md (the family's figures, chosen by the run's
 config) and DIR/profile.md / DIR/profile.json: the run against each definition of model collapse
-(``collapse_jax/profile.py``, docs/ecosystems.md). A sweep folder: every run's report, the
+(``collapse_jax/profile/``, docs/ecosystems.md). A sweep folder: every run's report, the
 comparison figures in DIR/figures/ and DIR/summary.md linking them with a table of the runs' final
 metrics, and DIR/profile.md with every run's profile (and, for a sweep over
 samples_per_generation, the scaling-law rows).

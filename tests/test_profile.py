@@ -62,7 +62,9 @@ def test_one_seed_reports_values_only():
 def test_gaussian_kl_to_truth_is_the_integral():
     cfg = {"gaussian": {"dim": 1, "std": 1.5, "mean": 0.3}}
     mean, var = 0.9, 0.4
-    got = profile._gaussian_derived(cfg, {"variance": np.array([[var]]), "mean": [[mean]]})
+    got = profile.definitions._gaussian_derived(
+        cfg, {"variance": np.array([[var]]), "mean": [[mean]]}
+    )
 
     def integrand(x):
         p = stats.norm.pdf(x, 0.3, 1.5)
@@ -71,7 +73,9 @@ def test_gaussian_kl_to_truth_is_the_integral():
     kl = integrate.quad(integrand, -20, 20)[0]
     np.testing.assert_allclose(got["kl_to_truth"][0, 0], kl, rtol=1e-8)
     # The truth's own tails: 2 Phi(-2) beyond 2 sigma (the thinner side holds half), 2 Phi(-4).
-    truth = profile._gaussian_derived(cfg, {"variance": np.array([[2.25]]), "mean": [[0.3]]})
+    truth = profile.definitions._gaussian_derived(
+        cfg, {"variance": np.array([[2.25]]), "mean": [[0.3]]}
+    )
     np.testing.assert_allclose(truth["tail_mass_2sd"][0, 0], stats.norm.sf(2.0), rtol=1e-12)
     np.testing.assert_allclose(truth["mass_beyond_4sd"][0, 0], 2 * stats.norm.sf(4.0), rtol=1e-9)
     np.testing.assert_allclose(truth["kl_to_truth"][0, 0], 0.0, atol=1e-15)

@@ -69,7 +69,7 @@ def save(fig, outdir, name) -> Path:
 
 def report(workdir) -> tuple[list[Path], str]:
     """Write ``workdir/figures/*.png``, ``workdir/summary.md`` and the collapse profile
-    (``profile.md``, ``profile.json``: ``collapse_jax/profile.py``), so every report of every
+    (``profile.md``, ``profile.json``: ``collapse_jax/profile/``), so every report of every
     family has one; return the paths (the profile's markdown last) and the summary."""
     workdir = Path(workdir)
     for name in ("config.json", "metrics.jsonl"):
