@@ -28,7 +28,7 @@ Samples = Any  # x_N...: an array (or pytree of arrays) with a leading sample ax
 
 class Data(NamedTuple):
     """A dataset or pool: samples ``x_N...`` and their weights ``weight_N`` (0 for an empty slot,
-    else the sample's frequency weight in the fit; ``mixing.py`` fills them)."""
+    else the sample's frequency weight in the fit; ``mixing`` fills them)."""
 
     x: jax.Array
     weight: jax.Array
@@ -209,7 +209,7 @@ class RunOnce(Protocol):
 class Family:
     """A family ``chain/`` runs as ``jit(vmap(...))`` over seeds, generations looped inside.
 
-    The optional pieces serve the regimes and curation of ``mixing.py``; without
+    The optional pieces serve the regimes and curation of ``mixing``; without
     ``rows_per_generation`` a row is a sample and a dataset takes ``cfg.samples_per_generation``.
     """
 

@@ -125,7 +125,7 @@ def base(
     cfg.mixing.fresh_fraction = 0.1
     # augment: lambda, model samples per generation in units of M, added to all of D_0.
     cfg.mixing.augment_ratio = 1.0
-    # regime composed: the regime as orthogonal axes (collapse_jax/mixing.py; every other regime
+    # regime composed: the regime as orthogonal axes (collapse_jax/mixing/; every other regime
     # requires these defaults). pool: replace | accumulate; real_source: none | original | fresh;
     # real_samples R and synthetic_samples S per generation (S = -1: M - R, a fixed total);
     # fit_samples K drawn from the pool for each fit (0: the whole pool).

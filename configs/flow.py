@@ -24,7 +24,7 @@ variant=cpu  100 seeds, M = 200, 10 generations, a smaller MLP and 1000 Adam ste
   near generation 0) is not yet checked on it.
 variant=smoke  2 seeds, M = 32, 3 generations, a tiny MLP trained 8 steps: what the tests run.
 
-The loops of the papers, through ``cfg.mixing`` (``collapse_jax/mixing.py``):
+The loops of the papers, through ``cfg.mixing`` (``collapse_jax/mixing/``):
   MAD's fully synthetic loop        ``mixing.regime=replace``: each generation trains only on the
                                     previous model's M samples.
   MAD's synthetic augmentation loop ``mixing.regime=augment``: all of the fixed real set D_0 plus

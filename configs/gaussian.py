@@ -35,7 +35,7 @@ variant=smoke  M = 20, 20 generations, 8 seeds: what the tests run.
   13-24 that hour; no XLA compile cache): 38 s wall, 9 s CPU, compilation included.
 
 sweep=default  the variant's own sweep (paper: the four M; cpu and smoke: none, a single run).
-sweep=regimes  one sweep over the data regimes of ``mixing.py`` (replace, accumulate,
+sweep=regimes  one sweep over the data regimes of ``mixing`` (replace, accumulate,
   accumulate_subsample, augment with lambda = 1, fresh with gamma = 0.1), mle estimator, M = 20,
   1000 seeds; 100 generations at cpu size, 1000 at paper size (float64), 6 generations and 8
   seeds at smoke size. Then the comparison figure with theory overlaid:
@@ -62,7 +62,7 @@ sweep=temperature  sampling bias (``cfg.sampling.temperature`` lambda; MAD's qua
   Expected (``theory.tempered_expected_variance``): E[sigma^2] is geometric with ratio
   lambda^2 (M-1)/M under replace; under accumulate it levels off at lambda = 1 but decays at
   lambda = 0.9 and grows at 1.1. Measurements: ``docs/ecosystems.md``.
-sweep=ecosystem  regime composed (``mixing.py``'s axes): pool in {replace, accumulate} x
+sweep=ecosystem  regime composed (``mixing``'s axes): pool in {replace, accumulate} x
   real_source in {original, fresh}, 4 real rows and 16 model samples a generation, every fit on 20
   rows drawn from the pool (a compute-matched control: the same training set size in every arm),
   mle, M = 20; 1000 seeds and 100 generations at cpu size (1000 at paper size), 8 seeds and 6

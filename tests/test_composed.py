@@ -1,4 +1,4 @@
-"""Regime composed: the data regime as orthogonal axes (``mixing.py``, ``docs/ecosystems.md``).
+"""Regime composed: the data regime as orthogonal axes (``mixing``, ``docs/ecosystems.md``).
 
 Each named regime but custom is a point of the axes (``mixing.as_composed``) and must run the same
 program there: its pools bit for bit at the level of ``mixing`` (one program each, same inputs),

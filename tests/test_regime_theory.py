@@ -1,4 +1,4 @@
-"""Seed means of the regimes of ``mixing.py`` against their closed forms in ``theory.py``.
+"""Seed means of the regimes of ``mixing`` against their closed forms in ``theory.py``.
 
 Tolerance as ``test_theory.py``: |seed mean - theory| <= 5 standard errors (sample std / sqrt(S))
 at every checked generation. Tiny M (5 to 20) and a few thousand seeds keep each chain to seconds;

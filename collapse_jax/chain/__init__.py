@@ -1,7 +1,7 @@
 """The generational chain: the only package that knows seeds and generations.
 
 Generation 0 draws D_0 and fits it; generation g >= 1 draws the next dataset from the mixture of
-the previous model's samples, kept data and original data (``mixing.py``) and fits it. Keys depend
+the previous model's samples, kept data and original data (``mixing``) and fits it. Keys depend
 only on (cfg.seed, seed index, generation) (``rng.py``): seed s is the same stream whatever the
 number of seeds, and a resumed run needs no stored keys.
 

@@ -6,7 +6,7 @@ regime ``fresh``, makes the next pool (``mixing.next_pool``) and its training da
 measures. A path passes the family's callables with its config bound (``Ops``) and a ``keep``
 hook through which every sub-step (``"pool"``, ``"model"``, ``"metrics"``) goes: the vmapped
 path computes each; the host path loads it from its checkpoint or computes and saves it
-(``host.py``). A regime or a curation rule is therefore written once, in ``mixing.py`` and here.
+(``host.py``). A regime or a curation rule is therefore written once, in ``mixing`` and here.
 
 ``build`` compiles the vmapped path: ``first`` (generation 0 of every seed) and ``span``
 (generations ``start .. start + n - 1`` of every seed in one XLA call, ``start`` and ``n``

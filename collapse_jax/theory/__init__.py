@@ -2,7 +2,7 @@
 module's docstring.
 
     replace            the Gaussian chain (Shumailov et al., Theorem 3.1) and the discrete chain
-    regimes            accumulate, augment, fresh, curation, Wright-Fisher (``mixing.py``)
+    regimes            accumulate, augment, fresh, curation, Wright-Fisher (``mixing``)
     ecosystem          many lineages sharing one pool, any real-data source (``pool_moments``)
     tails              the discrete chain with sampling bias (tempered, top-k / top-p) and the
                        Bradley-Terry curated law

@@ -1,4 +1,4 @@
-"""Closed forms of the regimes beyond ``replace`` (``mixing.py``): 1-D Gaussian and discrete.
+"""Closed forms of the regimes beyond ``replace`` (``mixing``): 1-D Gaussian and discrete.
 
 Notation: M samples per generation, estimator divisor c(n) = n (mle) or n - 1 (unbiased) for a
 fit on n samples, and for a fit on a pool of n samples with sum of squares about its mean T,

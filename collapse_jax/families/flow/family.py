@@ -47,7 +47,7 @@ Metrics per seed and generation, on ``eval_samples`` samples of the fitted model
     sample_images the first ``grid_images`` samples (uint8)
   both: train_loss (the last bin of the objective), train_loss_curve (``loss_points`` bins).
 
-Regimes: every one of ``mixing.py``. ``fresh`` draws new truth samples (images: real images never
+Regimes: every one of ``mixing``. ``fresh`` draws new truth samples (images: real images never
 used before, as the VAE family); curation scores with ``log_prob`` (``current``/``initial``: the
 model's own likelihood, ``nll``'s computation; Hutchinson's estimate for images) or, for the
 gaussian source only, ``truth_log_prob`` (``oracle``).

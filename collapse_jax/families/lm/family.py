@@ -3,14 +3,14 @@
 Shumailov et al., Sec. 4 / Fig. 1: OPT is fine-tuned on WikiText-2 token blocks (generation 0);
 generation n >= 1 continues original training blocks (the prompts, ``block_size`` tokens) with
 model n-1 by 5-way beam search of exactly ``block_size`` new tokens (EOS blocked), and those new
-tokens form one synthetic block. The chain's mixing plan (``mixing.py``) makes each generation's
+tokens form one synthetic block. The chain's mixing plan (``mixing``) makes each generation's
 dataset: ``replace`` is the paper's 5-epoch regime (every original block continued), ``keep_real``
 with gamma = 0.1 the 10-epoch one (only the ``alpha * M`` model blocks are generated, from a
 random subset of the prompts, and a random 10% of the original blocks join them). Model n starts
 again from the base (pretrained) model and keeps the parameters best on the real validation
 blocks. The chain loops over seeds and generations; this module is single-seed.
 
-Every regime of ``mixing.py`` runs through the same plan as the vmapped families:
+Every regime of ``mixing`` runs through the same plan as the vmapped families:
   augment   all of D_0 plus round(lambda M) continuations (prompts: ``prompt_indices``, from the
             sample key; with lambda > 1 a prompt is continued more than once, and beam search,
             being deterministic, then repeats its block).
