@@ -647,19 +647,18 @@ def forward(
     ``position_ids_BxL`` must be given. Prefill and one-token steps are the same code. Dropout
     runs only with ``deterministic=False``.
     """
-    model = bind(params, config)
-    if not deterministic and dropout_key is None:
-        raise errors.ConfigError("dropout_key: expected a key when deterministic=False, got None")
-    h, new_cache = model(
-        jnp.asarray(input_ids_BxL),
+    h, new_cache = hidden_states(
+        params,
+        config,
+        input_ids_BxL,
         attention_mask_BxT,
-        position_ids_BxL,
-        cache,
+        position_ids_BxL=position_ids_BxL,
+        cache=cache,
         deterministic=deterministic,
         dropout_key=dropout_key,
         remat_policy=remat_policy,
     )
-    return model.logits(h), new_cache
+    return lm_logits(params, config, h), new_cache
 
 
 def init_cache(config, batch_size: int, max_length: int) -> KVCache:
