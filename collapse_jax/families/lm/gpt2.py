@@ -24,18 +24,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from collapse_jax import errors
-from collapse_jax.families.lm import nn
+from collapse_jax.families.lm import decoder, nn
 
 
 @dataclasses.dataclass(frozen=True)
-class GPT2Config:
+class GPT2Config(decoder.HFConfig):
     """transformers' ``GPT2Config`` fields (GPT-2 124M defaults) plus the compute ``dtype``."""
 
     vocab_size: int = 50257
@@ -59,6 +59,8 @@ class GPT2Config:
     dtype: str = "float32"
 
     architecture: ClassVar[str] = "gpt2"
+    hf_class: ClassVar[str] = "GPT2LMHeadModel"
+    nullable: ClassVar[tuple[str, ...]] = ("pad_token_id", "n_inner")
 
     def __post_init__(self):
         errors.require(
@@ -67,15 +69,7 @@ class GPT2Config:
             f"a multiple of n_head={self.n_head}",
             self.n_embd,
         )
-        errors.require(
-            self.activation_function in nn.ACTIVATIONS,
-            "gpt2.activation_function",
-            f"one of {sorted(nn.ACTIVATIONS)}",
-            self.activation_function,
-        )
-        errors.require(
-            self.dtype in nn.DTYPES, "gpt2.dtype", f"one of {sorted(nn.DTYPES)}", self.dtype
-        )
+        self.check_names()
 
     # The names the rest of the package reads from any architecture's config.
     @property
@@ -106,27 +100,13 @@ class GPT2Config:
     def max_position_embeddings(self) -> int:
         return self.n_positions
 
-    @property
-    def max_positions(self) -> int:
-        return self.n_positions
-
-    @property
-    def compute_dtype(self):
-        return nn.DTYPES[self.dtype]
-
     def build(self, key) -> GPT2:
         return GPT2(self, key)
 
     @classmethod
     def from_hf(cls, hf_config, dtype: str = "float32") -> GPT2Config:
         """From a ``transformers.GPT2Config`` or its ``config.json`` dict."""
-        d = hf_config if isinstance(hf_config, dict) else hf_config.to_dict()
-        errors.require(
-            d.get("model_type", "gpt2") == "gpt2",
-            "config.model_type",
-            "'gpt2'",
-            d.get("model_type"),
-        )
+        d = cls.hf_dict(hf_config)
         errors.require(
             d.get("tie_word_embeddings", True) is not False,
             "config.tie_word_embeddings",
@@ -139,38 +119,10 @@ class GPT2Config:
             "False (a decoder-only LM)",
             True,
         )
-        kw = _read_fields(cls, d)
-        return cls(**kw, dtype=dtype)
+        return cls(**cls.read_fields(d), dtype=dtype)
 
-    def to_hf_dict(self) -> dict[str, Any]:
-        """A ``config.json`` dict that ``transformers.GPT2Config(**d)`` accepts."""
-        d = dataclasses.asdict(self)
-        del d["dtype"]
-        d.update(
-            model_type="gpt2",
-            architectures=["GPT2LMHeadModel"],
-            tie_word_embeddings=True,
-            use_cache=True,
-            dtype="float32",
-        )
-        return d
-
-
-def _read_fields(cls, d: dict) -> dict:
-    """The dataclass fields of ``cls`` from an HF dict; a missing or null one takes the default
-    (eos lists, legal in HF, keep their first id)."""
-    defaults = cls()
-    kw = {}
-    for f in dataclasses.fields(cls):
-        if f.name == "dtype":
-            continue
-        value = d.get(f.name, getattr(defaults, f.name))
-        if value is None and f.name not in ("pad_token_id", "n_inner", "head_dim"):
-            value = getattr(defaults, f.name)
-        if f.name in ("eos_token_id", "bos_token_id") and isinstance(value, list):
-            value = value[0]
-        kw[f.name] = value
-    return kw
+    def hf_extra(self, d: dict) -> dict:
+        return dict(tie_word_embeddings=True, use_cache=True)
 
 
 class GPT2MLP(nnx.Module):
@@ -241,46 +193,27 @@ class GPT2Model(nnx.Module):
         self.ln_f = nn.LayerNorm(d, eps=config.layer_norm_epsilon)
 
 
-class GPT2(nnx.Module):
-    """``GPT2LMHeadModel``: the transformer and the head tied to ``wte``."""
+class GPT2(decoder.CausalLM):
+    """``GPT2LMHeadModel``: the transformer and the head tied to ``wte``; its output before the
+    head is ``ln_f``'s."""
 
     def __init__(self, config: GPT2Config, key):
         self.config = config
         self.transformer = GPT2Model(key, config)
 
-    def __call__(
-        self,
-        input_ids_BxL,
-        attention_mask_BxT=None,
-        position_ids_BxL=None,
-        cache=None,
-        *,
-        deterministic=True,
-        dropout_key=None,
-        remat_policy="none",
-    ):
-        """The output of ``ln_f``, (B, L, D), and the cache."""
-        t, c = self.transformer, self.config
-        dtype = c.compute_dtype
-        _, position_ids_BxL, index, mask = nn.slots(
-            c, input_ids_BxL, attention_mask_BxT, position_ids_BxL, cache
-        )
+    def embed(self, input_ids_BxL, position_ids_BxL, dtype, dropout_key, deterministic):
+        t = self.transformer
         x = t.wte(input_ids_BxL, dtype) + t.wpe(jnp.maximum(position_ids_BxL, 0), dtype)
         embed_key = layers_key = None
         if not deterministic:
             embed_key, layers_key = jax.random.split(dropout_key)
-        x = nn.dropout(x, c.embd_pdrop, embed_key, deterministic)
-        x, new_cache = nn.run_layers(
-            t.h,
-            x,
-            mask,
-            cache,
-            index,
-            key=layers_key,
-            deterministic=deterministic,
-            remat_policy=remat_policy,
-        )
-        return t.ln_f(x, dtype), new_cache
+        return nn.dropout(x, self.config.embd_pdrop, embed_key, deterministic), layers_key, None
+
+    def layers(self):
+        return self.transformer.h
+
+    def final(self, x, dtype):
+        return self.transformer.ln_f(x, dtype)
 
     def logits(self, hidden_BxLxD):
         return self.transformer.wte.attend(hidden_BxLxD, self.config.compute_dtype)

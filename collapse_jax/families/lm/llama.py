@@ -19,20 +19,19 @@ Meta's original checkpoints, which HF's converter permutes). Positions are ``cum
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import jax
 from flax import nnx
 
 from collapse_jax import errors
-from collapse_jax.families.lm import nn
-from collapse_jax.families.lm.gpt2 import _read_fields
+from collapse_jax.families.lm import decoder, nn
 
 ROPE_TYPES = ("default", "linear", "dynamic", "llama3", "yarn")
 
 
 @dataclasses.dataclass(frozen=True)
-class LlamaConfig:
+class LlamaConfig(decoder.HFConfig):
     """transformers' ``LlamaConfig`` fields plus the compute ``dtype``; defaults: SmolLM2-135M's
     shape (30 layers, hidden 576, 9 heads sharing 3 key/value heads, theta 1e5, tied head).
 
@@ -64,6 +63,9 @@ class LlamaConfig:
     dtype: str = "float32"
 
     architecture: ClassVar[str] = "llama"
+    hf_class: ClassVar[str] = "LlamaForCausalLM"
+    activation_field: ClassVar[str] = "hidden_act"
+    nullable: ClassVar[tuple[str, ...]] = ("pad_token_id", "head_dim")
 
     def __post_init__(self):
         errors.require(
@@ -72,18 +74,10 @@ class LlamaConfig:
             f"a multiple of num_key_value_heads={self.num_key_value_heads}",
             self.num_attention_heads,
         )
-        errors.require(
-            self.hidden_act in nn.ACTIVATIONS,
-            "llama.hidden_act",
-            f"one of {sorted(nn.ACTIVATIONS)}",
-            self.hidden_act,
-        )
+        self.check_names()
         kind = dict(self.rope_scaling).get("rope_type", "default")
         errors.require(
             kind in ROPE_TYPES, "llama.rope_scaling", f"a rope_type in {ROPE_TYPES}", kind
-        )
-        errors.require(
-            self.dtype in nn.DTYPES, "llama.dtype", f"one of {sorted(nn.DTYPES)}", self.dtype
         )
 
     @property
@@ -93,14 +87,6 @@ class LlamaConfig:
     @property
     def ffn_dim(self) -> int:
         return self.intermediate_size
-
-    @property
-    def max_positions(self) -> int:
-        return self.max_position_embeddings
-
-    @property
-    def compute_dtype(self):
-        return nn.DTYPES[self.dtype]
 
     def rope(self):
         """``(inv_freq, attention_factor)`` of this config's rotary embeddings."""
@@ -115,13 +101,7 @@ class LlamaConfig:
     def from_hf(cls, hf_config, dtype: str = "float32") -> LlamaConfig:
         """From a ``transformers.LlamaConfig`` or its ``config.json`` dict (transformers 5's
         ``rope_parameters`` or the older ``rope_theta`` + ``rope_scaling``)."""
-        d = dict(hf_config if isinstance(hf_config, dict) else hf_config.to_dict())
-        errors.require(
-            d.get("model_type", "llama") == "llama",
-            "config.model_type",
-            "'llama'",
-            d.get("model_type"),
-        )
+        d = cls.hf_dict(hf_config)
         errors.require(
             d.get("pretraining_tp", 1) in (1, None),
             "config.pretraining_tp",
@@ -141,25 +121,15 @@ class LlamaConfig:
         if d.get("num_key_value_heads") is None:
             d["num_key_value_heads"] = d["num_attention_heads"]
         d["tie_word_embeddings"] = d.get("tie_word_embeddings", False)
-        kw = _read_fields(cls, d)
+        kw = cls.read_fields(d)
         kw["rope_theta"] = float(theta)
         kw["rope_scaling"] = tuple(sorted((k, v) for k, v in rope.items() if v is not None))
         return cls(**kw, dtype=dtype)
 
-    def to_hf_dict(self) -> dict[str, Any]:
-        """A ``config.json`` dict that ``transformers.LlamaConfig(**d)`` accepts."""
-        d = dataclasses.asdict(self)
-        del d["dtype"], d["rope_scaling"], d["rope_theta"]
+    def hf_extra(self, d: dict) -> dict:
+        del d["rope_scaling"], d["rope_theta"]
         rope = {"rope_type": "default", **dict(self.rope_scaling), "rope_theta": self.rope_theta}
-        d.update(
-            model_type="llama",
-            architectures=["LlamaForCausalLM"],
-            rope_parameters=rope,
-            use_cache=True,
-            pretraining_tp=1,
-            dtype="float32",
-        )
-        return d
+        return dict(rope_parameters=rope, use_cache=True, pretraining_tp=1)
 
 
 class LlamaDecoderLayer(nnx.Module):
@@ -227,7 +197,7 @@ class LlamaModel(nnx.Module):
         self.norm = nn.RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
 
 
-class Llama(nnx.Module):
+class Llama(decoder.CausalLM):
     """``LlamaForCausalLM``: the model and its head (the token embedding when tied)."""
 
     def __init__(self, config: LlamaConfig, key):
@@ -246,37 +216,18 @@ class Llama(nnx.Module):
             )
         )
 
-    def __call__(
-        self,
-        input_ids_BxL,
-        attention_mask_BxT=None,
-        position_ids_BxL=None,
-        cache=None,
-        *,
-        deterministic=True,
-        dropout_key=None,
-        remat_policy="none",
-    ):
-        """The output of the final norm, (B, L, D), and the cache."""
-        m, c = self.model, self.config
-        dtype = c.compute_dtype
-        _, position_ids_BxL, index, mask = nn.slots(
-            c, input_ids_BxL, attention_mask_BxT, position_ids_BxL, cache
-        )
-        inv_freq, factor = c.rope()
+    def embed(self, input_ids_BxL, position_ids_BxL, dtype, dropout_key, deterministic):
+        """The token embeddings, and the rotary cos/sin every layer reads."""
+        inv_freq, factor = self.config.rope()
         rope = nn.rope_cos_sin(position_ids_BxL, inv_freq, factor, dtype)
-        x, new_cache = nn.run_layers(
-            m.layers,
-            m.embed_tokens(input_ids_BxL, dtype),
-            mask,
-            cache,
-            index,
-            key=dropout_key,
-            deterministic=deterministic,
-            remat_policy=remat_policy,
-            extra=rope,
-        )
-        return m.norm(x, dtype), new_cache
+        return self.model.embed_tokens(input_ids_BxL, dtype), dropout_key, rope
+
+    def layers(self):
+        return self.model.layers
+
+    def final(self, x, dtype):
+        """The final norm."""
+        return self.model.norm(x, dtype)
 
     def logits(self, hidden_BxLxD):
         dtype = self.config.compute_dtype

@@ -32,7 +32,7 @@ import jax
 from flax import nnx
 
 from collapse_jax import errors
-from collapse_jax.families.lm import nn
+from collapse_jax.families.lm import decoder, nn
 
 Params = dict[str, Any]
 
@@ -41,7 +41,7 @@ POSITION_OFFSET = 2
 
 
 @dataclasses.dataclass(frozen=True)
-class OPTConfig:
+class OPTConfig(decoder.HFConfig):
     """transformers' ``OPTConfig`` fields (OPT-125m defaults) plus the compute ``dtype``.
 
     Frozen and hashable, so it can be a static argument of ``jax.jit``.
@@ -69,6 +69,7 @@ class OPTConfig:
     dtype: str = "float32"
 
     architecture: ClassVar[str] = "opt"
+    hf_class: ClassVar[str] = "OPTForCausalLM"
 
     def __post_init__(self):
         errors.require(
@@ -77,15 +78,7 @@ class OPTConfig:
             f"a multiple of num_attention_heads={self.num_attention_heads}",
             self.hidden_size,
         )
-        errors.require(
-            self.activation_function in nn.ACTIVATIONS,
-            "opt.activation_function",
-            f"one of {sorted(nn.ACTIVATIONS)}",
-            self.activation_function,
-        )
-        errors.require(
-            self.dtype in nn.DTYPES, "opt.dtype", f"one of {sorted(nn.DTYPES)}", self.dtype
-        )
+        self.check_names()
 
     @property
     def head_dim(self) -> int:
@@ -100,16 +93,8 @@ class OPTConfig:
         return self.do_layer_norm_before and not self.remove_final_layer_norm
 
     @property
-    def compute_dtype(self):
-        return nn.DTYPES[self.dtype]
-
-    @property
     def num_kv_heads(self) -> int:
         return self.num_attention_heads
-
-    @property
-    def max_positions(self) -> int:
-        return self.max_position_embeddings
 
     def build(self, key) -> OPT:
         return OPT(self, key)
@@ -117,10 +102,7 @@ class OPTConfig:
     @classmethod
     def from_hf(cls, hf_config, dtype: str = "float32") -> OPTConfig:
         """From a ``transformers.OPTConfig`` or its ``config.json`` dict."""
-        d = hf_config if isinstance(hf_config, dict) else hf_config.to_dict()
-        errors.require(
-            d.get("model_type", "opt") == "opt", "config.model_type", "'opt'", d.get("model_type")
-        )
+        d = cls.hf_dict(hf_config)
         errors.require(
             d.get("tie_word_embeddings", True),
             "config.tie_word_embeddings",
@@ -133,35 +115,15 @@ class OPTConfig:
             "0 (no OPT uses it)",
             d.get("layerdrop"),
         )
-        defaults = cls()
-        kw = {}
-        for f in dataclasses.fields(cls):
-            if f.name in ("dtype", "remove_final_layer_norm"):
-                continue
-            value = d.get(f.name)
-            kw[f.name] = getattr(defaults, f.name) if value is None else value
+        kw = cls.read_fields(d, skip=("remove_final_layer_norm",))
         if d.get("word_embed_proj_dim") is None:
             kw["word_embed_proj_dim"] = kw["hidden_size"]
-        # A list of eos ids is legal in HF; OPT checkpoints use one.
-        if isinstance(kw["eos_token_id"], list):
-            kw["eos_token_id"] = kw["eos_token_id"][0]
         kw["remove_final_layer_norm"] = bool(d.get("_remove_final_layer_norm", False))
         return cls(**kw, dtype=dtype)
 
-    def to_hf_dict(self) -> dict[str, Any]:
-        """A ``config.json`` dict that ``transformers.OPTConfig(**d)`` accepts."""
-        d = dataclasses.asdict(self)
-        del d["dtype"]
+    def hf_extra(self, d: dict) -> dict:
         d["_remove_final_layer_norm"] = d.pop("remove_final_layer_norm")
-        d.update(
-            model_type="opt",
-            architectures=["OPTForCausalLM"],
-            layerdrop=0.0,
-            tie_word_embeddings=True,
-            use_cache=True,
-            dtype="float32",
-        )
-        return d
+        return dict(layerdrop=0.0, tie_word_embeddings=True, use_cache=True)
 
 
 KVCache = nn.KVCache
@@ -251,48 +213,32 @@ class OPTDecoder(nnx.Module):
         )
 
 
-class OPT(nnx.Module):
-    """``OPTForCausalLM``: the decoder and the tied LM head (the token embedding)."""
+class OPT(decoder.CausalLM):
+    """``OPTForCausalLM``: the decoder and the tied LM head (the token embedding). Its output
+    before the head is (B, L, word_embed_proj_dim)."""
 
     def __init__(self, config: OPTConfig, key):
         self.config = config
         self.decoder = OPTDecoder(key, config)
 
-    def __call__(
-        self,
-        input_ids_BxL,
-        attention_mask_BxT=None,
-        position_ids_BxL=None,
-        cache=None,
-        *,
-        deterministic=True,
-        dropout_key=None,
-        remat_policy="none",
-    ):
-        """The decoder output before the LM head, (B, L, word_embed_proj_dim), and the cache."""
-        dec, dtype = self.decoder, self.config.compute_dtype
-        _, position_ids_BxL, index, mask = nn.slots(
-            self.config, input_ids_BxL, attention_mask_BxT, position_ids_BxL, cache
-        )
+    def embed(self, input_ids_BxL, position_ids_BxL, dtype, dropout_key, deterministic):
+        dec = self.decoder
         tokens = dec.embed_tokens(input_ids_BxL, dtype)
         if dec.project_in is not None:
             tokens = dec.project_in(tokens, dtype)
         x = tokens + dec.embed_positions(position_ids_BxL + POSITION_OFFSET, dtype)
-        x, new_cache = nn.run_layers(
-            dec.layers,
-            x,
-            mask,
-            cache,
-            index,
-            key=dropout_key,
-            deterministic=deterministic,
-            remat_policy=remat_policy,
-        )
+        return x, dropout_key, None
+
+    def layers(self):
+        return self.decoder.layers
+
+    def final(self, x, dtype):
+        dec = self.decoder
         if dec.final_layer_norm is not None:
             x = dec.final_layer_norm(x, dtype)
         if dec.project_out is not None:
             x = dec.project_out(x, dtype)
-        return x, new_cache
+        return x
 
     def logits(self, hidden_BxLxW):
         """The tied LM head: float32 logits (B, L, V)."""
