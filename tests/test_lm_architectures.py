@@ -15,6 +15,8 @@ import transformers
 
 from collapse_jax import errors
 from collapse_jax.families.lm import architectures, convert, gpt2, llama, nn
+from tests.lm_parity import cached_and_full, forked_and_full, ids_and_left_padded_mask
+from tests.lm_parity import forward as _forward
 
 # Float32 parity bound, as tests/test_opt.py: the two implementations differ in summation order
 # only (<= 6e-8 measured on these logits of magnitude ~1); a semantic slip moves them by far more,
@@ -78,15 +80,6 @@ LLAMA_VARIANTS = {
 }
 
 
-def _ids_and_left_padded_mask(batch, length, vocab, seed=0):
-    ids_BxL = np.random.default_rng(seed).integers(3, vocab, (batch, length))
-    mask_BxL = np.ones((batch, length), np.int64)
-    mask_BxL[1, :3] = 0  # left padding of different lengths, one row all but one token
-    mask_BxL[2, : length - 1] = 0
-    ids_BxL[mask_BxL == 0] = 1
-    return ids_BxL, mask_BxL
-
-
 def hf_model(kind: str, fields: dict, seed: int = 0, noise: float = 0.5):
     """A random tiny transformers model (eager attention, biases and norms randomised so that a
     swapped bias or norm shows)."""
@@ -130,9 +123,6 @@ def hf_logits(model, ids_BxL, mask_BxL):
     return out.logits.numpy()
 
 
-_forward = jax.jit(nn.forward, static_argnames="config")
-
-
 @pytest.mark.parametrize(
     "kind, variant",
     [("gpt2", v) for v in GPT2_VARIANTS] + [("llama", v) for v in LLAMA_VARIANTS],
@@ -145,7 +135,7 @@ def test_logits_match_transformers_from_an_hf_directory(kind, variant, tmp_path)
     if kind == "llama":
         assert config.num_kv_heads == model.config.num_key_value_heads
         assert ("lm_head" in params) != model.config.tie_word_embeddings
-    ids_BxL, mask_BxL = _ids_and_left_padded_mask(4, 11, model.config.vocab_size)
+    ids_BxL, mask_BxL = ids_and_left_padded_mask(4, 11, model.config.vocab_size)
     want = hf_logits(model, ids_BxL, mask_BxL)
     got, cache = _forward(params, config=config, input_ids_BxL=ids_BxL, attention_mask_BxT=mask_BxL)
     assert cache is None and got.dtype == jnp.float32
@@ -158,31 +148,10 @@ def test_cached_prefill_and_steps_equal_full_forward(kind):
     config = gpt2.tiny_config(**NO_DROPOUT) if kind == "gpt2" else llama.tiny_config()
     params = nn.init_params(jax.random.key(1), config)
     b, prompt, new, slots = 3, 5, 4, 12
-    ids_BxL, mask_BxL = _ids_and_left_padded_mask(b, prompt + new, config.vocab_size, seed=1)
-    mask_BxL[:, prompt:] = 1
-    mask_BxL[2, prompt - 1] = 1
-    full_BxLxV, _ = _forward(params, config, ids_BxL, mask_BxL)
-    positions_BxL = nn.default_position_ids(jnp.asarray(mask_BxL))
-    cache = nn.init_cache(config, b, slots)
-    mask_BxT = np.zeros((b, slots), np.int64)
-    pieces, start = [], 0
-    for stop in [prompt, *range(prompt + 1, prompt + new + 1)]:
-        mask_BxT[:, start:stop] = mask_BxL[:, start:stop]
-        logits, cache = _forward(
-            params,
-            config=config,
-            input_ids_BxL=ids_BxL[:, start:stop],
-            attention_mask_BxT=mask_BxT,
-            position_ids_BxL=positions_BxL[:, start:stop],
-            cache=cache,
-        )
-        pieces.append(logits)
-        start = stop
+    cached, full, cache = cached_and_full(params, config, b, prompt, new, slots)
     assert int(cache.index) == prompt + new
     assert cache.key[0].shape == (b, config.num_kv_heads, slots, config.head_dim)
-    cached = np.asarray(jnp.concatenate(pieces, axis=1))
-    real = mask_BxL == 1
-    np.testing.assert_allclose(cached[real], np.asarray(full_BxLxV)[real], atol=ATOL)
+    np.testing.assert_allclose(cached, full, atol=ATOL)
 
 
 def test_forked_cache_with_grouped_heads_equals_full_forward():
@@ -190,35 +159,8 @@ def test_forked_cache_with_grouped_heads_equals_full_forward():
     # rows each, every row feeding its own 2 tokens, must equal the uncached forward.
     config = llama.tiny_config(num_key_value_heads=1)
     params = nn.init_params(jax.random.key(2), config)
-    p, rows, prompt, new = 3, 2, 5, 2
-    ids_PxL, mask_PxL = _ids_and_left_padded_mask(p, prompt, config.vocab_size, seed=2)
-    new_RxN = np.random.default_rng(3).integers(3, config.vocab_size, (p * rows, new))
-    positions_PxL = nn.default_position_ids(jnp.asarray(mask_PxL))
-    _, cache = _forward(
-        params,
-        config=config,
-        input_ids_BxL=ids_PxL,
-        attention_mask_BxT=mask_PxL,
-        position_ids_BxL=positions_PxL,
-        cache=nn.init_cache(config, p, prompt),
-    )
-    cache = cache.fork(rows, new)
-    mask_RxT = np.concatenate([np.repeat(mask_PxL, rows, 0), np.zeros((p * rows, new))], 1)
-    first_R = np.repeat(np.asarray(positions_PxL)[:, -1], rows) + 1
-    for s in range(new):
-        mask_RxT[:, prompt + s] = 1
-        logits_Rx1xV, cache = _forward(
-            params,
-            config=config,
-            input_ids_BxL=new_RxN[:, s : s + 1],
-            attention_mask_BxT=mask_RxT,
-            position_ids_BxL=(first_R + s)[:, None],
-            cache=cache,
-        )
-    full_ids = np.concatenate([np.repeat(ids_PxL, rows, 0), new_RxN], 1)
-    full_mask = np.concatenate([np.repeat(mask_PxL, rows, 0), np.ones_like(new_RxN)], 1)
-    want_RxLxV, _ = _forward(params, config, full_ids, full_mask)
-    np.testing.assert_allclose(logits_Rx1xV[:, 0], want_RxLxV[:, -1], atol=ATOL)
+    got, want, _ = forked_and_full(params, config, p=3, rows=2)
+    np.testing.assert_allclose(got, want, atol=ATOL)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import transformers
 
 from collapse_jax import errors
 from collapse_jax.families.lm import convert, opt
+from tests.lm_parity import cached_and_full, forked_and_full, ids_and_left_padded_mask
 
 # Float32 parity bound: the two implementations differ only in summation order, which moves
 # logits of magnitude ~1 by a few ulp per layer (~1e-7); 1e-5 leaves two orders of margin while
@@ -25,15 +26,6 @@ VARIANTS = {
 }
 # Checkpoints fine-tuned before transformers 4.20.1 drop the decoder's final layer norm.
 HF_ONLY_VARIANTS = {"removed_final_norm": dict(_remove_final_layer_norm=True)}
-
-
-def _ids_and_left_padded_mask(batch, length, vocab, seed=0):
-    ids_BxL = np.random.default_rng(seed).integers(3, vocab, (batch, length))
-    mask_BxL = np.ones((batch, length), np.int64)
-    mask_BxL[1, :3] = 0  # left padding of different lengths, one row all but one token
-    mask_BxL[2, : length - 1] = 0
-    ids_BxL[mask_BxL == 0] = 1
-    return ids_BxL, mask_BxL
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS) + sorted(HF_ONLY_VARIANTS))
@@ -58,7 +50,7 @@ def test_logits_match_transformers(variant):
     state_dict = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     params = convert.params_from_state_dict(state_dict, config)
 
-    ids_BxL, mask_BxL = _ids_and_left_padded_mask(4, 11, opt.TINY_FIELDS["vocab_size"])
+    ids_BxL, mask_BxL = ids_and_left_padded_mask(4, 11, opt.TINY_FIELDS["vocab_size"])
     with torch.no_grad():
         want = model(input_ids=torch.tensor(ids_BxL), attention_mask=torch.tensor(mask_BxL))
     got, cache = jax.jit(opt.forward, static_argnames="config")(
@@ -73,41 +65,9 @@ def test_logits_match_transformers(variant):
 def test_cached_prefill_and_steps_equal_full_forward(do_layer_norm_before):
     config = opt.tiny_config(do_layer_norm_before=do_layer_norm_before)
     params = opt.init_params(jax.random.key(1), config)
-    b, prompt, new, slots = 3, 5, 4, 12
-    ids_BxL, mask_BxL = _ids_and_left_padded_mask(b, prompt + new, config.vocab_size, seed=1)
-    mask_BxL[:, prompt:] = 1
-    mask_BxL[2, prompt - 1] = 1
-    full_BxLxV, _ = opt.forward(params, config, ids_BxL, mask_BxL)
-    positions_BxL = opt.default_position_ids(jnp.asarray(mask_BxL))
-
-    step = jax.jit(opt.forward, static_argnames="config")
-    cache = opt.init_cache(config, b, slots)
-    mask_BxT = np.zeros((b, slots), np.int64)
-    mask_BxT[:, :prompt] = mask_BxL[:, :prompt]
-    logits, cache = step(
-        params,
-        config=config,
-        input_ids_BxL=ids_BxL[:, :prompt],
-        attention_mask_BxT=mask_BxT,
-        position_ids_BxL=positions_BxL[:, :prompt],
-        cache=cache,
-    )
-    pieces = [logits]
-    for s in range(prompt, prompt + new):
-        mask_BxT[:, s] = 1
-        logits, cache = step(
-            params,
-            config=config,
-            input_ids_BxL=ids_BxL[:, s : s + 1],
-            attention_mask_BxT=mask_BxT,
-            position_ids_BxL=positions_BxL[:, s : s + 1],
-            cache=cache,
-        )
-        pieces.append(logits)
-    assert int(cache.index) == prompt + new
-    cached_BxLxV = np.asarray(jnp.concatenate(pieces, axis=1))
-    real = mask_BxL == 1
-    np.testing.assert_allclose(cached_BxLxV[real], np.asarray(full_BxLxV)[real], atol=ATOL)
+    cached, full, cache = cached_and_full(params, config, prompt=5, new=4)
+    assert int(cache.index) == 5 + 4
+    np.testing.assert_allclose(cached, full, atol=ATOL)
 
 
 def test_forked_cache_shares_the_prompt_and_equals_full_forward():
@@ -115,37 +75,8 @@ def test_forked_cache_shares_the_prompt_and_equals_full_forward():
     # then feeds its own 2 tokens. Each row must equal the uncached forward of its sequence.
     config = opt.tiny_config()
     params = opt.init_params(jax.random.key(2), config)
-    p, rows, prompt, new = 3, 2, 5, 2
-    ids_PxL, mask_PxL = _ids_and_left_padded_mask(p, prompt, config.vocab_size, seed=2)
-    new_RxN = np.random.default_rng(3).integers(3, config.vocab_size, (p * rows, new))
-    step = jax.jit(opt.forward, static_argnames="config")
-    positions_PxL = opt.default_position_ids(jnp.asarray(mask_PxL))
-    _, cache = step(
-        params,
-        config=config,
-        input_ids_BxL=ids_PxL,
-        attention_mask_BxT=mask_PxL,
-        position_ids_BxL=positions_PxL,
-        cache=opt.init_cache(config, p, prompt),
-    )
-    cache = cache.fork(rows, new)
-    assert cache.prefix_length == prompt and cache.max_length == new
-    mask_RxT = np.concatenate([np.repeat(mask_PxL, rows, 0), np.zeros((p * rows, new))], 1)
-    first_R = np.repeat(np.asarray(positions_PxL)[:, -1], rows) + 1
-    for s in range(new):
-        mask_RxT[:, prompt + s] = 1
-        logits_Rx1xV, cache = step(
-            params,
-            config=config,
-            input_ids_BxL=new_RxN[:, s : s + 1],
-            attention_mask_BxT=mask_RxT,
-            position_ids_BxL=(first_R + s)[:, None],
-            cache=cache,
-        )
-    full_ids = np.concatenate([np.repeat(ids_PxL, rows, 0), new_RxN], 1)
-    full_mask = np.concatenate([np.repeat(mask_PxL, rows, 0), np.ones_like(new_RxN)], 1)
-    want_RxLxV, _ = opt.forward(params, config, full_ids, full_mask)
-    np.testing.assert_allclose(logits_Rx1xV[:, 0], want_RxLxV[:, -1], atol=ATOL)
+    got, want, cache = forked_and_full(params, config, p=3, rows=2)
+    np.testing.assert_allclose(got, want, atol=ATOL)
     # Reordering rows moves only the own slots; the prompt stays shared.
     gathered = cache.gather(jnp.array([5, 0, 0, 1, 2, 3]))
     assert gathered.prefix_key[0] is cache.prefix_key[0]
