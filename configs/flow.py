@@ -132,13 +132,32 @@ def flow_section() -> ml_collections.ConfigDict:
     return f
 
 
+def sweep_regimes(cfg, regimes: tuple[str, ...]) -> None:
+    """``cfg.sweep`` over ``mixing.regime``: the papers' loops, one run each."""
+    cfg.sweep = ml_collections.ConfigDict()
+    cfg.sweep.mixing = ml_collections.ConfigDict()
+    cfg.sweep.mixing.regime = regimes
+
+
+def smoke_scale(cfg, f) -> None:
+    """What the smoke variants of this family share (flow, mad): 2 seeds, 3 generations of
+    M = 32, a checkpoint every 2, tiny time features, T = 20, and a sweep of replace and fresh."""
+    cfg.num_seeds = 2
+    cfg.num_generations = 3
+    cfg.samples_per_generation = 32
+    cfg.checkpoint.every_generations = 2
+    cfg.sweep.mixing.regime = ("replace", "fresh")
+    f.time_dim = 8
+    f.loss_points = 2
+    # Ho et al.'s betas scaled by 1000 / T, so that abar_T stays small (flow.validate).
+    f.ddpm_steps, f.beta_start, f.beta_end = 20, 5e-3, 0.4
+
+
 def get_config(arg=None):
     a = common.parse_arg(arg, ARGS)
     cfg = common.base("flow", a)
     f = cfg.flow = flow_section()
-    cfg.sweep = ml_collections.ConfigDict()
-    cfg.sweep.mixing = ml_collections.ConfigDict()
-    cfg.sweep.mixing.regime = ("replace", "accumulate", "fresh")
+    sweep_regimes(cfg, ("replace", "accumulate", "fresh"))
     cfg.mixing.fresh_fraction = 0.5
 
     if a.variant == "paper":
@@ -164,20 +183,12 @@ def get_config(arg=None):
         f.eval_samples = 500
         f.prdc_real_samples = 500
     else:  # smoke
-        cfg.num_seeds = 2
-        cfg.num_generations = 3
-        cfg.samples_per_generation = 32
-        cfg.checkpoint.every_generations = 2
-        cfg.sweep.mixing.regime = ("replace", "fresh")
+        smoke_scale(cfg, f)
         f.mlp_hidden = (16, 16)
-        f.time_dim = 8
         f.train_steps = 8
         f.batch_size = 16
-        f.loss_points = 2
         f.sampler_steps = 4
         f.nll_steps = 4
-        # Ho et al.'s betas scaled by 1000 / T, so that abar_T stays small (flow.validate).
-        f.ddpm_steps, f.beta_start, f.beta_end = 20, 5e-3, 0.4
         _small_metrics(f)
         f.snapshot_points = 8
 

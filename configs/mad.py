@@ -24,7 +24,6 @@ variant=smoke  2 seeds, M = 32, a tiny UNet trained 4 steps, T = 20: what the te
 The loops through ``cfg.mixing`` and Bertrand et al.'s lambda: see configs/flow.py.
 """
 
-import ml_collections
 
 from configs import common
 from configs import flow as flow_config
@@ -48,9 +47,7 @@ def get_config(arg=None):
     cfg.matmul_precision = "default"  # as the VAE family: convolutions need not be exact
     cfg.mixing.fresh_fraction = 0.5
     cfg.mixing.augment_ratio = 1.0
-    cfg.sweep = ml_collections.ConfigDict()
-    cfg.sweep.mixing = ml_collections.ConfigDict()
-    cfg.sweep.mixing.regime = ("replace", "augment", "fresh")
+    flow_config.sweep_regimes(cfg, ("replace", "augment", "fresh"))
 
     if a.variant == "paper":
         cfg.num_seeds = 3
@@ -78,18 +75,11 @@ def get_config(arg=None):
         f.prdc_real_samples = 1000
         f.sample_chunk = 500
     else:  # smoke
-        cfg.num_seeds = 2
-        cfg.num_generations = 3
-        cfg.samples_per_generation = 32
-        cfg.checkpoint.every_generations = 2
+        flow_config.smoke_scale(cfg, f)
         f.unet_channels = (8, 8)
         f.unet_groups = 4
-        f.time_dim = 8
         f.train_steps = 4
         f.batch_size = 8
-        f.loss_points = 2
-        # Ho et al.'s betas scaled by 1000 / T, so that abar_T stays small (flow.validate).
-        f.ddpm_steps, f.beta_start, f.beta_end = 20, 5e-3, 0.4
         f.eval_samples = 16
         f.prdc_real_samples = 32
         f.prdc_chunk = 16
@@ -97,6 +87,5 @@ def get_config(arg=None):
         f.sample_chunk = 16
         f.classifier_hidden = 16
         f.classifier_epochs = 1
-        cfg.sweep.mixing.regime = ("replace", "fresh")
     cfg.checkpoint.keep_generations = common.log_spaced_generations(cfg.num_generations)
     return cfg
