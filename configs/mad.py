@@ -24,7 +24,6 @@ variant=smoke  2 seeds, M = 32, a tiny UNet trained 4 steps, T = 20: what the te
 The loops through ``cfg.mixing`` and Bertrand et al.'s lambda: see configs/flow.py.
 """
 
-
 from configs import common
 from configs import flow as flow_config
 
