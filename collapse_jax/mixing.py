@@ -35,6 +35,9 @@ Named regimes:
       real_samples       R real rows per generation (0 with real_source none)
       synthetic_samples  S model samples per generation; -1 is M - R (a fixed total of M rows)
       fit_samples        K rows each fit draws from the pool without replacement; 0 the whole pool
+      num_lineages       L models per seed sharing each pool (``chain/lineages.py``): each draws
+                         S samples, the pool holds all L S and the R real rows, and each fits its
+                         own K rows of it (1: the chain of one model, as every other regime)
                         Every named regime but custom is one point of these axes (``as_composed``)
                         and runs the same program there, so its metrics are the same bytes.
 
@@ -104,6 +107,7 @@ class Plan(NamedTuple):
     pool: str = "replace"  # composed: POOLS
     real_source: str = "none"  # composed: REAL_SOURCES
     fit_samples: int = 0  # composed: rows each fit draws from the pool (0: the whole pool)
+    num_lineages: int = 1  # composed: L models per seed sharing each pool (num_model each)
 
     @property
     def accumulates(self) -> bool:
@@ -193,6 +197,11 @@ def plan(mix_cfg, samples_per_generation: int, num_generations: int) -> Plan:
     if regime == "augment":
         num_model, num_original = round(lam * m), m
         capacity = num_model + m
+    lineages = mix_cfg.num_lineages
+    ok = isinstance(lineages, int) and not isinstance(lineages, bool) and lineages >= 1
+    require(ok, "mixing.num_lineages", "an integer >= 1", lineages)
+    if regime != "composed":
+        require(lineages == 1, "mixing.num_lineages", "1 unless mixing.regime=composed", lineages)
     axes = _axes(mix_cfg, m, num_generations) if regime == "composed" else None
     if axes is None:
         for name, default in AXES_DEFAULTS.items():
@@ -235,6 +244,7 @@ def plan(mix_cfg, samples_per_generation: int, num_generations: int) -> Plan:
         c.oversample,
         float(c.temperature),
         *((mix_cfg.pool, mix_cfg.real_source, axes[4]) if axes else ()),
+        num_lineages=mix_cfg.num_lineages,
     )
 
 
@@ -242,6 +252,7 @@ def _axes(mix_cfg, m: int, num_generations: int) -> tuple[int, int, int, int, in
     """``(S, 0, R, capacity, K)`` of regime composed, every axis checked."""
     pool, source = mix_cfg.pool, mix_cfg.real_source
     r, s, k = mix_cfg.real_samples, mix_cfg.synthetic_samples, mix_cfg.fit_samples
+    lineages = mix_cfg.num_lineages
     require(pool in POOLS, "mixing.pool", f"one of {POOLS}", pool)
     require(source in REAL_SOURCES, "mixing.real_source", f"one of {REAL_SOURCES}", source)
 
@@ -263,7 +274,7 @@ def _axes(mix_cfg, m: int, num_generations: int) -> tuple[int, int, int, int, in
     if source == "fresh":
         require(r <= m, "mixing.real_samples", f"at most M = {m} (a fresh draw has D_0's size)", r)
     s = m - r if s == -1 else s
-    rows = s + r  # new rows per generation
+    rows = lineages * s + r  # new rows per generation
     require(rows >= 1, "mixing.synthetic_samples", "S + R >= 1 new rows per generation", s)
     capacity = rows if pool == "replace" else m + (num_generations - 1) * rows
     smallest = rows if pool == "replace" else m + rows  # the pool at generation 1
@@ -277,8 +288,14 @@ def as_composed(mix_cfg, samples_per_generation: int) -> dict:
     program. A composed ``mix_cfg`` gives its own axes."""
     m, regime = samples_per_generation, mix_cfg["regime"]
     if regime == "composed":
-        return {"regime": regime, **{k: mix_cfg[k] for k in AXES_DEFAULTS}}
-    axes = dict(AXES_DEFAULTS, regime="composed")
+        # (a run saved before lineages existed has one)
+        lineages = mix_cfg["num_lineages"] if "num_lineages" in mix_cfg else 1
+        return {
+            "regime": regime,
+            **{k: mix_cfg[k] for k in AXES_DEFAULTS},
+            "num_lineages": lineages,
+        }
+    axes = dict(AXES_DEFAULTS, regime="composed", num_lineages=1)
     if regime.startswith("accumulate"):
         axes.update(pool="accumulate", fit_samples=m if regime == "accumulate_subsample" else 0)
     elif regime in ("keep_real", "fresh"):

@@ -45,9 +45,10 @@ def _discrete_q(cfg) -> np.ndarray:
     return discrete.original_probs(c)
 
 
-def gaussian_moments(cfg: dict, num_generations: int):
-    """``(E[sigma^2], E[(mu - mu0)^2])`` of a 1-D Gaussian run, or None where no closed form is
-    known (curation, fit weights, regime custom, the statistics sampler's records included)."""
+def gaussian_moments(cfg: dict, num_generations: int, cross: bool = False):
+    """``(E[sigma^2], E[(mu - mu0)^2])`` of a 1-D Gaussian run (``cross``: and the two lineages'
+    ``E[(mu_l - mu0)(mu_k - mu0)]``), or None where no closed form is known (curation, fit
+    weights, regime custom, the statistics sampler's records included)."""
     mix, g = cfg["mixing"], cfg["gaussian"]
     if g["dim"] != 1 or mix["curation"]["score"] != "none":
         return None
@@ -55,7 +56,7 @@ def gaussian_moments(cfg: dict, num_generations: int):
         return None
     m, est, sd = cfg["samples_per_generation"], g["estimator"], g["std"]
     lam = cfg.get("sampling", {}).get("temperature", 1.0)
-    kw = dict(estimator=est, temperature=lam, sigma=sd)
+    kw = dict(estimator=est, temperature=lam, sigma=sd, cross=cross)
     if mix["regime"] == "custom":
         return None
     axes = mixing.as_composed(mix, m)
@@ -68,11 +69,13 @@ def theory_curve(run: Run, metric: str):
     if gens.size == 0:
         return None
     n = int(gens.max()) + 1
-    if cfg["experiment"] == "gaussian" and metric in ("variance", "mean_error"):
-        moments = gaussian_moments(cfg, n)
+    if cfg["experiment"] == "gaussian" and metric in ("variance", "mean_error", "lineage_spread"):
+        moments = gaussian_moments(cfg, n, cross=True)
         if moments is None:
             return None
-        return (moments[0] if metric == "variance" else moments[1])[gens]
+        v, e, p = moments
+        # (the spread of two lineages, 2 (e - p): theory.lineage_spread)
+        return {"variance": v, "mean_error": e, "lineage_spread": 2 * (e - p)}[metric][gens]
     mix = cfg["mixing"]
     weights = (mix["real_weight"], mix["synthetic_weight"])
     plain = mix["curation"]["score"] == "none" and weights == (1.0, 1.0)
