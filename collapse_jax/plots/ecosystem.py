@@ -109,16 +109,26 @@ def theory_curve(run: Run, metric: str):
     return None
 
 
-def comparison(sweep_dir, metric: str, outdir=None, log=None) -> Path:
-    """``ecosystem_<metric>.png``: every arm of the sweep, exact theory dashed where known."""
+def runs_with(sweep_dir, metric: str) -> list[Run]:
+    """The arms that record ``metric`` (one lineage records no ``lineage_spread``); a KeyError
+    naming an arm's metrics when none does."""
     all_runs = runs(sweep_dir)
     if not all_runs:
         raise FileNotFoundError(f"{sweep_dir}: no run with a metrics.jsonl under it")
+    have = [r for r in all_runs if metric in r.metrics]
+    if not have:
+        run = all_runs[0]
+        raise KeyError(f"{run.workdir}: no metric {metric!r} (has {sorted(run.metrics)})")
+    return have
+
+
+def comparison(sweep_dir, metric: str, outdir=None, log=None) -> Path:
+    """``ecosystem_<metric>.png``: every arm of the sweep that records ``metric``, exact theory
+    dashed where known."""
+    all_runs = runs_with(sweep_dir, metric)
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     drawn = False
     for run in all_runs:
-        if metric not in run.metrics:
-            raise KeyError(f"{run.workdir}: no metric {metric!r} (has {sorted(run.metrics)})")
         seed_band(ax, run.generations, run.metrics[metric], label=label(run), median=False)
         curve = theory_curve(run, metric)
         if curve is not None:
@@ -142,7 +152,7 @@ def comparison(sweep_dir, metric: str, outdir=None, log=None) -> Path:
 
 def table(sweep_dir, metric: str, generations=None) -> str:
     """A markdown table: each arm's seed mean ± standard error, and the exact value where known."""
-    all_runs = runs(sweep_dir)
+    all_runs = runs_with(sweep_dir, metric)
     g_last = int(all_runs[0].generations.max())
     gens = sorted(set(generations or {0, 1, 10, g_last // 2, g_last}) & set(range(g_last + 1)))
     lines = ["| arm | " + " | ".join(f"g={g}" for g in gens) + " |", "|" + "---|" * (len(gens) + 1)]
