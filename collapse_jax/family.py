@@ -103,6 +103,12 @@ class TruthLogProb(Protocol):
         """``logp_N`` under the truth (curation score ``oracle``)."""
 
 
+class Location(Protocol):
+    def __call__(self, state: State, cfg: Config) -> jax.Array:
+        """``loc_P``: where a fit sits (the Gaussian's mean); the lineage spread is the mean
+        squared distance between two lineages' locations (``chain/lineages.py``)."""
+
+
 class RowsPerGeneration(Protocol):
     def __call__(self, cfg: Config) -> int:
         """Pool rows one generation's dataset takes, when a family's samples are records standing
@@ -225,6 +231,7 @@ class Family:
     log_prob: LogProb | None = None
     truth_log_prob: TruthLogProb | None = None
     rows_per_generation: RowsPerGeneration | None = None
+    location: Location | None = None  # mixing.num_lineages > 1: the lineage spread metric
     outputs: tuple[
         str, ...
     ] = ()  # workdir files besides the run contract's; --overwrite deletes them

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 FRESH = 0x46524553  # "FRES": new original draws (regime fresh)
 CURATE = 0x43555241  # "CURA": curation's resampling
 METRICS = 0x4D455452  # "METR": a host family's metrics (the LM's example continuation)
+LINEAGE = 0x4C494E45  # "LINE": lineage l's own keys (``lineage_keys``), then fold_in(l)
 # Folded into a key a family was handed.
 DECODE = 0x44454344  # "DECD": the LM's sample key -> its decoder's key (the prompts use the key)
 SAMPLE = 0x53414D50  # "SAMP": a decoder's key -> its sampling draws (beam search draws none)
@@ -81,6 +82,16 @@ class GenerationKeys(NamedTuple):
     @property
     def metrics(self) -> jax.Array:
         return jax.random.fold_in(self.key, METRICS)
+
+
+def lineage_keys(keys: GenerationKeys, num_lineages: int) -> GenerationKeys:
+    """Each lineage's ``GenerationKeys`` (leading axis L): the split of
+    ``fold_in(fold_in(generation key, LINEAGE), l)``. A lineage samples, curates, draws its training
+    rows and fits with its own; the shared pool's mixing and fresh draws use the seed's ``keys``."""
+    base = jax.random.fold_in(keys.key, LINEAGE)
+    return jax.vmap(lambda l: GenerationKeys.of(base, l))(
+        jnp.arange(num_lineages, dtype=jnp.uint32)
+    )
 
 
 class FirstKeys(NamedTuple):

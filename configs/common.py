@@ -134,6 +134,9 @@ def base(
     cfg.mixing.real_samples = 0
     cfg.mixing.synthetic_samples = -1
     cfg.mixing.fit_samples = 0
+    # num_lineages L (regime composed; collapse_jax/chain/lineages.py): models per seed sharing
+    # each pool; each draws synthetic_samples S and fits fit_samples K of the L S + R pooled rows.
+    cfg.mixing.num_lineages = 1
     # Frequency weights in the fit (a slot of weight w counts as w samples): real = D_0 and fresh
     # draws, synthetic = model samples and kept data. Generation 0 fits D_0 with weight 1.
     cfg.mixing.real_weight = 1.0

@@ -5,7 +5,7 @@
 
 Arguments (``:KEY=VALUE,...``; a bare ``:NAME`` is ``variant=NAME``):
   variant  paper (default) | cpu | smoke
-  sweep    default (default) | regimes | temperature | ecosystem
+  sweep    default (default) | regimes | temperature | ecosystem | lineages
 Legacy names, kept so that the runs they started resume: ``regimes`` (``variant=cpu,sweep=regimes``)
 and ``regimes_smoke`` (``variant=smoke,sweep=regimes``); from the ``eco`` branch, ``temperature``
 (``variant=cpu,sweep=temperature``) and ``temperature_smoke`` (``variant=smoke,sweep=temperature``).
@@ -70,6 +70,16 @@ sweep=ecosystem  regime composed (``mixing``'s axes): pool in {replace, accumula
   accumulate x original, which has no closed form) and the collapse profiles:
       python -m launch.sweep --config=configs/gaussian.py:cpu,sweep=ecosystem --workdir=/tmp/eco
       python -m launch.ecosystem --workdir=/tmp/eco
+sweep=lineages  many lineages, one pool (``chain/lineages.py``): num_lineages L in {1, 4, 16}
+  (a single run: 4) models per seed, regime composed with no real data, each lineage drawing
+  M = 20 samples a generation into the shared pool of 20 L rows and fitting 20 of them, mle;
+  1000 seeds and 100 generations at cpu and paper size, 8 seeds and 6 generations at smoke size.
+  Then the arms against ``theory.pool_moments`` (variance, mean error, and the spread between two
+  lineages' means, ``theory.lineage_spread``):
+      python -m launch.sweep --config=configs/gaussian.py:cpu,sweep=lineages --workdir=/tmp/lin
+      python -m launch.ecosystem --workdir=/tmp/lin --metrics=variance,mean_error,lineage_spread
+  Expected: the shared pool slows the collapse (E[sigma^2] at g = 99: 0.0059, 0.107, 0.505 for
+  L = 1, 4, 16) but does not stop it. Measurements: ``docs/ecosystems.md``.
 
 Precision: sampling rounds x = mu_n + sigma_n z to the float grid around mu_n, which adds rounding
 noise of variance ~ (eps |mu_n|)^2 / 12 and, once sigma_n is below half a grid step, makes every
@@ -86,7 +96,7 @@ from configs import common
 
 ARGS = {
     "variant": common.VARIANTS,
-    "sweep": ("default", "regimes", "temperature", "ecosystem"),
+    "sweep": ("default", "regimes", "temperature", "ecosystem", "lineages"),
 }
 LEGACY = {
     "regimes": "variant=cpu,sweep=regimes",
@@ -171,5 +181,15 @@ def get_config(arg=None):
             "smoke": (6, 3),
         }[a.variant]
         cfg.num_seeds = 8 if a.variant == "smoke" else 1000
+    if a.sweep == "lineages":
+        cfg.gaussian.estimator = "mle"
+        cfg.samples_per_generation = 20
+        cfg.mixing.regime = "composed"
+        cfg.mixing.synthetic_samples, cfg.mixing.fit_samples = 20, 20  # S and K per lineage
+        cfg.mixing.num_lineages = 4  # the single run's
+        cfg.sweep.mixing = ml_collections.ConfigDict({"num_lineages": (1, 4, 16)})
+        small = a.variant == "smoke"
+        cfg.num_seeds, cfg.num_generations = (8, 6) if small else (1000, 100)
+        cfg.checkpoint.every_generations = 3 if small else 50
     cfg.checkpoint.keep_generations = common.log_spaced_generations(cfg.num_generations)
     return cfg

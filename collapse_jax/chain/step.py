@@ -86,7 +86,11 @@ def model_samples(ops: Ops, plan: mixing.Plan, keys: rng.GenerationKeys, prev: P
 
 def next_pool(ops: Ops, plan: mixing.Plan, keys: rng.GenerationKeys, generation, prev: Previous):
     """Generation ``generation``'s pool: model samples, kept, original and fresh data."""
-    model_x = model_samples(ops, plan, keys, prev)
+    return pool_of(ops, plan, keys, generation, prev, model_samples(ops, plan, keys, prev))
+
+
+def pool_of(ops: Ops, plan: mixing.Plan, keys, generation, prev: Previous, model_x) -> Data:
+    """``next_pool`` around the model samples ``model_x`` (all lineages' under ``lineages``)."""
     fresh_x = None
     if plan.fresh:
         fresh_x = ops.fresh_data(keys.fresh, plan.num_original, generation)
@@ -257,14 +261,19 @@ def build(cfg, fam=None, mesh=None) -> Program:
     fam = fam or experiments.family(cfg.experiment)
     plan = mixing.plan_for(cfg, fam)
     length = max(1, min(cfg.checkpoint.every_generations, cfg.num_generations - 1))
+    first_gen, next_gen = first_generation, next_generation
+    if plan.num_lineages > 1:  # decided at trace time: one lineage is the program it always was
+        from collapse_jax.chain import lineages  # (it builds on this module)
+
+        first_gen, next_gen = lineages.first_generation, lineages.next_generation
 
     def first(keys_S, truth):
-        return over_seeds(lambda key: first_generation(fam, plan, cfg, key, truth), cfg)(keys_S)
+        return over_seeds(lambda key: first_gen(fam, plan, cfg, key, truth), cfg)(keys_S)
 
     def span(keys_S, truth, carry_S, start, n):
         def step_S(keys_S, truth, carry_S, generation):
             def one_seed(key, carry):
-                return next_generation(fam, plan, cfg, key, truth, carry, generation)
+                return next_gen(fam, plan, cfg, key, truth, carry, generation)
 
             return over_seeds(one_seed, cfg)(keys_S, carry_S)
 

@@ -273,6 +273,7 @@ FAMILY = family.Family(
     metrics=metrics,
     log_prob=log_prob,
     truth_log_prob=truth_log_prob,
+    location=lambda state, cfg: state.counts_K / jnp.sum(state.counts_K),  # the frequencies
     rows_per_generation=lambda cfg: (
         sufficient.rows_per_generation(cfg)
         if cfg.discrete.sampler == "statistics"

@@ -363,6 +363,7 @@ FAMILY = family.Family(
     metrics=metrics,
     log_prob=log_prob,
     truth_log_prob=truth_log_prob,
+    location=lambda state, cfg: state.mean_D,
     rows_per_generation=lambda cfg: (
         sufficient.rows_per_generation(cfg)
         if cfg.gaussian.sampler == "statistics"

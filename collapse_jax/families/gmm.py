@@ -559,4 +559,5 @@ FAMILY = family.Family(
     metrics=metrics,
     log_prob=log_prob,
     truth_log_prob=truth_log_prob,
+    location=lambda state, cfg: state.gmm.weights_K @ state.gmm.means_KxD,  # the mixture's mean
 )

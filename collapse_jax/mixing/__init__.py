@@ -35,6 +35,9 @@ Named regimes:
       real_samples       R real rows per generation (0 with real_source none)
       synthetic_samples  S model samples per generation; -1 is M - R (a fixed total of M rows)
       fit_samples        K rows each fit draws from the pool without replacement; 0 the whole pool
+      num_lineages       L models per seed sharing each pool (``chain/lineages.py``): each draws
+                         S samples, the pool holds all L S and the R real rows, and each fits its
+                         own K rows of it (1: the chain of one model, as every other regime)
                         Every named regime but custom is one point of these axes (``as_composed``)
                         and runs the same program there, so its metrics are the same bytes.
 

@@ -20,6 +20,7 @@ def composed_counts(mix_cfg, m: int, num_generations: int) -> tuple[int, int, in
     """``(S, 0, R, capacity, K)`` of regime composed, every axis checked."""
     pool, source = mix_cfg.pool, mix_cfg.real_source
     r, s, k = mix_cfg.real_samples, mix_cfg.synthetic_samples, mix_cfg.fit_samples
+    lineages = mix_cfg.num_lineages
     require(pool in POOLS, "mixing.pool", f"one of {POOLS}", pool)
     require(source in REAL_SOURCES, "mixing.real_source", f"one of {REAL_SOURCES}", source)
 
@@ -41,7 +42,7 @@ def composed_counts(mix_cfg, m: int, num_generations: int) -> tuple[int, int, in
     if source == "fresh":
         require(r <= m, "mixing.real_samples", f"at most M = {m} (a fresh draw has D_0's size)", r)
     s = m - r if s == -1 else s
-    rows = s + r  # new rows per generation
+    rows = lineages * s + r  # new rows per generation
     require(rows >= 1, "mixing.synthetic_samples", "S + R >= 1 new rows per generation", s)
     capacity = rows if pool == "replace" else m + (num_generations - 1) * rows
     smallest = rows if pool == "replace" else m + rows  # the pool at generation 1
@@ -55,8 +56,14 @@ def as_composed(mix_cfg, samples_per_generation: int) -> dict:
     program. A composed ``mix_cfg`` gives its own axes."""
     m, regime = samples_per_generation, mix_cfg["regime"]
     if regime == "composed":
-        return {"regime": regime, **{k: mix_cfg[k] for k in AXES_DEFAULTS}}
-    axes = dict(AXES_DEFAULTS, regime="composed")
+        # (a run saved before lineages existed has one)
+        lineages = mix_cfg["num_lineages"] if "num_lineages" in mix_cfg else 1
+        return {
+            "regime": regime,
+            **{k: mix_cfg[k] for k in AXES_DEFAULTS},
+            "num_lineages": lineages,
+        }
+    axes = dict(AXES_DEFAULTS, regime="composed", num_lineages=1)
     if regime.startswith("accumulate"):
         axes.update(pool="accumulate", fit_samples=m if regime == "accumulate_subsample" else 0)
     elif regime in ("keep_real", "fresh"):

@@ -40,6 +40,7 @@ class Plan(NamedTuple):
     pool: str = "replace"  # composed: POOLS
     real_source: str = "none"  # composed: REAL_SOURCES
     fit_samples: int = 0  # composed: rows each fit draws from the pool (0: the whole pool)
+    num_lineages: int = 1  # composed: L models per seed sharing each pool (num_model each)
 
     @property
     def accumulates(self) -> bool:
@@ -129,6 +130,11 @@ def plan(mix_cfg, samples_per_generation: int, num_generations: int) -> Plan:
     if regime == "augment":
         num_model, num_original = round(lam * m), m
         capacity = num_model + m
+    lineages = mix_cfg.num_lineages
+    ok = isinstance(lineages, int) and not isinstance(lineages, bool) and lineages >= 1
+    require(ok, "mixing.num_lineages", "an integer >= 1", lineages)
+    if regime != "composed":
+        require(lineages == 1, "mixing.num_lineages", "1 unless mixing.regime=composed", lineages)
     axes = composed_counts(mix_cfg, m, num_generations) if regime == "composed" else None
     if axes is None:
         for name, default in AXES_DEFAULTS.items():
@@ -171,6 +177,7 @@ def plan(mix_cfg, samples_per_generation: int, num_generations: int) -> Plan:
         c.oversample,
         float(c.temperature),
         *((mix_cfg.pool, mix_cfg.real_source, axes[4]) if axes else ()),
+        num_lineages=mix_cfg.num_lineages,
     )
 
 

@@ -45,9 +45,10 @@ def _discrete_q(cfg) -> np.ndarray:
     return discrete.original_probs(c)
 
 
-def gaussian_moments(cfg: dict, num_generations: int):
-    """``(E[sigma^2], E[(mu - mu0)^2])`` of a 1-D Gaussian run, or None where no closed form is
-    known (curation, fit weights, regime custom, the statistics sampler's records included)."""
+def gaussian_moments(cfg: dict, num_generations: int, cross: bool = False):
+    """``(E[sigma^2], E[(mu - mu0)^2])`` of a 1-D Gaussian run (``cross``: and the two lineages'
+    ``E[(mu_l - mu0)(mu_k - mu0)]``), or None where no closed form is known (curation, fit
+    weights, regime custom, the statistics sampler's records included)."""
     mix, g = cfg["mixing"], cfg["gaussian"]
     if g["dim"] != 1 or mix["curation"]["score"] != "none":
         return None
@@ -55,7 +56,7 @@ def gaussian_moments(cfg: dict, num_generations: int):
         return None
     m, est, sd = cfg["samples_per_generation"], g["estimator"], g["std"]
     lam = cfg.get("sampling", {}).get("temperature", 1.0)
-    kw = dict(estimator=est, temperature=lam, sigma=sd)
+    kw = dict(estimator=est, temperature=lam, sigma=sd, cross=cross)
     if mix["regime"] == "custom":
         return None
     axes = mixing.as_composed(mix, m)
@@ -68,11 +69,13 @@ def theory_curve(run: Run, metric: str):
     if gens.size == 0:
         return None
     n = int(gens.max()) + 1
-    if cfg["experiment"] == "gaussian" and metric in ("variance", "mean_error"):
-        moments = gaussian_moments(cfg, n)
+    if cfg["experiment"] == "gaussian" and metric in ("variance", "mean_error", "lineage_spread"):
+        moments = gaussian_moments(cfg, n, cross=True)
         if moments is None:
             return None
-        return (moments[0] if metric == "variance" else moments[1])[gens]
+        v, e, p = moments
+        # (the spread of two lineages, 2 (e - p): theory.lineage_spread)
+        return {"variance": v, "mean_error": e, "lineage_spread": 2 * (e - p)}[metric][gens]
     mix = cfg["mixing"]
     weights = (mix["real_weight"], mix["synthetic_weight"])
     plain = mix["curation"]["score"] == "none" and weights == (1.0, 1.0)
@@ -106,16 +109,26 @@ def theory_curve(run: Run, metric: str):
     return None
 
 
-def comparison(sweep_dir, metric: str, outdir=None, log=None) -> Path:
-    """``ecosystem_<metric>.png``: every arm of the sweep, exact theory dashed where known."""
+def runs_with(sweep_dir, metric: str) -> list[Run]:
+    """The arms that record ``metric`` (one lineage records no ``lineage_spread``); a KeyError
+    naming an arm's metrics when none does."""
     all_runs = runs(sweep_dir)
     if not all_runs:
         raise FileNotFoundError(f"{sweep_dir}: no run with a metrics.jsonl under it")
+    have = [r for r in all_runs if metric in r.metrics]
+    if not have:
+        run = all_runs[0]
+        raise KeyError(f"{run.workdir}: no metric {metric!r} (has {sorted(run.metrics)})")
+    return have
+
+
+def comparison(sweep_dir, metric: str, outdir=None, log=None) -> Path:
+    """``ecosystem_<metric>.png``: every arm of the sweep that records ``metric``, exact theory
+    dashed where known."""
+    all_runs = runs_with(sweep_dir, metric)
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     drawn = False
     for run in all_runs:
-        if metric not in run.metrics:
-            raise KeyError(f"{run.workdir}: no metric {metric!r} (has {sorted(run.metrics)})")
         seed_band(ax, run.generations, run.metrics[metric], label=label(run), median=False)
         curve = theory_curve(run, metric)
         if curve is not None:
@@ -139,7 +152,7 @@ def comparison(sweep_dir, metric: str, outdir=None, log=None) -> Path:
 
 def table(sweep_dir, metric: str, generations=None) -> str:
     """A markdown table: each arm's seed mean ± standard error, and the exact value where known."""
-    all_runs = runs(sweep_dir)
+    all_runs = runs_with(sweep_dir, metric)
     g_last = int(all_runs[0].generations.max())
     gens = sorted(set(generations or {0, 1, 10, g_last // 2, g_last}) & set(range(g_last + 1)))
     lines = ["| arm | " + " | ".join(f"g={g}" for g in gens) + " |", "|" + "---|" * (len(gens) + 1)]

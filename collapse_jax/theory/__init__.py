@@ -14,6 +14,7 @@ from collapse_jax.theory.ecosystem import (
     REAL_SOURCES,
     axes_gini_simpson,
     axes_moments,
+    lineage_spread,
     pool_moments,
 )
 from collapse_jax.theory.linear_regression import (
@@ -99,6 +100,7 @@ __all__ = [
     "first_order_w2_squared",
     "fresh_fixed_point",
     "fresh_moments",
+    "lineage_spread",
     "linear_regression_accumulate_error",
     "linear_regression_accumulate_limit",
     "linear_regression_replace_error",

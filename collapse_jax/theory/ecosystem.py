@@ -27,8 +27,10 @@ def pool_moments(
     estimator="mle",
     temperature=1.0,
     sigma=1.0,
+    cross=False,
 ):
-    """``(E[sigma_g^2], E[(mu_g - mu)^2])`` of one lineage of an ecosystem sharing one pool, exact.
+    """``(E[sigma_g^2], E[(mu_g - mu)^2])`` of one lineage of an ecosystem sharing one pool, exact
+    (``cross``: also ``p = E[(mu_l - mu)(mu_k - mu)]`` of two lineages l != k, as a third array).
 
     The ecosystem: L lineages (``num_lineages``) per seed; M = ``samples_per_generation`` is the
     default of the sizes below. Generation 0: every lineage fits all of D_0 (``original_samples`` =
@@ -99,7 +101,7 @@ def pool_moments(
     v, e = s2 * (M0 - 1) / _c(M0, estimator), s2 / M0
     p = ac = e
     n, t_pool = M0, (M0 - 1) * s2
-    out_v, out_e = [v], [e]
+    out_v, out_e, out_p = [v], [e], [p]
     for _ in range(1, G):
         n_a = L * S + R
         sum_sq = L * S * (e + lam2 * v) + R * s2
@@ -125,21 +127,33 @@ def pool_moments(
         e, p = ybar2 + h * t_pool, ybar2
         out_v.append(v)
         out_e.append(e)
+        out_p.append(p)
+    if cross:
+        return np.array(out_v), np.array(out_e), np.array(out_p)
     return np.array(out_v), np.array(out_e)
+
+
+def lineage_spread(num_generations, samples_per_generation, **kw):
+    """``E[(mu_l - mu_k)^2]`` of two lineages l != k, exact: ``2 (e - p)`` from ``pool_moments``
+    (same arguments); 0 at generation 0, when every lineage is the fit of D_0."""
+    _, e, p = pool_moments(num_generations, samples_per_generation, cross=True, **kw)
+    return 2 * (e - p)
 
 
 def axes_moments(num_generations, samples_per_generation, axes, **kw):
     """``pool_moments`` of one lineage of regime composed (``axes``: ``mixing.as_composed``'s
-    dict, or ``cfg.mixing``), or None where it has no closed form (real_source original under
+    dict, or ``cfg.mixing``; ``num_lineages`` lineages), or None where it has no closed form (real_source original under
     pool accumulate). ``kw``: estimator, temperature, sigma."""
     m, r = int(samples_per_generation), axes["real_samples"]
     s = m - r if axes["synthetic_samples"] == -1 else axes["synthetic_samples"]
     if axes["pool"] == "accumulate" and axes["real_source"] == "original":
         return None
-    k = axes["fit_samples"] or (0 if axes["pool"] == "accumulate" else s + r)
+    lineages = axes["num_lineages"] if "num_lineages" in axes else 1  # (saved before lineages)
+    k = axes["fit_samples"] or (0 if axes["pool"] == "accumulate" else lineages * s + r)
     return pool_moments(
         num_generations,
         m,
+        num_lineages=lineages,
         synthetic_per_lineage=s,
         fit_samples=k,
         real_source=axes["real_source"],
