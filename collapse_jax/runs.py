@@ -216,18 +216,24 @@ class RunView:
         pick = idx[0] if squeeze else np.asarray(idx)
         return jax.tree.map(lambda x: x[pick], carry)
 
-    def sample(self, generation: int, n: int, seed: int, key: jax.Array):
+    def sample(self, generation: int, n: int, seed: int, key: jax.Array, lineage: int = 0):
         """``n`` draws from seed ``seed``'s model of ``generation`` by the family's sampler
         (points for Gaussian/GMM, categories for discrete, uint8 images for the VAE; for the LM
         the chain's continuations ``new_NxT`` of ``n`` original training blocks chosen by
-        ``key``)."""
+        ``key``); of lineage ``lineage`` where the run has several (``mixing.num_lineages``)."""
         (seed,), _ = self._seed_index(seed)
         n = int(n)
+        mix = self.config.get("mixing") or {}
+        lineages = int(mix.get("num_lineages", 1))
+        if not (isinstance(lineage, int) and 0 <= lineage < lineages):
+            raise ConfigError(f"lineage: expected an integer in [0, {lineages}), got {lineage!r}")
         if self.is_host:
             state = self.model(generation, seed)
             with jax.default_matmul_precision(self.config.matmul_precision):
                 return self.saved_models.sample(key, state, n)
         model = self.model(generation, seed).model
+        if lineages > 1:
+            model = jax.tree.map(lambda x: x[lineage], model)
         if n not in self._jitted:
             fam, cfg = self.family, self.config
             self._jitted[n] = jax.jit(lambda k, state: fam.sample(k, state, n, cfg))

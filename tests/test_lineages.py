@@ -7,9 +7,11 @@ generation 0 every lineage is the fit of D_0, so the spread is exactly 0 there (
 error to compare with): it is checked to be 0, and against theory from generation 1 on.
 """
 
+import jax
 import numpy as np
 import pytest
 
+import collapse_jax
 from collapse_jax import chain, experiments, mixing, theory
 from collapse_jax.errors import ConfigError
 from configs import discrete as discrete_config
@@ -28,6 +30,8 @@ CASES = [
     (3, 5, 10, "original", 5, "replace", "mle", 1.0),
     (3, 4, 6, "fresh", 2, "accumulate", "mle", 1.0),
 ]
+# The default suite keeps a shared-pool case of each pool policy; the rest run in CI's slow leg.
+SLOW_CASES = (0, 2, 3)
 
 
 def lineage_cfg(case, m=10, g=8, seeds=SEEDS):
@@ -40,7 +44,14 @@ def lineage_cfg(case, m=10, g=8, seeds=SEEDS):
     return cfg
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"L{c[0]}-{c[5]}-{c[3]}")
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, marks=pytest.mark.slow) if i in SLOW_CASES else c
+        for i, c in enumerate(CASES)
+    ],
+    ids=lambda c: f"L{c[0]}-{c[5]}-{c[3]}",
+)
 def test_lineages_match_pool_moments(case):
     lineages, syn, fit, source, real, pool, est, lam = case
     m, g = 10, 8
@@ -107,6 +118,12 @@ def test_resume_with_lineages_is_bitwise(tmp_path):
     part = chain.run(cfg(3), tmp_path / "part")
     chain.run(cfg(5), part)
     assert (part / "metrics.jsonl").read_bytes() == (full / "metrics.jsonl").read_bytes()
+    run = collapse_jax.open_run(full)
+    for lineage in (0, 2):
+        x = run.sample(4, 7, seed=1, key=jax.random.key(0), lineage=lineage)
+        assert x.shape == (7, 1) and np.isfinite(x).all()
+    with pytest.raises(ConfigError, match=r"lineage: expected an integer in \[0, 3\), got 3"):
+        run.sample(4, 7, seed=1, key=jax.random.key(0), lineage=3)
 
 
 @pytest.mark.parametrize(
