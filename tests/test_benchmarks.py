@@ -188,6 +188,7 @@ def test_gaussian_parts_quick(capsys):
     )
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_gmm_quick_has_default_threads_and_float64_rows(capsys):
     rows = _sided_rows(_main(gmm_vs_sklearn, ["--quick"], capsys), 3)
     assert "1 thread (threadpoolctl)" in rows[0] and "default threads (" in rows[1]
@@ -197,12 +198,14 @@ def test_gmm_quick_has_default_threads_and_float64_rows(capsys):
     )
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_vae_quick(capsys):
     pytest.importorskip("torch")
     _sided_rows(_main(vae_vs_torch, ["--quick"], capsys), 2)
 
 
-@pytest.mark.parametrize("dtype", [pytest.param("float32", marks=pytest.mark.slow), "bfloat16"])
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_opt_quick(capsys, dtype):
     pytest.importorskip("torch")
     rows = _sided_rows(_main(opt_vs_torch, ["--quick", f"--dtype={dtype}"], capsys), 2)
@@ -210,6 +213,7 @@ def test_opt_quick(capsys, dtype):
         assert all("/ bfloat16 autocast" in r for r in rows)
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_beam_quick(capsys):
     pytest.importorskip("torch")
     out = _main(beam_vs_torch, ["--quick"], capsys)
@@ -217,11 +221,13 @@ def test_beam_quick(capsys):
     assert "1 prompts" in out and "4 new tokens" in out and "our first call" in out
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_metrics_store_quick(capsys):
     out = _main(metrics_store, ["--quick"], capsys)
     assert "store == simulate bit for bit" in out and "float32, XLA's default threads" in out
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_scaling_quick(capsys):
     out = _main(scaling, ["--quick"], capsys)
     assert "float32, XLA's default threads" in out
@@ -229,6 +235,7 @@ def test_scaling_quick(capsys):
     assert len(lines) == 2 and all("error" not in line for line in lines), out
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_paper_path_quick(capsys):
     mem = paper_path.main(["--quick"])
     assert mem["model"] == "tiny" and mem["temp_bytes"] > 0
@@ -252,6 +259,7 @@ def test_run_all_json_names_both_sides(tmp_path, monkeypatch):
     assert row["ours_side"] == row["reference_side"] == side._asdict()
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_scripts_run_from_the_root_with_nothing_set():
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run(
@@ -290,12 +298,14 @@ def _accelerator_rows(tmp_path, sections):
     return [line for line in text.splitlines() if line.startswith("| ") and "`" in line]
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_accelerator_tiny_jax_sections(tmp_path):
     rows = _accelerator_rows(tmp_path, "gaussian,gmm,opt")
     assert len(rows) == 4, rows
     assert all("| float32, XLA" in r for r in rows)
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_accelerator_tiny_torch_sections(tmp_path):
     pytest.importorskip("torch")
     rows = _accelerator_rows(tmp_path, "vae,beam")

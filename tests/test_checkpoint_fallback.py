@@ -61,7 +61,15 @@ def test_every_checkpoint_file_is_covered(whole):
 # Orbax leaves the read coroutines of a failed restore unawaited; collected later, they print a
 # page of TensorStore spec under whichever test runs then. Collect them here, where they are meant.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.parametrize("pattern", FILES)
+# Two files in the default suite (the array data and the step's commit marker), every file in
+# CI's slow leg.
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        p if p in ("state/d/*", "commit_success.txt") else pytest.param(p, marks=pytest.mark.slow)
+        for p in FILES
+    ],
+)
 def test_corrupt_newest_checkpoint_falls_back(pattern, whole, tmp_path, caplog):
     cfg = _config()
     workdir = tmp_path / "run"

@@ -1,6 +1,7 @@
 """The runnable examples run, and what they compute agrees with the run's records."""
 
 import numpy as np
+import pytest
 
 import collapse_jax
 from examples import analyse_run
@@ -23,6 +24,7 @@ def _mass_in_unit_disk(weights_K, means_KxD, covs_KxDxD, radial=200, angular=256
     return total
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_analyse_run(tmp_path):
     out = analyse_run.main(tmp_path)
     # The KL from the restored models equals the KL from the recorded mean and variance.

@@ -73,6 +73,7 @@ def _cache_files(tmp_path) -> list[str]:
     return sorted(str(p.relative_to(cache)) for p in files)
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_smoke_runs_fetch_once_verify_and_cache(mirror, tmp_path, shared_data):
     root, requests = mirror
     cfg = vae_config.get_config("smoke")

@@ -143,6 +143,7 @@ def test_one_colour_per_regime_in_every_figure(regime_sweeps, monkeypatch):
     assert seen == {r: {style.REGIME_COLORS[r].lower()} for r in seen}
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_vae_figures_pass_the_checklist(shared_data, tmp_path):
     del shared_data
     cfg = _config("vae")

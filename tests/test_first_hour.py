@@ -62,6 +62,7 @@ def _recorded(workdir: Path) -> int:
         return 0
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_ctrl_c_is_one_line_and_the_rerun_resumes_byte_identically(tmp_path):
     straight = _launch(*RUN, f"--workdir={tmp_path / 'straight'}")
     assert straight.returncode == 0, straight.stderr[-2000:]

@@ -492,6 +492,7 @@ def test_shapes_and_finiteness(jit, objective):
         assert 0 <= float(met[k]) <= 1, k
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_vmapped_chain_equals_loop_over_seeds():
     cfg = smoke(**{"mixing.regime": "accumulate", "flow.init": "warm"})
     got, want = chain.simulate(cfg), chain.simulate_per_seed(cfg)
@@ -506,6 +507,7 @@ def _read(workdir):
     return (workdir / "metrics.jsonl").read_bytes()
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_resume_after_a_kill_is_byte_identical(tmp_path):
     """A run that lost its last checkpoint and last metrics line (as a kill leaves it) resumes
     to the bytes of an uninterrupted run; a shorter run extended does too."""

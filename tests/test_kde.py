@@ -260,7 +260,7 @@ def test_mmd_embedding_is_the_kde_expectation():
     np.testing.assert_allclose(kde.mmd(state, truth), want, rtol=1e-4)
 
 
-@pytest.mark.parametrize("jit", [True, False])
+@pytest.mark.parametrize("jit", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_shapes_and_finiteness(jit):
     cfg = cfg_for()
     fam = kde.FAMILY
@@ -292,7 +292,7 @@ def test_shapes_and_finiteness(jit):
     assert dead["nll"] > met["nll"]  # a point mass explains the moons worse
 
 
-@pytest.mark.parametrize("regime", ["replace", "accumulate"])
+@pytest.mark.parametrize("regime", ["replace", pytest.param("accumulate", marks=pytest.mark.slow)])
 def test_vmapped_chain_equals_loop_over_seeds(regime):
     cfg = cfg_for(regime=regime, num_seeds=3, num_generations=3)
     got, want = chain.simulate(cfg), chain.simulate_per_seed(cfg)
@@ -306,6 +306,7 @@ def _read(workdir):
     return (workdir / "metrics.jsonl").read_bytes()
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_resume_is_bitwise(tmp_path):
     full = chain.run(cfg_for(num_generations=4), tmp_path / "full")
     part = chain.run(cfg_for(num_generations=2), tmp_path / "part")

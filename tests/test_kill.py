@@ -50,7 +50,11 @@ def _files(workdir: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module", params=(1, 2), ids=("max_to_keep=1", "max_to_keep=2"))
+@pytest.fixture(
+    scope="module",
+    params=(1, pytest.param(2, marks=pytest.mark.slow)),
+    ids=("max_to_keep=1", "max_to_keep=2"),
+)
 def reference(request, tmp_path_factory):
     keep = f"--config.checkpoint.max_to_keep={request.param}"
     workdir = tmp_path_factory.mktemp("uninterrupted")
@@ -58,7 +62,12 @@ def reference(request, tmp_path_factory):
     return keep, _files(workdir)
 
 
-@pytest.mark.parametrize("moment", MOMENTS)
+# The default suite kills during a background save and during a metrics write; every moment,
+# with max_to_keep 1 and 2, runs in CI's slow leg.
+@pytest.mark.parametrize(
+    "moment",
+    [m if m in ("save", "lines") else pytest.param(m, marks=pytest.mark.slow) for m in MOMENTS],
+)
 def test_sigkill_then_rerun_equals_an_uninterrupted_run(reference, moment, tmp_path):
     keep, want = reference
     workdir, marker = tmp_path / "run", tmp_path / "stopped"

@@ -156,7 +156,9 @@ KILLS = {
 }
 
 
-@pytest.mark.parametrize("where", list(KILLS))
+@pytest.mark.parametrize(
+    "where", [w if w == "fit" else pytest.param(w, marks=pytest.mark.slow) for w in KILLS]
+)
 def test_resume_after_a_kill_at_each_sub_step_is_byte_identical(
     where, gen0, straight, tmp_path, monkeypatch
 ):
@@ -577,6 +579,7 @@ def test_fresh_never_reuses_a_real_block(fresh):
     assert len(flat) == len(set(flat)) == 320 and set(flat) <= unused
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_fresh_resumes_byte_identically_after_a_kill_in_the_fit(gen0, fresh, tmp_path, monkeypatch):
     """The kill helper's 'fit' case for one regime: generation 2 killed after its pool is saved."""
     workdir = _with_base(gen0, tmp_path / "run")
@@ -620,7 +623,7 @@ def _decoder_config(decoder):
     return cfg
 
 
-@pytest.mark.parametrize("decoder", ["sampling", "greedy"])
+@pytest.mark.parametrize("decoder", ["sampling", pytest.param("greedy", marks=pytest.mark.slow)])
 def test_decoder_resumes_byte_identically_and_never_writes_suppressed_ids(
     decoder, gen0, tmp_path, monkeypatch
 ):

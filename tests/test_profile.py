@@ -92,7 +92,16 @@ def test_every_chain_family_has_a_profile_table():
             assert k in profile.DEFINITIONS or k == "risk"
 
 
-@pytest.mark.parametrize("experiment", ["gaussian", "discrete", "gmm", "kde", "linear_regression"])
+@pytest.mark.parametrize(
+    "experiment",
+    [
+        "gaussian",
+        "discrete",
+        pytest.param("gmm", marks=pytest.mark.slow),
+        "kde",
+        "linear_regression",
+    ],
+)
 def test_measures_name_metrics_the_family_writes(experiment):
     """Every measure of a vmapped family reads a metric its smoke run writes (or a derived one)."""
     cfg = experiments.get(experiment).config_module().get_config("smoke")
@@ -164,6 +173,7 @@ def test_host_family_measures_are_declared():
     assert {"test_perplexity", "data_log_ppl_mean", "rare_token_nll_*"} <= names
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_ecosystem_sweep_figures_tables_and_report(tmp_path):
     """A two-arm tail-cutting sweep at smoke size through launch.ecosystem's pieces and
     launch.report's sweep branch: figures, the exact law in the table, every arm's profile."""

@@ -230,6 +230,7 @@ def test_gaussian_sample_is_the_restored_model(gaussian_run):
     assert abs(float(np.mean(x)) - mean) < 5 * np.sqrt(var / n)
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_gmm_restore_and_sample(tmp_path):
     cfg = gmm.get_config("smoke")
     run = collapse_jax.open_run(chain.run(cfg, tmp_path))
@@ -253,6 +254,7 @@ def test_discrete_restore_and_sample(tmp_path):
     np.testing.assert_array_equal(x, run.sample(5, 50, 0, jax.random.key(0)))
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_vae_restore_and_sample(tmp_path, shared_data):
     del shared_data
     # Generation 0 only (the chain's first step): one VAE compile, the cost of this test.

@@ -42,10 +42,12 @@ def results(tmp_path_factory):
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_worker_runs_every_check(results):
     assert sorted(results) == sorted(CHECKS)
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 @pytest.mark.parametrize("name", CHECKS)
 def test_check(results, name):
     if results.get(name) != "ok":

@@ -37,7 +37,7 @@ def test_parameter_count_is_the_papers():
     assert model.num_params(shapes) == 647_081
 
 
-@pytest.mark.parametrize("use_jit", [False, True])
+@pytest.mark.parametrize("use_jit", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_forward_shapes_and_finite(use_jit):
     params = model.init_params(jax.random.key(0), 20)
     x = train.to_unit(synthetic_images(jax.random.key(1), 3))
@@ -262,6 +262,7 @@ def _check_resume(tmp_path, samples):
         np.testing.assert_array_equal(u, v)
 
 
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
 def test_resume_is_exact(shared_data, tmp_path):
     """The authors' fresh samples every batch: the smoke VAE (two 32-image batches, one epoch)."""
     del shared_data
