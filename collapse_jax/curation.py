@@ -32,6 +32,12 @@ resamples its training set with weights (1 - p_synthetic)^b.
                             posterior at equal priors, sigmoid(d s) (AUC = Phi(d / sqrt 2)).
   ``detector_weights``      (1 - p)^b.
   ``importance_resample``   ``n`` indices drawn with replacement, P proportional to the weights.
+  ``detector_log_weights``  ``b log(1 - p_synthetic)`` of the same detector, computed in log space
+                            (an oracle-like detector's (1 - p)^b underflows to 0 in float32).
+  ``importance_choose``     ``n`` distinct indices, drawn one after another with P proportional to
+                            the weights of those left (Gumbel top-k on the log-weights): the chain's
+                            draw (``mixing.training_data``), which with equal weights is exactly
+                            the uniform draw without replacement of unknown provenance.
 """
 
 import jax
@@ -132,3 +138,20 @@ def importance_resample(key, weight_N, n: int) -> jax.Array:
     """``n`` indices drawn with replacement, P(i) proportional to ``weight_N`` (0 never drawn)."""
     logits = jnp.where(weight_N > 0, jnp.log(jnp.where(weight_N > 0, weight_N, 1.0)), -jnp.inf)
     return jax.random.categorical(key, logits, shape=(n,))
+
+
+def detector_log_weights(key, synthetic_N, separation: float, exponent: float) -> jax.Array:
+    """``log detector_weights(detector_probability(key, synthetic_N, separation), exponent)``,
+    from the same draws: ``1 - sigmoid(d s) = sigmoid(-d s)``, so ``b log_sigmoid(-d s)``, finite
+    wherever the detector is. b = 0 gives exactly 0 (equal weights)."""
+    z_N = jax.random.normal(key, synthetic_N.shape, jnp.float32)
+    s_N = z_N + jnp.where(synthetic_N, 0.5, -0.5) * separation
+    return exponent * jax.nn.log_sigmoid(-separation * s_N)
+
+
+def importance_choose(key, log_weight_N, n: int) -> jax.Array:
+    """``n`` distinct indices: successive draws, each with P proportional to the weight among those
+    not yet drawn (Gumbel top-k on ``log_weight_N``; -inf never drawn while n finite ones are
+    left). Equal log-weights give the uniform draw without replacement."""
+    g_N = jax.random.gumbel(key, log_weight_N.shape, jnp.float32)
+    return jax.lax.top_k(log_weight_N + g_N, n)[1]

@@ -27,6 +27,7 @@ FRESH = 0x46524553  # "FRES": new original draws (regime fresh)
 CURATE = 0x43555241  # "CURA": curation's resampling
 METRICS = 0x4D455452  # "METR": a host family's metrics (the LM's example continuation)
 LINEAGE = 0x4C494E45  # "LINE": lineage l's own keys (``lineage_keys``), then fold_in(l)
+DETECT = 0x44455445  # "DETE": the detector's scores of the pool's slots (``detector_key``)
 # Folded into a key a family was handed.
 DECODE = 0x44454344  # "DECD": the LM's sample key -> its decoder's key (the prompts use the key)
 SAMPLE = 0x53414D50  # "SAMP": a decoder's key -> its sampling draws (beam search draws none)
@@ -92,6 +93,15 @@ def lineage_keys(keys: GenerationKeys, num_lineages: int) -> GenerationKeys:
     return jax.vmap(lambda l: GenerationKeys.of(base, l))(
         jnp.arange(num_lineages, dtype=jnp.uint32)
     )
+
+
+def detector_key(seed_key: jax.Array, generation, accumulates: bool) -> jax.Array:
+    """The key of the detector's scores of generation ``generation``'s pool (provenance
+    detector), one for the seed's lineages. A replaced pool holds new rows every generation:
+    ``fold_in(generation key, DETECT)``. An accumulated pool keeps each row in its slot, and a
+    detector scores a row the same each time it sees it: the seed's generation-0 key, so a slot's
+    score is drawn once for the chain."""
+    return jax.random.fold_in(generation_key(seed_key, 0 if accumulates else generation), DETECT)
 
 
 class FirstKeys(NamedTuple):

@@ -137,6 +137,13 @@ def base(
     # num_lineages L (regime composed; collapse_jax/chain/lineages.py): models per seed sharing
     # each pool; each draws synthetic_samples S and fits fit_samples K of the L S + R pooled rows.
     cfg.mixing.num_lineages = 1
+    # provenance (regime composed): unknown (each fit's K rows are a uniform draw: the learner
+    # cannot tell real from synthetic) | detector (a draw weighted by (1 - p_synthetic)^b of a
+    # synthetic-data detector of separation d, AUC Phi(d / sqrt 2); Drayson et al. 2025;
+    # needs fit_samples >= 1). d and b keep their defaults under unknown.
+    cfg.mixing.provenance = "unknown"
+    cfg.mixing.detector_separation = 0.0
+    cfg.mixing.detector_exponent = 1.0
     # Frequency weights in the fit (a slot of weight w counts as w samples): real = D_0 and fresh
     # draws, synthetic = model samples and kept data. Generation 0 fits D_0 with weight 1.
     cfg.mixing.real_weight = 1.0

@@ -10,7 +10,8 @@ a leading lineage axis ``[L, ...]``; the pool, D_0 and the generation-0 fit stay
                  they join every earlier pool. Each lineage then draws its own ``fit_samples`` K
                  rows of that pool without replacement (0: the whole pool) and fits them. The
                  learner cannot tell real from synthetic rows (unknown provenance): its draw is
-                 uniform over the pool.
+                 uniform over the pool; or (``mixing.provenance=detector``) one detector scores
+                 the pool and each lineage's draw is weighted by (1 - p_synthetic)^b.
 
 Keys: the pool's mixing and fresh draws use the seed's generation keys, each lineage the split of
 its own key (``rng.lineage_keys``). Every lineage step is ``jax.vmap`` over the lineage axis inside
@@ -75,7 +76,9 @@ def next_generation(fam, plan: mixing.Plan, cfg, seed_key, truth, carry: step.Ca
     prev = step.Previous(None, lambda: carry.pool, lambda: carry.model0, carry.data0)
     pool = step.pool_of(ops, plan, keys, g, prev, model_x)
     if plan.fit_samples:
-        data_L = jax.vmap(lambda k: mixing.training_data(k, plan, pool))(keys_L.train)
+        # One detector scores the shared pool; each lineage draws its rows with its own key.
+        detector = step.detector_key(plan, seed_key, g)
+        data_L = jax.vmap(lambda k: mixing.training_data(k, plan, pool, detector))(keys_L.train)
         data_axis = 0
     else:  # every lineage fits the whole pool: one copy, not L
         data_L, data_axis = mixing.training_data(keys.train, plan, pool), None

@@ -108,16 +108,23 @@ def first(ops: Ops, plan: mixing.Plan, keys, x0, init: Callable[[Data], Any], ke
 
 
 def generation(
-    ops: Ops, plan: mixing.Plan, keys: rng.GenerationKeys, g, prev: Previous, keep=compute
+    ops: Ops,
+    plan: mixing.Plan,
+    keys: rng.GenerationKeys,
+    g,
+    prev: Previous,
+    keep=compute,
+    detector_key=None,
 ):
     """Generation ``g >= 1``: thunks ``(pool, fitted)`` and the measured metrics.
 
     Each sub-step goes through ``keep(name, compute)``; one that ``keep`` returns without
     computing (the host path: saved before an interruption) computes none of those before it.
+    ``detector_key``: the detector's scores under provenance detector (``rng.detector_key``).
     """
     once = functools.cache  # each thunk computes (or keeps) its sub-step at most once
     pool = once(lambda: keep("pool", lambda: next_pool(ops, plan, keys, g, prev)))
-    data = once(lambda: mixing.training_data(keys.train, plan, pool()))
+    data = once(lambda: mixing.training_data(keys.train, plan, pool(), detector_key))
     fitted = once(lambda: keep("model", lambda: ops.fit(keys.fit, prev.model(), data())))
 
     def measure():
@@ -169,8 +176,17 @@ def next_generation(fam, plan: mixing.Plan, cfg, seed_key, truth, carry: Carry, 
     ops = family_ops(fam, cfg, truth)
     keys = rng.GenerationKeys.of(seed_key, g)
     prev = Previous(lambda: carry.model, lambda: carry.pool, lambda: carry.model0, carry.data0)
-    pool, model, metrics = generation(ops, plan, keys, g, prev)
+    detector = detector_key(plan, seed_key, g)
+    pool, model, metrics = generation(ops, plan, keys, g, prev, detector_key=detector)
     return carry._replace(model=model(), pool=pool()), metrics
+
+
+def detector_key(plan: mixing.Plan, seed_key, g):
+    """``rng.detector_key`` of provenance detector; None (no key drawn) under unknown provenance,
+    decided at trace time so those programs are unchanged."""
+    if plan.provenance != "detector":
+        return None
+    return rng.detector_key(seed_key, g, plan.accumulates)
 
 
 def over_seeds(fn, cfg):

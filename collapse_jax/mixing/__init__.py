@@ -38,6 +38,12 @@ Named regimes:
       num_lineages       L models per seed sharing each pool (``chain/lineages.py``): each draws
                          S samples, the pool holds all L S and the R real rows, and each fits its
                          own K rows of it (1: the chain of one model, as every other regime)
+      provenance         unknown (the K rows are a uniform draw: the learner cannot tell real
+                         from synthetic) | detector (a detector of separation
+                         ``detector_separation`` d scores every pool row, and the K rows are drawn
+                         one after another with P proportional to (1 - p_synthetic)^b, b =
+                         ``detector_exponent``; Drayson et al. 2025); b = 0 or d = 0 is the uniform
+                         draw again
                         Every named regime but custom is one point of these axes (``as_composed``)
                         and runs the same program there, so its metrics are the same bytes.
 
@@ -60,13 +66,27 @@ One module a job: ``regimes`` (the static ``Plan`` of ``cfg.mixing``, every name
 """
 
 from collapse_jax.family import Data, full
-from collapse_jax.mixing.axes import AXES_DEFAULTS, POOLS, REAL_SOURCES, as_composed
-from collapse_jax.mixing.pool import choose, curate, initial_pool, next_pool, training_data
+from collapse_jax.mixing.axes import (
+    AXES_DEFAULTS,
+    POOLS,
+    PROVENANCES,
+    REAL_SOURCES,
+    as_composed,
+)
+from collapse_jax.mixing.pool import (
+    choose,
+    curate,
+    initial_pool,
+    next_pool,
+    synthetic_mask,
+    training_data,
+)
 from collapse_jax.mixing.regimes import REGIMES, RULES, SCORES, Plan, plan, plan_for
 
 __all__ = [
     "AXES_DEFAULTS",
     "POOLS",
+    "PROVENANCES",
     "REAL_SOURCES",
     "REGIMES",
     "RULES",
@@ -81,5 +101,6 @@ __all__ = [
     "next_pool",
     "plan",
     "plan_for",
+    "synthetic_mask",
     "training_data",
 ]

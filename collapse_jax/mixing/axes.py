@@ -1,6 +1,8 @@
 """Regime ``composed``: the regime spelled as orthogonal axes (pool, real source, real and
-synthetic rows per generation, rows per fit), their checks, and every named regime but custom as
-one point of them (``as_composed``)."""
+synthetic rows per generation, rows per fit, the learner's provenance), their checks, and every
+named regime but custom as one point of them (``as_composed``)."""
+
+import math
 
 from collapse_jax.errors import require
 
@@ -14,6 +16,46 @@ AXES_DEFAULTS = {
     "synthetic_samples": -1,
     "fit_samples": 0,
 }
+# How the learner draws its K rows: unknown (uniform, it cannot tell real from synthetic) or
+# detector (weighted by a synthetic-data detector's score, Drayson et al. 2025).
+PROVENANCES = ("unknown", "detector")
+PROVENANCE_DEFAULTS = {
+    "provenance": "unknown",
+    "detector_separation": 0.0,
+    "detector_exponent": 1.0,
+}
+
+
+def provenance(mix_cfg, fit_samples: int) -> tuple[str, float, float]:
+    """``(provenance, d, b)`` of ``cfg.mixing``, checked: the detector takes regime composed and
+    a draw of K >= 1 rows; d >= 0 and b >= 0 finite; with unknown provenance d and b keep their
+    defaults (they would do nothing)."""
+    name = mix_cfg.provenance
+    d, b = mix_cfg.detector_separation, mix_cfg.detector_exponent
+    require(name in PROVENANCES, "mixing.provenance", f"one of {PROVENANCES}", name)
+    for field, v, what in (
+        ("detector_separation", d, "a finite separation d >= 0 (0: a blind detector)"),
+        ("detector_exponent", b, "a finite exponent b >= 0 (weights (1 - p_synthetic)^b)"),
+    ):
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        require(ok and v >= 0, f"mixing.{field}", what, v)
+    if name == "unknown":
+        for field in ("detector_separation", "detector_exponent"):
+            default = PROVENANCE_DEFAULTS[field]
+            v = mix_cfg[field]
+            require(
+                v == default, f"mixing.{field}", f"{default!r} unless mixing.provenance=detector", v
+            )
+        return name, float(d), float(b)
+    ok = mix_cfg.regime == "composed"
+    require(ok, "mixing.provenance", "unknown unless mixing.regime=composed", name)
+    require(
+        fit_samples >= 1,
+        "mixing.fit_samples",
+        ">= 1 with mixing.provenance=detector (the detector weights a draw of K rows)",
+        fit_samples,
+    )
+    return name, float(d), float(b)
 
 
 def composed_counts(mix_cfg, m: int, num_generations: int) -> tuple[int, int, int, int, int]:

@@ -3,7 +3,9 @@ curation of the model's candidates."""
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from collapse_jax import curation
 from collapse_jax.family import Data, full
 from collapse_jax.mixing.regimes import Plan
 
@@ -117,10 +119,32 @@ def _composed_pool(key, p: Plan, pool: Data, model_x, data0, generation, fresh_x
     return Data(x, jax.lax.dynamic_update_slice(pool.weight, w, start[:1]))
 
 
-def training_data(key, p: Plan, pool: Data) -> Data:
+def synthetic_mask(p: Plan) -> np.ndarray:
+    """Which slots of a composed pool (generation >= 1) hold model samples, from the layout alone
+    (static, so the pool carries no mask): ``[L S model rows, R real rows]`` per block, after
+    D_0's M rows under ``pool=accumulate``."""
+    rows = p.num_lineages * p.num_model + p.num_original
+    slot = np.arange(p.capacity)
+    if not p.accumulates:
+        return slot % rows < p.num_lineages * p.num_model
+    m = p.samples_per_generation
+    return (slot >= m) & ((slot - m) % rows < p.num_lineages * p.num_model)
+
+
+def training_data(key, p: Plan, pool: Data, detector_key=None) -> Data:
     """The dataset the next model is fitted on: the pool itself, or M of it (accumulate_subsample;
-    composed: ``fit_samples`` of it)."""
+    composed: ``fit_samples`` of it). Provenance detector (``detector_key``, ``rng.detector_key``):
+    the K rows are drawn one after another with P proportional to ``(1 - p_synthetic)^b`` among
+    the filled slots left (``curation.importance_choose``)."""
     k = p.samples_per_generation if p.regime == "accumulate_subsample" else p.fit_samples
+    if k and p.provenance == "detector":
+        log_w = curation.detector_log_weights(
+            detector_key, synthetic_mask(p), p.detector_separation, p.detector_exponent
+        )
+        idx = curation.importance_choose(key, jnp.where(pool.weight > 0, log_w, -jnp.inf), k)
+        if not p.weighted:
+            return full(pool.x[idx])
+        return Data(pool.x[idx], pool.weight[idx])
     if k:
         idx = _pick(key, pool, k)
         if not p.weighted:

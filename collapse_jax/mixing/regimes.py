@@ -5,7 +5,7 @@ import math
 from typing import NamedTuple
 
 from collapse_jax.errors import ConfigError, require
-from collapse_jax.mixing.axes import AXES_DEFAULTS, composed_counts
+from collapse_jax.mixing.axes import AXES_DEFAULTS, composed_counts, provenance
 
 REGIMES = (
     "replace",
@@ -41,6 +41,9 @@ class Plan(NamedTuple):
     real_source: str = "none"  # composed: REAL_SOURCES
     fit_samples: int = 0  # composed: rows each fit draws from the pool (0: the whole pool)
     num_lineages: int = 1  # composed: L models per seed sharing each pool (num_model each)
+    provenance: str = "unknown"  # composed: PROVENANCES, how each fit draws its K rows
+    detector_separation: float = 0.0  # provenance detector: d (AUC Phi(d / sqrt 2))
+    detector_exponent: float = 1.0  # provenance detector: b of the weights (1 - p_synthetic)^b
 
     @property
     def accumulates(self) -> bool:
@@ -146,6 +149,7 @@ def plan(mix_cfg, samples_per_generation: int, num_generations: int) -> Plan:
             )
     else:
         num_model, num_kept, num_original, capacity = axes[:4]
+    prov = provenance(mix_cfg, axes[4] if axes else 0)
     c = mix_cfg.curation
     require(c.score in SCORES, "mixing.curation.score", f"one of {SCORES}", c.score)
     require(c.rule in RULES, "mixing.curation.rule", f"one of {RULES}", c.rule)
@@ -178,6 +182,7 @@ def plan(mix_cfg, samples_per_generation: int, num_generations: int) -> Plan:
         float(c.temperature),
         *((mix_cfg.pool, mix_cfg.real_source, axes[4]) if axes else ()),
         num_lineages=mix_cfg.num_lineages,
+        **dict(zip(("provenance", "detector_separation", "detector_exponent"), prov, strict=True)),
     )
 
 

@@ -48,11 +48,17 @@ def _discrete_q(cfg) -> np.ndarray:
 def gaussian_moments(cfg: dict, num_generations: int, cross: bool = False):
     """``(E[sigma^2], E[(mu - mu0)^2])`` of a 1-D Gaussian run (``cross``: and the two lineages'
     ``E[(mu_l - mu0)(mu_k - mu0)]``), or None where no closed form is known (curation, fit
-    weights, regime custom, the statistics sampler's records included)."""
+    weights, a detector that tells rows apart, regime custom, the statistics sampler's records
+    included)."""
     mix, g = cfg["mixing"], cfg["gaussian"]
     if g["dim"] != 1 or mix["curation"]["score"] != "none":
         return None
     if (mix["real_weight"], mix["synthetic_weight"]) != (1.0, 1.0):
+        return None
+    # A detector with d = 0 or b = 0 weights every row alike: the uniform draw, as unknown.
+    if mix.get("provenance", "unknown") == "detector" and (
+        mix["detector_separation"] > 0 and mix["detector_exponent"] > 0
+    ):
         return None
     m, est, sd = cfg["samples_per_generation"], g["estimator"], g["std"]
     lam = cfg.get("sampling", {}).get("temperature", 1.0)
