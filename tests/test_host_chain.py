@@ -151,7 +151,10 @@ class Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("where", ["sample", "fit", "metrics", "record"])
+@pytest.mark.parametrize(
+    "where",
+    ["fit", *(pytest.param(w, marks=pytest.mark.slow) for w in ("sample", "metrics", "record"))],
+)
 def test_resume_after_a_kill_is_byte_identical(where, tmp_path, monkeypatch):
     cfg = _config(**{"mixing.regime": "keep_real", "mixing.gamma": 0.25})
     _run(TOY, cfg, tmp_path / "straight")

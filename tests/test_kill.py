@@ -62,11 +62,11 @@ def reference(request, tmp_path_factory):
     return keep, _files(workdir)
 
 
-# The default suite kills during a background save and during a metrics write; every moment,
+# The default suite kills during a background save; every moment,
 # with max_to_keep 1 and 2, runs in CI's slow leg.
 @pytest.mark.parametrize(
     "moment",
-    [m if m in ("save", "lines") else pytest.param(m, marks=pytest.mark.slow) for m in MOMENTS],
+    [m if m == "save" else pytest.param(m, marks=pytest.mark.slow) for m in MOMENTS],
 )
 def test_sigkill_then_rerun_equals_an_uninterrupted_run(reference, moment, tmp_path):
     keep, want = reference

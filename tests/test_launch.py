@@ -85,7 +85,15 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+# One case of each launcher's parsing in the default suite (each case is a subprocess), every case
+# in CI's slow leg.
+DEFAULT_CASES = ("unknown_nested_field", "missing_config_file", "sweep_unknown_field")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [c if c in DEFAULT_CASES else pytest.param(c, marks=pytest.mark.slow) for c in CASES],
+)
 def test_bad_input_is_one_error_line_and_changes_nothing(case, existing_run):
     workdir, before = existing_run
     launcher, args, expected = CASES[case]

@@ -24,7 +24,13 @@ def _config(name: str, variant: str = "smoke"):
     return experiments.get(name).config_module().get_config(variant)
 
 
-@pytest.fixture(scope="module", params=EXPERIMENTS)
+# The Llama chain in the default suite; GPT-2's (the OPT pipeline's pre-LN layout, whose logits
+# tests/test_lm_architectures.py checks against transformers) in CI's slow leg.
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param("gpt2_wikitext", marks=pytest.mark.slow), "llama_tinystories"],
+    ids=list(EXPERIMENTS),
+)
 def runs(request, tmp_path_factory):
     """``(name, gen0, straight)``: one- and two-generation smoke runs of an experiment."""
     root = fetch.data_root()

@@ -156,9 +156,8 @@ KILLS = {
 }
 
 
-@pytest.mark.parametrize(
-    "where", [w if w == "fit" else pytest.param(w, marks=pytest.mark.slow) for w in KILLS]
-)
+@pytest.mark.slow  # the host chain's kill at each sub-step: tests/test_host_chain.py
+@pytest.mark.parametrize("where", list(KILLS))
 def test_resume_after_a_kill_at_each_sub_step_is_byte_identical(
     where, gen0, straight, tmp_path, monkeypatch
 ):
@@ -623,7 +622,8 @@ def _decoder_config(decoder):
     return cfg
 
 
-@pytest.mark.parametrize("decoder", ["sampling", pytest.param("greedy", marks=pytest.mark.slow)])
+@pytest.mark.slow  # in CI's slow leg (the default suite's 5-minute budget, docs/testing.md)
+@pytest.mark.parametrize("decoder", ["sampling", "greedy"])
 def test_decoder_resumes_byte_identically_and_never_writes_suppressed_ids(
     decoder, gen0, tmp_path, monkeypatch
 ):

@@ -123,7 +123,11 @@ def test_gmm_vmapped_chain_equals_loop(case):
 
 
 @pytest.mark.parametrize(
-    "name,case", [("gaussian", "augment_oracle_resample_weighted"), ("discrete", "fresh")]
+    "name,case",
+    [
+        ("gaussian", "augment_oracle_resample_weighted"),
+        pytest.param("discrete", "fresh", marks=pytest.mark.slow),
+    ],
 )
 def test_resume_is_bitwise(tmp_path, name, case):
     full = chain.run(config(name, case, 5), tmp_path / "full")
