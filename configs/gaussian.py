@@ -115,6 +115,16 @@ LEGACY = {
 REGIMES = ("replace", "accumulate", "accumulate_subsample", "augment", "fresh")
 
 
+def _sweep_scale(cfg, variant: str) -> None:
+    """The temperature, lineages and detector sweeps' scale: the MLE at M = 20, 1000 seeds and
+    100 generations (smoke: 8 and 6)."""
+    cfg.gaussian.estimator = "mle"
+    cfg.samples_per_generation = 20
+    small = variant == "smoke"
+    cfg.num_seeds, cfg.num_generations = (8, 6) if small else (1000, 100)
+    cfg.checkpoint.every_generations = 3 if small else 50
+
+
 def get_config(arg=None):
     a = common.parse_arg(arg, ARGS, LEGACY)
     cfg = common.base("gaussian", a)
@@ -166,13 +176,9 @@ def get_config(arg=None):
         }[a.variant]
         cfg.num_seeds = 8 if a.variant == "smoke" else 1000
     if a.sweep == "temperature":
-        cfg.gaussian.estimator = "mle"
-        cfg.samples_per_generation = 20
         cfg.sweep.mixing = ml_collections.ConfigDict({"regime": ("replace", "accumulate")})
         cfg.sweep.sampling = ml_collections.ConfigDict({"temperature": (0.9, 1.0, 1.1)})
-        small = a.variant == "smoke"
-        cfg.num_seeds, cfg.num_generations = (8, 6) if small else (1000, 100)
-        cfg.checkpoint.every_generations = 3 if small else 50
+        _sweep_scale(cfg, a.variant)
     if a.sweep == "ecosystem":
         cfg.gaussian.estimator = "mle"
         cfg.samples_per_generation = 20
@@ -190,25 +196,17 @@ def get_config(arg=None):
         }[a.variant]
         cfg.num_seeds = 8 if a.variant == "smoke" else 1000
     if a.sweep == "lineages":
-        cfg.gaussian.estimator = "mle"
-        cfg.samples_per_generation = 20
         cfg.mixing.regime = "composed"
         cfg.mixing.synthetic_samples, cfg.mixing.fit_samples = 20, 20  # S and K per lineage
         cfg.mixing.num_lineages = 4  # the single run's
         cfg.sweep.mixing = ml_collections.ConfigDict({"num_lineages": (1, 4, 16)})
-        small = a.variant == "smoke"
-        cfg.num_seeds, cfg.num_generations = (8, 6) if small else (1000, 100)
-        cfg.checkpoint.every_generations = 3 if small else 50
+        _sweep_scale(cfg, a.variant)
     if a.sweep == "detector":
-        cfg.gaussian.estimator = "mle"
-        cfg.samples_per_generation = 20
         cfg.mixing.regime, cfg.mixing.real_source = "composed", "fresh"
         cfg.mixing.real_samples, cfg.mixing.synthetic_samples, cfg.mixing.fit_samples = 20, 20, 20
         cfg.mixing.provenance, cfg.mixing.detector_separation = "detector", 2.0
         cfg.mixing.detector_exponent = 4.0  # the single run's
         cfg.sweep.mixing = ml_collections.ConfigDict({"detector_exponent": (0.0, 1.0, 4.0)})
-        small = a.variant == "smoke"
-        cfg.num_seeds, cfg.num_generations = (8, 6) if small else (1000, 100)
-        cfg.checkpoint.every_generations = 3 if small else 50
+        _sweep_scale(cfg, a.variant)
     cfg.checkpoint.keep_generations = common.log_spaced_generations(cfg.num_generations)
     return cfg
