@@ -529,11 +529,17 @@ def test_resume_after_a_kill_is_byte_identical(tmp_path):
 
 def test_report_draws_every_figure(tmp_path):
     from collapse_jax import plots
+    from collapse_jax.plots import checklist
     from collapse_jax.plots import flow as flow_plots
+    from tests.test_figures import assert_clean
 
     a = chain.run(smoke(), tmp_path / "replace")
     b = chain.run(smoke(**{"mixing.regime": "fresh"}), tmp_path / "fresh")
-    paths, summary = plots.report(a)
+    with checklist.collecting() as found:  # the figure checklist (docs/figures.md)
+        paths, summary = plots.report(a)
+        out = flow_plots.sweep_figure([a, b], tmp_path / "figures")
+    assert set(found) == {"flow_metrics", "flow_samples", "flow_loops"}
+    assert_clean(found)
     assert {p.name for p in paths} == {"flow_metrics.png", "flow_samples.png", "profile.md"}
     assert all(p.stat().st_size > 0 for p in paths)
     assert "| mmd |" in summary
@@ -541,7 +547,6 @@ def test_report_draws_every_figure(tmp_path):
     text = next(p for p in paths if p.name == "profile.md").read_text()
     for label in ("MMD to the truth", "recall (real modes covered)", "precision (samples on the"):
         assert label in text, label
-    out = flow_plots.sweep_figure([a, b], tmp_path / "figures")
     assert out.stat().st_size > 0
 
 

@@ -12,13 +12,14 @@ loops     ``sweep_figure``: several runs (MAD's three loops, Bertrand's lambdas)
           one panel per metric, one line per run labelled by what differs between them.
 """
 
+import textwrap
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from collapse_jax import plots, theory
-from collapse_jax.plots import compare
+from collapse_jax.plots import compare, style
 
 LOW_DIM = (
     ("mmd", "MMD to the truth"),
@@ -33,7 +34,6 @@ IMAGES = (
     (("density", "coverage"), "density / coverage"),
     ("class_entropy", "class entropy (nats; log 10 = 2.30)"),
 )
-COLORS = {"replace": "C3", "accumulate": "C0", "fresh": "C2", "augment": "C1", "keep_real": "C4"}
 
 
 def _is_image(run) -> bool:
@@ -74,23 +74,38 @@ def _theory(run):
     return d * theory.accumulate_expected_variance(n, m, "mle", sigma=s2**0.5)
 
 
+def _wrapped(text: str, width_in: float, fontsize: float = 9) -> str:
+    """``text`` wrapped to a figure ``width_in`` inches wide (about 0.55 em per character)."""
+    return textwrap.fill(text, max(20, int(width_in * 72 / (0.55 * fontsize))))
+
+
+def _series_colors(run, names) -> list:
+    """The run's regime colour for the first metric of a panel, a lighter shade for the second."""
+    color = style.run_color(run.config)
+    return [color] if isinstance(names, str) else [color, style.shades(color, 3)[-1]]
+
+
 def figures(run, outdir) -> list[Path]:
     panels = _panels(run)
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False)
+    width = 3.6 * len(panels) + 1.6
+    fig, axes = style.new(len(panels), width=width, height=3.6, squeeze=False)
     for ax, (names, label) in zip(axes[0], panels, strict=True):
-        for name in (names,) if isinstance(names, str) else names:
-            plots.seed_band(ax, run.generations, run.metrics[name], label=name)
+        series = (names,) if isinstance(names, str) else names
+        for name, color in zip(series, _series_colors(run, names), strict=True):
+            plots.seed_band(ax, run.generations, run.metrics[name], label=name, color=color)
         if names == "cov_trace" and (th := _theory(run)) is not None:
-            ax.plot(run.generations, th, "k:", lw=1.2, label="Gaussian MLE (theory.py)")
+            style.theory(ax, run.generations, th, style.run_color(run.config),
+                         label="Gaussian MLE (theory.py)")  # fmt: skip
         if names == "class_entropy" and "min_class_share" in run.metrics:
-            plots.seed_band(
-                ax, run.generations, run.metrics["min_class_share"] * 10, label="10 x rarest share"
-            )
+            shade = style.shades(style.run_color(run.config), 3)[-1]
+            share = run.metrics["min_class_share"] * 10
+            plots.seed_band(ax, run.generations, share, label="10 x rarest share", color=shade)
         ax.set_xlabel("generation")
-        ax.set_title(label, fontsize=8)
-        ax.legend(fontsize=7)
-    fig.suptitle(_title(run) + "; seed mean, median dashed, 10-90% band", fontsize=9)
-    fig.tight_layout()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(textwrap.fill(label, 26))
+        style.legend(ax, key=False, fontsize=7)
+    style.figure_legend(fig, axes, labelled=False)
+    fig.suptitle(_wrapped(_title(run), width), fontsize=9)
     out = [plots.save(fig, outdir, "flow_metrics")]
     samples = _samples(run, outdir)
     return out + ([samples] if samples else [])
@@ -118,14 +133,17 @@ def _samples(run, outdir, seed=0) -> Path | None:
     if key not in run.metrics or run.metrics[key].shape[2] == 0:
         return None
     shown = shown_generations(run.generations)
-    fig, axes = plt.subplots(1, len(shown), figsize=(2.6 * len(shown), 2.8), squeeze=False)
+    width = 2.6 * len(shown)
+    fig, axes = style.new(len(shown), width=width, height=3.0, squeeze=False)
     first = np.asarray(run.metrics[key][shown[0], seed], float)
     for ax, i in zip(axes[0], shown, strict=True):
         x = np.asarray(run.metrics[key][i, seed], float)
         if _is_image(run):
             ax.imshow(_grid(x), cmap="gray", vmin=0, vmax=1)
         else:
-            ax.scatter(x[:, 0], x[:, -1], s=3, color="C0")
+            color = style.run_color(run.config)
+            label = f"samples of seed {seed}" if i == shown[0] else "_samples"
+            ax.scatter(x[:, 0], x[:, -1], s=3, color=color, label=label, gid="samples")
             lo, hi = first.min(0), first.max(0)
             pad = 0.3 * (hi - lo)
             ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
@@ -133,7 +151,9 @@ def _samples(run, outdir, seed=0) -> Path | None:
         ax.set_title(f"generation {run.generations[i]}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(_title(run) + f"; samples of seed {seed}", fontsize=9, y=1.02)
+    if not _is_image(run):
+        style.figure_legend(fig, axes, loc="outside lower center")
+    fig.suptitle(_wrapped(_title(run) + f"; samples of seed {seed}", width), fontsize=9)
     return plots.save(fig, outdir, "flow_samples")
 
 
@@ -166,11 +186,12 @@ def sweep_figure(workdirs, outdir) -> Path:
     runs = [plots.load_run(w) for w in workdirs]
     fields = compare.differing_fields([r.config for r in runs])
     panels = _panels(runs[0])
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
-    for i, run in enumerate(runs):
+    width = 3.6 * len(panels) + 2.4
+    fig, axes = style.new(len(panels), width=width, height=3.6, squeeze=False)
+    colors = style.run_colors([r.config for r in runs])
+    for run, color in zip(runs, colors, strict=True):
         regime = run.config["mixing"]["regime"]
         label = ", ".join(f"{f}={compare._value(run.config, f)}" for f in fields) or regime
-        color = COLORS.get(regime, f"C{i}") if fields == ["mixing.regime"] else f"C{i}"
         for ax, (names, title) in zip(axes[0], panels, strict=True):
             first = names if isinstance(names, str) else names[0]
             if first not in run.metrics:
@@ -178,10 +199,12 @@ def sweep_figure(workdirs, outdir) -> Path:
             plots.seed_band(ax, run.generations, run.metrics[first], label=label, color=color)
             if not isinstance(names, str):  # the second of a pair dotted, same colour
                 mean, _, _ = plots.seed_stats(run.metrics[names[1]])
-                ax.plot(run.generations, mean, color=color, ls=":", lw=1.5)
-            ax.set_title(title if isinstance(names, str) else f"{title} (dotted)", fontsize=8)
+                ax.plot(run.generations, mean, color=color, ls=":", lw=1.5,
+                        label=f"{label} ({names[1]}, dotted)")  # fmt: skip
+            ylabel = title if isinstance(names, str) else f"{title} ({names[1]} dotted)"
+            ax.set_ylabel(textwrap.fill(ylabel, 26))
             ax.set_xlabel("generation")
-    axes[0, 0].legend(fontsize=7)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    style.figure_legend(fig, axes)
     fig.suptitle(f"{_title(runs[0]).split(',')[0]}: the loops compared", fontsize=9)
-    fig.tight_layout()
     return plots.save(fig, outdir, "flow_loops")
