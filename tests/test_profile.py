@@ -3,6 +3,7 @@ every family's metrics."""
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -147,6 +148,17 @@ def test_write_profile_of_a_workdir(tmp_path):
     rows = json.loads((run / "profile.json").read_text())
     assert rows[0]["metric"] == "nll" and rows[0]["first_significant"] is not None
     assert "Not measured by this family's metrics" in text
+
+
+def test_a_pipe_in_a_label_keeps_the_table_whole(tmp_path):
+    y = np.exp(series(0.1 * np.arange(20), noise=0.2, seeds=30))
+    profile.write(fake_run(tmp_path / "run", "kde", y, "nll"))
+    rows = json.loads((tmp_path / "run" / "profile.json").read_text())
+    rows[0]["label"] = "KL(truth || model)"  # the Gaussian's risk measure
+    table = [x for x in profile.markdown(rows).splitlines() if x.startswith("|")]
+    # Ten cell borders on every line of a nine-column table; an escaped pipe is no border.
+    assert all(len(re.findall(r"(?<!\\)\|", x)) == 10 for x in table), table
+    assert "KL(truth \\|\\| model)" in table[2]
 
 
 def test_sweep_profile_and_scaling_law(tmp_path):

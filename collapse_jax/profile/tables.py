@@ -36,6 +36,11 @@ def _verdict_cell(row) -> str:
     return f"{v}; " + ", ".join(parts)
 
 
+def _cell(text: str) -> str:
+    """``text`` in a markdown table cell: a pipe inside it (``KL(truth || model)``) escaped."""
+    return text.replace("|", "\\|")
+
+
 def markdown(rows, title: str | None = None) -> str:
     """The profile table (change and trend on the log scale for ``log`` measures: ln-ratios)."""
     head = (
@@ -53,7 +58,7 @@ def markdown(rows, title: str | None = None) -> str:
         if r["verdict"].startswith("n/a"):
             first = "n/a"
         lines.append(
-            f"| {_definition_cell(r)} | {r['label']} | {arrow[r['direction']]} "
+            f"| {_definition_cell(r)} | {_cell(r['label'])} | {arrow[r['direction']]} "
             f"| {_num(r['generation0'], r['log'])} | {_num(r['final'], r['log'])} | {change} "
             f"| {first} | {trend} | {_verdict_cell(r)} |"
         )
